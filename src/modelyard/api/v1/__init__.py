@@ -1,0 +1,9 @@
+"""The JSON API, version 1: every router aggregated in one place."""
+
+from fastapi import APIRouter
+
+from modelyard.api.v1 import artifacts, lineage, projects, runs, steps
+
+router = APIRouter(prefix="/api/v1")
+for module in (projects, runs, steps, artifacts, lineage):
+    router.include_router(module.router)

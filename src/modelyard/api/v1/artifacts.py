@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import FileResponse
+
+from modelyard.api.deps import Actor, ArtifactsDep, SettingsDep, StoreDep
+from modelyard.errors import InvalidInput, PayloadTooLarge
+from modelyard.schemas import ArtifactPublic
+from modelyard.services import artifacts
+
+router = APIRouter(prefix="/runs/{run_id}/artifacts", tags=["artifacts"])
+
+
+@router.get("")
+def list_artifacts(run_id: str, store: StoreDep, prefix: str | None = None) -> list[ArtifactPublic]:
+    return artifacts.list_artifacts(store, run_id=run_id, prefix=prefix)
+
+
+@router.put("/{path:path}", status_code=201)
+async def upload_artifact(
+    run_id: str,
+    path: str,
+    request: Request,
+    store: StoreDep,
+    files: ArtifactsDep,
+    settings: SettingsDep,
+    actor: Actor,
+    step: Annotated[str | None, Query(max_length=256)] = None,
+    kind: Annotated[str | None, Query(max_length=64)] = None,
+    content_type: Annotated[str | None, Header()] = None,
+    content_length: Annotated[str | None, Header()] = None,
+) -> ArtifactPublic:
+    """Upload the request body as the artifact at ``path``, optionally made by ``step``."""
+    if content_length is not None:
+        if not content_length.isdigit():
+            raise InvalidInput("Content-Length must be a whole number")
+        if int(content_length) > settings.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"artifact of {content_length} bytes is over the {settings.max_upload_bytes}-byte limit"
+            )
+    media = None if content_type in (None, "application/x-www-form-urlencoded") else content_type
+    return await artifacts.upload_artifact(
+        store, files, run_id=run_id, path=path, chunks=request.stream(),
+        max_bytes=settings.max_upload_bytes, step=step, kind=kind, media_type=media, actor=actor,
+    )
+
+
+@router.get("/{path:path}", response_class=FileResponse)
+def download_artifact(run_id: str, path: str, store: StoreDep, files: ArtifactsDep) -> FileResponse:
+    meta, file = artifacts.artifact_file(store, files, run_id=run_id, path=path)
+    return FileResponse(file, media_type=meta.media_type,
+                        headers={"ETag": f'"{meta.sha256}"', "X-Content-SHA256": meta.sha256})

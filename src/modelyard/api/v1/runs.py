@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import pyarrow as pa
+from fastapi import APIRouter, Query, Response
+
+from modelyard.api.deps import Actor, SettingsDep, StoreDep
+from modelyard.schemas import (
+    BatchLog,
+    MetricHistory,
+    ParamsLog,
+    RunCreate,
+    RunPage,
+    RunPublic,
+    RunSearch,
+    RunUpdate,
+    TagsSet,
+)
+from modelyard.services import metrics, runs, search
+from modelyard.services.metrics import MetricColumns
+from modelyard.services.runs import run_row
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+ARROW = "application/vnd.apache.arrow.stream"
+
+
+@router.post("", status_code=201)
+def create_run(body: RunCreate, store: StoreDep, actor: Actor) -> RunPublic:
+    """Start a run. A client-chosen ``run_id`` makes a retried create a no-op."""
+    return runs.create_run(store, body=body, actor=actor)
+
+
+@router.post("/search")
+def search_runs(body: RunSearch, store: StoreDep) -> RunPage:
+    """Filter, order and page runs: ``metrics.auc > 0.9 and params.model = 'gbm'``."""
+    return search.search_runs(store, req=body)
+
+
+@router.get("/{run_id}")
+def get_run(run_id: str, store: StoreDep) -> RunPublic:
+    return runs.get_run(store, run_id=run_id)
+
+
+@router.patch("/{run_id}")
+def update_run(run_id: str, body: RunUpdate, store: StoreDep, actor: Actor) -> RunPublic:
+    """Rename a run or end it (finished, failed, killed)."""
+    return runs.update_run(store, run_id=run_id, body=body, actor=actor)
+
+
+@router.post("/{run_id}/params", status_code=204)
+def log_params(run_id: str, body: ParamsLog, store: StoreDep, actor: Actor) -> None:
+    """Params are immutable: the same value again is a no-op, another value a 409."""
+    runs.log_batch(store, run_id=run_id, params=body.params, tags={},
+                   points=metrics.build_columns([], [], [], []), actor=actor)
+
+
+@router.post("/{run_id}/tags", status_code=204)
+def set_tags(run_id: str, body: TagsSet, store: StoreDep, actor: Actor) -> None:
+    runs.set_tags(store, run_id=run_id, tags=body.tags, actor=actor)
+
+
+@router.delete("/{run_id}/tags/{key}", status_code=204)
+def delete_tag(run_id: str, key: str, store: StoreDep, actor: Actor) -> None:
+    runs.set_tags(store, run_id=run_id, tags={}, remove=[key], actor=actor)
+
+
+def _points(body: BatchLog, now: int) -> MetricColumns:
+    rows = metrics.columns_from_rows(body.metrics, now)
+    if body.columns is None:
+        return rows
+    cols = metrics.columns_from_dict(body.columns, now)
+    if not len(rows):
+        return cols
+    return metrics.build_columns(
+        rows.keys + cols.keys, [*rows.values.tolist(), *cols.values.tolist()],
+        [*rows.steps.tolist(), *cols.steps.tolist()],
+        [*rows.timestamps.tolist(), *cols.timestamps.tolist()],
+    )
+
+
+@router.post("/{run_id}/batch", status_code=204)
+def log_batch(run_id: str, body: BatchLog, store: StoreDep, settings: SettingsDep,
+              actor: Actor) -> None:
+    """Metric points (rows or columns), params and tags in one transaction.
+
+    NaN and infinities are sent as the strings "NaN", "Infinity" and "-Infinity".
+    A point identical to one already stored (key, step, timestamp, value) is a no-op, so a
+    retried batch never duplicates data.
+    """
+    metrics.check_size(len(body.metrics) + len((body.columns or {}).get("value", [])),
+                       settings.max_batch_points)
+    from modelyard.metadata.store import now_ms
+
+    points = _points(body, now_ms())
+    runs.log_batch(store, run_id=run_id, params=body.params, tags=body.tags, points=points,
+                   actor=actor)
+
+
+@router.get("/{run_id}/metric-history", response_model=MetricHistory)
+def metric_history(
+    run_id: str,
+    key: Annotated[str, Query(min_length=1, max_length=250)],
+    store: StoreDep,
+    format: Literal["json", "arrow"] = "json",
+) -> Response:
+    """All points of one metric, ordered by step then timestamp; ``format=arrow`` returns an
+    Arrow IPC stream with columns step, timestamp, value."""
+    with store.read() as conn:
+        hist = metrics.read_history(conn, run_row(conn, run_id).pk, key)
+    if format == "arrow":
+        table = pa.table({"step": hist.steps, "timestamp": hist.timestamps, "value": hist.values})
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return Response(sink.getvalue().to_pybytes(), media_type=ARROW)
+    import numpy as np
+    import orjson
+
+    special = ~np.isfinite(hist.values)
+    values: list[float | str] = hist.values.tolist()
+    for i in np.flatnonzero(special).tolist():
+        values[i] = metrics.encode_value(hist.values[i], bool(np.isnan(hist.values[i])))
+    body = {"key": key, "steps": hist.steps, "timestamps": hist.timestamps, "values": values}
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+                    media_type="application/json")

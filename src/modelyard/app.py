@@ -1,0 +1,83 @@
+"""The application factory: nothing connects or reads configuration at import."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from modelyard._version import __version__
+from modelyard.api.v1 import router as api_v1
+from modelyard.artifacts.local import LocalArtifactStore
+from modelyard.errors import ModelyardError
+from modelyard.metadata.engine import ensure_schema, make_engine
+from modelyard.metadata.store import Store
+from modelyard.settings import Settings
+
+log = logging.getLogger("modelyard")
+
+
+def _error(status: int, code: str, message: str, details: object = None) -> JSONResponse:
+    body: dict[str, object] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, object]]]:
+    details = []
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        msg = str(err.get("msg", "invalid"))
+        parts.append(f"{loc}: {msg}" if loc else msg)
+        details.append({"field": loc, "message": msg})
+    return "; ".join(parts) or "invalid request", details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ModelyardError)
+    async def domain_error(_: Request, exc: ModelyardError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, details = _validation_message(exc)
+        return _error(422, "INVALID_INPUT", message, details)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+        return _error(exc.status_code, codes.get(exc.status_code, "HTTP_ERROR"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return _error(500, "INTERNAL_ERROR", "the server hit an unexpected error; see its log")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app: engine, schema (migrated on first start), stores and routes."""
+    settings = settings or Settings()
+    engine = make_engine(settings.resolved_database_url)
+    if settings.auto_migrate:
+        ensure_schema(engine)
+    app = FastAPI(
+        title="modelyard",
+        version=__version__,
+        description="Tracking, evaluation, review, deployment and health of ML models.",
+    )
+    app.state.settings = settings
+    app.state.store = Store(engine)
+    app.state.artifacts = LocalArtifactStore(settings.resolved_artifact_root)
+    install_error_handlers(app)
+    app.include_router(api_v1)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

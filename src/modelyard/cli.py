@@ -1,0 +1,141 @@
+"""The ``modelyard`` command."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from modelyard.settings import Settings
+
+
+def _settings(data_dir: Path | None, database_url: str | None, **more: Any) -> Settings:
+    given: dict[str, Any] = {k: v for k, v in more.items() if v is not None}
+    if data_dir is not None:
+        given["data_dir"] = data_dir
+    if database_url is not None:
+        given["database_url"] = database_url
+    return Settings(**given)
+
+
+data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+                               help="Data folder (env MODELYARD_DATA_DIR).")
+database_option = click.option("--database-url", default=None,
+                               help="SQLAlchemy database URL (env MODELYARD_DATABASE_URL).")
+uri_option = click.option("--uri", default=None,
+                          help="Server URL or data folder (env MODELYARD_URI).")
+
+
+@click.group()
+@click.version_option(package_name="modelyard")
+def main() -> None:
+    """modelyard: track, evaluate, publish, deploy and watch ML models."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 5170).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Server processes.")
+@data_dir_option
+@database_option
+def serve(host: str | None, port: int | None, workers: int, data_dir: Path | None,
+          database_url: str | None) -> None:
+    """Run the portal and API server."""
+    import os
+
+    import uvicorn
+
+    settings = _settings(data_dir, database_url, host=host, port=port)
+    # Worker processes rebuild the app from the environment, so hand the settings on there.
+    os.environ["MODELYARD_DATA_DIR"] = str(settings.data_dir)
+    if settings.database_url:
+        os.environ["MODELYARD_DATABASE_URL"] = settings.database_url
+    from modelyard.app import create_app
+
+    create_app(settings)  # migrates an empty database once, before workers start
+    click.echo(f"modelyard serving on http://{settings.host}:{settings.port} "
+               f"(data: {settings.data_dir.resolve()})")
+    uvicorn.run("modelyard.app:create_app", factory=True, host=settings.host,
+                port=settings.port, workers=workers, log_level="warning", access_log=False)
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command()
+@data_dir_option
+@database_option
+def upgrade(data_dir: Path | None, database_url: str | None) -> None:
+    """Apply schema migrations."""
+    from modelyard.metadata.engine import make_engine
+    from modelyard.metadata.engine import upgrade as run_upgrade
+
+    settings = _settings(data_dir, database_url)
+    run_upgrade(make_engine(settings.resolved_database_url))
+    click.echo("database is up to date")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    width = shutil.get_terminal_size((120, 20)).columns
+    widths = [min(max(len(r[i]) for r in cells), 48) for i in range(len(headers))]
+    lines = []
+    for n, r in enumerate(cells):
+        line = "  ".join(c[:w].ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        lines.append(line[:width])
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths)[:width])
+    return "\n".join(lines)
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@main.command()
+@uri_option
+def projects(uri: str | None) -> None:
+    """List projects."""
+    from modelyard.sdk.client import Client
+
+    with Client(uri) as client:
+        rows = [(p.id, p.name, p.run_count, _when(p.created_at), p.description)
+                for p in client.list_projects()]
+    click.echo(_table(["id", "name", "runs", "created (UTC)", "description"], rows))
+
+
+@main.command()
+@click.argument("project")
+@click.option("--filter", "filter_", default="", help="e.g. \"metrics.auc > 0.9\"")
+@click.option("--order-by", multiple=True, help="e.g. \"metrics.auc desc\" (repeatable)")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--metric", "metrics", multiple=True, help="Metric columns to show (repeatable).")
+@uri_option
+def runs(project: str, filter_: str, order_by: tuple[str, ...], limit: int,
+         metrics: tuple[str, ...], uri: str | None) -> None:
+    """List a project's runs."""
+    from modelyard.sdk.client import Client
+    from modelyard.sdk.transport import ModelyardAPIError
+
+    with Client(uri) as client:
+        try:
+            page = client.search_runs(project, filter_, list(order_by), page_size=limit)
+        except ModelyardAPIError as exc:
+            raise click.ClickException(exc.message) from exc
+    keys = list(metrics) or sorted({k for r in page.runs for k in r.metrics})[:4]
+    rows = [
+        [r.run_id[:12], r.name, r.status, _when(r.start_time),
+         *[r.metrics[k].value if k in r.metrics else "" for k in keys]]
+        for r in page.runs
+    ]
+    click.echo(_table(["run", "name", "status", "started (UTC)", *keys], rows))
+    if page.next_page_token:
+        click.echo(f"(more runs; showing the first {limit})")

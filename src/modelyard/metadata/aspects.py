@@ -1,0 +1,163 @@
+"""Typed aspects, which entity types may carry them, and the edges each one implies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelyard.metadata.urn import make_urn, parse_urn, run_urn, step_urn
+
+RunStatus = Literal["running", "finished", "failed", "killed"]
+StepStatus = Literal["pending", "running", "finished", "failed", "skipped"]
+TERMINAL_STATUSES = frozenset({"finished", "failed", "killed", "skipped"})
+
+
+class Aspect(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectProperties(Aspect):
+    project_id: int
+    name: str
+    description: str = ""
+
+
+class RunProperties(Aspect):
+    project_id: int
+    name: str
+    source: str | None = None
+    git_commit: str | None = None
+
+
+class RunState(Aspect):
+    status: RunStatus
+    start_time: int
+    end_time: int | None = None
+    error: str | None = None
+
+
+class RunParams(Aspect):
+    params: dict[str, str] = Field(default_factory=dict)
+
+
+class Tags(Aspect):
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class StepProperties(Aspect):
+    run_id: str
+    name: str
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class StepState(Aspect):
+    status: StepStatus
+    progress: float | None = None
+    message: str | None = None
+    start_time: int | None = None
+    end_time: int | None = None
+    error: str | None = None
+
+
+class ArtifactProperties(Aspect):
+    run_id: str
+    path: str
+    step: str | None = None
+    size: int
+    sha256: str
+    media_type: str
+    kind: str | None = None
+
+
+class DatasetProperties(Aspect):
+    name: str
+    uri: str | None = None
+    digest: str | None = None
+    num_rows: int | None = None
+    description: str = ""
+
+
+class ModelProperties(Aspect):
+    name: str
+    description: str = ""
+
+
+class RunLineage(Aspect):
+    consumes: list[str] = Field(default_factory=list)
+    produces: list[str] = Field(default_factory=list)
+
+
+class Status(Aspect):
+    removed: bool = False
+
+
+ASPECTS: dict[str, type[Aspect]] = {
+    "project_properties": ProjectProperties,
+    "run_properties": RunProperties,
+    "run_state": RunState,
+    "run_params": RunParams,
+    "tags": Tags,
+    "step_properties": StepProperties,
+    "step_state": StepState,
+    "artifact_properties": ArtifactProperties,
+    "dataset_properties": DatasetProperties,
+    "model_properties": ModelProperties,
+    "run_lineage": RunLineage,
+    "status": Status,
+}
+
+ENTITY_ASPECTS: dict[str, frozenset[str]] = {
+    "project": frozenset({"project_properties", "tags", "status"}),
+    "run": frozenset({"run_properties", "run_state", "run_params", "tags", "run_lineage", "status"}),
+    "step": frozenset({"step_properties", "step_state"}),
+    "artifact": frozenset({"artifact_properties", "tags", "status"}),
+    "dataset": frozenset({"dataset_properties", "tags", "status"}),
+    "model": frozenset({"model_properties", "tags", "status"}),
+}
+
+# (source, type, destination, is_lineage)
+Edge = tuple[str, str, str, bool]
+
+# Lineage flows from upstream to downstream. For these edge types the source is downstream
+# of the destination (a run consumes a dataset: the dataset is upstream of the run).
+SOURCE_IS_DOWNSTREAM = frozenset(
+    {"Consumes", "TrainedBy", "EvaluatedOn", "UsesFeature", "DerivedFrom"}
+)
+
+
+def _run_edges(urn: str, a: Aspect) -> list[Edge]:
+    assert isinstance(a, RunProperties)
+    return [(urn, "ChildOf", make_urn("project", a.project_id), False)]
+
+
+def _step_edges(urn: str, a: Aspect) -> list[Edge]:
+    assert isinstance(a, StepProperties)
+    return [(urn, "ChildOf", run_urn(a.run_id), False)]
+
+
+def _artifact_edges(urn: str, a: Aspect) -> list[Edge]:
+    assert isinstance(a, ArtifactProperties)
+    edges: list[Edge] = [
+        (urn, "ChildOf", run_urn(a.run_id), False),
+        (run_urn(a.run_id), "Produces", urn, True),
+    ]
+    if a.step is not None:
+        edges.append((step_urn(a.run_id, a.step), "Produces", urn, False))
+    return edges
+
+
+def _lineage_edges(urn: str, a: Aspect) -> list[Edge]:
+    assert isinstance(a, RunLineage)
+    return [(urn, "Consumes", parse_urn(u).__str__(), True) for u in a.consumes] + [
+        (urn, "Produces", parse_urn(u).__str__(), True) for u in a.produces
+    ]
+
+
+EDGE_DERIVERS: dict[str, Callable[[str, Aspect], list[Edge]]] = {
+    "run_properties": _run_edges,
+    "step_properties": _step_edges,
+    "artifact_properties": _artifact_edges,
+    "run_lineage": _lineage_edges,
+}

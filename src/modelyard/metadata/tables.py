@@ -1,0 +1,230 @@
+"""The backbone's tables. Aspects are the record; the index tables beside them (project, run,
+run_param, run_tag, step, artifact, dataset) are secondary indexes kept in the same
+transaction so searches stay fast. Metric points and time series are bulk tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    func,
+)
+
+# Limits; anything longer is refused with a clear message, never truncated.
+MAX_NAME = 256
+MAX_KEY = 250
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+MAX_ARTIFACT_PATH = 500
+MAX_URN = 2048
+# Long values are indexed on a prefix (PostgreSQL b-tree rows are bounded in size).
+VALUE_INDEX_PREFIX = 200
+
+# SQLite only auto-increments INTEGER PRIMARY KEY columns.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+entity = Table(
+    "entity",
+    metadata,
+    Column("urn", String(MAX_URN), primary_key=True),
+    Column("type", String(32), nullable=False, index=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+)
+
+aspect = Table(
+    "aspect",
+    metadata,
+    Column("urn", String(MAX_URN), nullable=False),
+    Column("aspect", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    Column("created_for", String(MAX_NAME), nullable=True),
+    PrimaryKeyConstraint("urn", "aspect", "version"),
+)
+
+change_log = Table(
+    "change_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("urn", String(MAX_URN), nullable=False, index=True),
+    Column("aspect", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("previous_version", Integer, nullable=True),
+    Column("actor", String(MAX_NAME), nullable=False),
+    Column("created_at", BigInteger, nullable=False, index=True),
+)
+
+relationship = Table(
+    "relationship",
+    metadata,
+    Column("source", String(MAX_URN), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("destination", String(MAX_URN), nullable=False),
+    Column("is_lineage", Boolean, nullable=False),
+    Column("owner_urn", String(MAX_URN), nullable=False),
+    Column("owner_aspect", String(64), nullable=False),
+    PrimaryKeyConstraint("owner_urn", "owner_aspect", "source", "type", "destination"),
+    Index("ix_relationship_source", "source", "type"),
+    Index("ix_relationship_destination", "destination", "type"),
+)
+
+project = Table(
+    "project",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(MAX_NAME), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+)
+
+run = Table(
+    "run",
+    metadata,
+    Column("pk", BigId, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("project_id", Integer, ForeignKey("project.id"), nullable=False),
+    Column("name", String(MAX_NAME), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=True),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    Index("ix_run_project_start", "project_id", "start_time", "pk"),
+)
+
+run_param = Table(
+    "run_param",
+    metadata,
+    Column("run_pk", BigInteger, nullable=False),
+    Column("key", String(MAX_KEY), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("run_pk", "key"),
+)
+Index(
+    "ix_run_param_key_value",
+    run_param.c.key,
+    func.substr(run_param.c.value, 1, VALUE_INDEX_PREFIX),
+)
+
+run_tag = Table(
+    "run_tag",
+    metadata,
+    Column("run_pk", BigInteger, nullable=False),
+    Column("key", String(MAX_KEY), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("run_pk", "key"),
+)
+Index(
+    "ix_run_tag_key_value",
+    run_tag.c.key,
+    func.substr(run_tag.c.value, 1, VALUE_INDEX_PREFIX),
+)
+
+metric_key = Table(
+    "metric_key",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(MAX_KEY), nullable=False, unique=True),
+)
+
+# NaN is stored as value 0 with is_nan set: SQLite turns a NaN REAL into NULL.
+metric_point = Table(
+    "metric_point",
+    metadata,
+    Column("run_pk", BigInteger, nullable=False),
+    Column("key_id", Integer, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("value", Double, nullable=False),
+    Column("is_nan", Boolean, nullable=False),
+    PrimaryKeyConstraint("run_pk", "key_id", "step", "timestamp", "value", "is_nan"),
+    sqlite_with_rowid=False,
+)
+
+latest_metric = Table(
+    "latest_metric",
+    metadata,
+    Column("run_pk", BigInteger, nullable=False),
+    Column("key_id", Integer, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("value", Double, nullable=False),
+    Column("is_nan", Boolean, nullable=False),
+    PrimaryKeyConstraint("run_pk", "key_id"),
+    Index("ix_latest_metric_key_value", "key_id", "value", "run_pk"),
+    sqlite_with_rowid=False,
+)
+
+step = Table(
+    "step",
+    metadata,
+    Column("run_pk", BigInteger, nullable=False),
+    Column("name", String(MAX_NAME), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("depends_on", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("progress", Double, nullable=True),
+    Column("message", Text, nullable=True),
+    Column("start_time", BigInteger, nullable=True),
+    Column("end_time", BigInteger, nullable=True),
+    Column("error", Text, nullable=True),
+    PrimaryKeyConstraint("run_pk", "name"),
+)
+
+artifact = Table(
+    "artifact",
+    metadata,
+    Column("run_pk", BigInteger, nullable=False),
+    Column("path", String(MAX_ARTIFACT_PATH * 4), nullable=False),
+    Column("step", String(MAX_NAME), nullable=True),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("media_type", String(MAX_NAME), nullable=False),
+    Column("kind", String(64), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("run_pk", "path"),
+)
+
+dataset = Table(
+    "dataset",
+    metadata,
+    Column("name", String(MAX_NAME), primary_key=True),
+    Column("uri", Text, nullable=True),
+    Column("digest", String(MAX_NAME), nullable=True),
+    Column("num_rows", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+timeseries_event = Table(
+    "timeseries_event",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("urn", String(MAX_URN), nullable=False),
+    Column("name", String(MAX_KEY), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("value", Double, nullable=True),
+    Column("attributes", Text, nullable=True),
+    Index("ix_timeseries_event_urn_name_ts", "urn", "name", "timestamp"),
+)

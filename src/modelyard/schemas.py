@@ -1,0 +1,253 @@
+"""Request and response schemas of the REST API, one family per resource."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from modelyard.metadata.aspects import RunStatus, StepStatus
+from modelyard.metadata.tables import (
+    MAX_KEY,
+    MAX_NAME,
+    MAX_PARAM_VALUE,
+    MAX_TAG_VALUE,
+)
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+Key = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY)]
+ParamValue = Annotated[str, StringConstraints(max_length=MAX_PARAM_VALUE)]
+TagValue = Annotated[str, StringConstraints(max_length=MAX_TAG_VALUE)]
+RunId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+Millis = Annotated[int, Field(ge=0, le=2**53)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- projects
+class ProjectCreate(Strict):
+    name: Name
+    description: Annotated[str, StringConstraints(max_length=10_000)] = ""
+
+
+class ProjectUpdate(Strict):
+    description: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+
+
+class ProjectPublic(BaseModel):
+    id: int
+    urn: str
+    name: str
+    description: str
+    created_at: int
+    created_by: str
+    run_count: int = 0
+
+
+# --- runs
+class RunCreate(Strict):
+    project: Name
+    name: Name | None = None
+    run_id: RunId | None = Field(
+        default=None, description="Client-chosen id; repeating a create with it is a no-op."
+    )
+    start_time: Millis | None = None
+    params: dict[Key, ParamValue] = Field(default_factory=dict)
+    tags: dict[Key, TagValue] = Field(default_factory=dict)
+    source: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    git_commit: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class RunUpdate(Strict):
+    status: RunStatus | None = None
+    end_time: Millis | None = None
+    name: Name | None = None
+    error: Annotated[str, StringConstraints(max_length=20_000)] | None = None
+
+
+class LatestMetric(BaseModel):
+    value: float | str
+    step: int
+    timestamp: int
+
+
+class RunPublic(BaseModel):
+    run_id: str
+    urn: str
+    project: str
+    project_id: int
+    name: str
+    status: RunStatus
+    start_time: int
+    end_time: int | None
+    created_by: str
+    error: str | None = None
+    source: str | None = None
+    git_commit: str | None = None
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, LatestMetric]
+
+
+class RunSearch(Strict):
+    project: Name | None = None
+    projects: list[Name] | None = None
+    filter: Annotated[str, StringConstraints(max_length=10_000)] = ""
+    order_by: list[Annotated[str, StringConstraints(max_length=1000)]] = Field(
+        default_factory=list
+    )
+    page_size: Annotated[int, Field(ge=1, le=10_000)] = 100
+    page_token: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+
+
+class RunPage(BaseModel):
+    runs: list[RunPublic]
+    next_page_token: str | None
+
+
+# --- params, tags, metrics
+class ParamsLog(Strict):
+    params: dict[Key, ParamValue]
+
+
+class TagsSet(Strict):
+    tags: dict[Key, TagValue]
+
+
+class MetricPointIn(Strict):
+    key: Key
+    value: float | Literal["NaN", "Infinity", "-Infinity", "nan", "inf", "-inf"]
+    step: int = 0
+    timestamp: Millis | None = None
+
+
+class BatchLog(Strict):
+    """Rows (``metrics``) or columns (``columns``) of metric points, plus params and tags."""
+
+    metrics: list[MetricPointIn] = Field(default_factory=list)
+    columns: dict[str, list[Any]] | None = Field(
+        default=None,
+        description="Columnar points: key (list or one string), value, step, timestamp.",
+    )
+    params: dict[Key, ParamValue] = Field(default_factory=dict)
+    tags: dict[Key, TagValue] = Field(default_factory=dict)
+
+
+class MetricHistory(BaseModel):
+    key: str
+    steps: list[int]
+    timestamps: list[int]
+    values: list[float | str]
+
+
+# --- steps
+class StepUpsert(Strict):
+    depends_on: list[Name] | None = None
+    status: StepStatus | None = None
+    progress: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    message: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    error: Annotated[str, StringConstraints(max_length=20_000)] | None = None
+
+
+class ArtifactPublic(BaseModel):
+    run_id: str
+    urn: str
+    path: str
+    step: str | None
+    size: int
+    sha256: str
+    media_type: str
+    kind: str | None
+    created_at: int
+
+
+class StepPublic(BaseModel):
+    run_id: str
+    urn: str
+    name: str
+    position: int
+    depends_on: list[str]
+    status: StepStatus
+    progress: float | None
+    message: str | None
+    start_time: int | None
+    end_time: int | None
+    error: str | None
+    artifacts: list[ArtifactPublic] = Field(default_factory=list)
+
+
+# --- datasets and lineage
+class DatasetIn(Strict):
+    name: Name
+    uri: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    digest: Annotated[str, StringConstraints(max_length=MAX_NAME)] | None = None
+    num_rows: Annotated[int, Field(ge=0)] | None = None
+    description: Annotated[str, StringConstraints(max_length=10_000)] = ""
+
+
+class RunInputs(Strict):
+    datasets: list[DatasetIn] = Field(default_factory=list, max_length=1000)
+    artifacts: list[Annotated[str, StringConstraints(max_length=2048)]] = Field(
+        default_factory=list, max_length=1000, description="URNs of artifacts the run consumed."
+    )
+
+
+class ModelIn(Strict):
+    name: Name
+    description: Annotated[str, StringConstraints(max_length=10_000)] = ""
+
+
+class RunOutputs(Strict):
+    models: list[ModelIn] = Field(default_factory=list, max_length=1000)
+    datasets: list[DatasetIn] = Field(default_factory=list, max_length=1000)
+
+
+class LineageNode(BaseModel):
+    urn: str
+    type: str
+    hops: int
+
+
+class LineageEdge(BaseModel):
+    upstream: str
+    type: str
+    downstream: str
+
+
+class LineagePublic(BaseModel):
+    root: str
+    nodes: list[LineageNode]
+    edges: list[LineageEdge]
+
+
+class AspectVersion(BaseModel):
+    version: int
+    value: dict[str, Any]
+    created_at: int
+    created_by: str
+    created_for: str | None
+
+
+class ChangePublic(BaseModel):
+    id: int
+    urn: str
+    aspect: str
+    version: int
+    previous_version: int | None
+    actor: str
+    created_at: int
+
+
+class TimeseriesEventIn(Strict):
+    urn: Annotated[str, StringConstraints(max_length=2048)]
+    name: Key
+    timestamp: Millis
+    value: float | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class TimeseriesBatch(Strict):
+    events: list[TimeseriesEventIn] = Field(max_length=100_000)
+

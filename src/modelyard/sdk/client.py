@@ -1,0 +1,398 @@
+"""The SDK's client, runs and steps.
+
+    import modelyard as my
+    client = my.Client()          # local data dir, my.Client("http://host:port") or MODELYARD_URI
+    with client.start_run(project="churn", name="gbm-3", params={"max_depth": 6}) as run:
+        with run.step("train"):
+            run.log_metrics({"loss": 0.3}, step=0)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from modelyard.schemas import (
+    ArtifactPublic,
+    LineagePublic,
+    ProjectPublic,
+    RunPage,
+    RunPublic,
+    StepPublic,
+)
+from modelyard.sdk.transport import (
+    ModelyardAPIError,
+    Transport,
+    local_transport,
+    remote_transport,
+)
+
+__all__ = ["ActiveRun", "ActiveStep", "Client", "MetricSeries", "ModelyardAPIError"]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _json_value(v: float) -> float | str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    return v
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """A metric's full history as numpy arrays, ordered by step then timestamp."""
+
+    key: str
+    steps: np.ndarray[Any, np.dtype[np.int64]]
+    timestamps: np.ndarray[Any, np.dtype[np.int64]]
+    values: np.ndarray[Any, np.dtype[np.float64]]
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+class Client:
+    """Talks to a modelyard server over HTTP, or runs the same app in-process on a folder.
+
+    ``uri`` is ``http(s)://host:port`` for a server or a folder path for local mode; when
+    omitted, ``MODELYARD_URI`` is used, then ``MODELYARD_DATA_DIR``, then ``./modelyard-data``.
+    """
+
+    def __init__(self, uri: str | None = None, *, timeout: float = 60.0, retries: int = 5) -> None:
+        uri = uri or os.environ.get("MODELYARD_URI")
+        if uri and uri.startswith(("http://", "https://")):
+            self.transport = remote_transport(uri, timeout=timeout, retries=retries)
+            self.uri = uri
+        else:
+            data_dir = uri or os.environ.get("MODELYARD_DATA_DIR") or "modelyard-data"
+            data_dir = data_dir.removeprefix("file://")
+            self.transport = local_transport(data_dir, retries=retries)
+            self.uri = str(Path(data_dir).resolve())
+
+    # --- plumbing
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        resp = self.transport.request(method, "/api/v1" + path, **kwargs)
+        return None if resp.status_code == 204 or not resp.content else resp.json()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- projects
+    def create_project(self, name: str, description: str = "") -> ProjectPublic:
+        return ProjectPublic.model_validate(
+            self._call("POST", "/projects", json={"name": name, "description": description})
+        )
+
+    def get_project(self, ref: str | int) -> ProjectPublic:
+        return ProjectPublic.model_validate(self._call("GET", f"/projects/{ref}"))
+
+    def list_projects(self) -> list[ProjectPublic]:
+        return [ProjectPublic.model_validate(p) for p in self._call("GET", "/projects")]
+
+    # --- runs
+    def start_run(
+        self,
+        project: str,
+        name: str | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        run_id: str | None = None,
+        source: str | None = None,
+        git_commit: str | None = None,
+        batch_size: int = 1000,
+        flush_interval: float = 2.0,
+    ) -> ActiveRun:
+        """Start a run; use it as a context manager so it ends as finished or failed."""
+        body = {
+            "project": project, "name": name, "run_id": run_id or uuid.uuid4().hex,
+            "params": {k: str(v) for k, v in (params or {}).items()},
+            "tags": dict(tags or {}), "source": source, "git_commit": git_commit,
+        }
+        info = RunPublic.model_validate(self._call("POST", "/runs", json=body))
+        return ActiveRun(self, info, batch_size=batch_size, flush_interval=flush_interval)
+
+    def get_run(self, run_id: str) -> RunPublic:
+        return RunPublic.model_validate(self._call("GET", f"/runs/{run_id}"))
+
+    def search_runs(
+        self,
+        project: str | None = None,
+        filter: str = "",
+        order_by: Sequence[str] = (),
+        *,
+        page_size: int = 100,
+        page_token: str | None = None,
+        projects: Sequence[str] | None = None,
+    ) -> RunPage:
+        """One page of runs; pass ``next_page_token`` back for the next one."""
+        body = {"project": project, "projects": list(projects) if projects else None,
+                "filter": filter, "order_by": list(order_by), "page_size": page_size,
+                "page_token": page_token}
+        return RunPage.model_validate(self._call("POST", "/runs/search", json=body))
+
+    def iter_runs(self, project: str | None = None, filter: str = "",
+                  order_by: Sequence[str] = (), *, page_size: int = 1000) -> Iterator[RunPublic]:
+        """Every matching run, fetched page by page."""
+        token: str | None = None
+        while True:
+            page = self.search_runs(project, filter, order_by, page_size=page_size,
+                                    page_token=token)
+            yield from page.runs
+            token = page.next_page_token
+            if token is None:
+                return
+
+    def get_metric_history(self, run_id: str, key: str) -> MetricSeries:
+        resp = self.transport.request("GET", f"/api/v1/runs/{run_id}/metric-history",
+                                      params={"key": key, "format": "arrow"})
+        table = pa.ipc.open_stream(resp.content).read_all()
+        return MetricSeries(
+            key=key,
+            steps=table.column("step").to_numpy(),
+            timestamps=table.column("timestamp").to_numpy(),
+            values=table.column("value").to_numpy(),
+        )
+
+    def list_steps(self, run_id: str) -> list[StepPublic]:
+        return [StepPublic.model_validate(s) for s in self._call("GET", f"/runs/{run_id}/steps")]
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactPublic]:
+        return [ArtifactPublic.model_validate(a)
+                for a in self._call("GET", f"/runs/{run_id}/artifacts")]
+
+    def download_artifact(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
+        resp = self.transport.request("GET", f"/api/v1/runs/{run_id}/artifacts/{path}")
+        out = Path(dest)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(resp.content)
+        return out
+
+    def lineage(self, urn: str, *, upstream: int = 3, downstream: int = 3) -> LineagePublic:
+        return LineagePublic.model_validate(self._call(
+            "GET", "/lineage", params={"urn": urn, "upstream": upstream, "downstream": downstream}
+        ))
+
+
+class ActiveRun:
+    """A run being logged to. Metrics are buffered and sent in batches, in the background
+    every ``flush_interval`` seconds and whenever ``batch_size`` points are waiting."""
+
+    def __init__(self, client: Client, info: RunPublic, *, batch_size: int,
+                 flush_interval: float) -> None:
+        self.client = client
+        self.info = info
+        self.id = info.run_id
+        self.urn = info.urn
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self._keys: list[str] = []
+        self._values: list[float | str] = []
+        self._steps: list[int] = []
+        self._stamps: list[int] = []
+        self._buffer_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._ended = False
+
+    # --- params and tags are sent at once: a conflicting param should fail where it is logged
+    def log_param(self, key: str, value: Any) -> None:
+        self.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.client._call("POST", f"/runs/{self.id}/params",
+                          json={"params": {k: str(v) for k, v in params.items()}})
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self.client._call("POST", f"/runs/{self.id}/tags", json={"tags": dict(tags)})
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.set_tags({key: value})
+
+    # --- metrics
+    def log_metric(self, key: str, value: float, step: int | None = None,
+                   timestamp: int | None = None) -> None:
+        self.log_metrics({key: value}, step=step, timestamp=timestamp)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None,
+                    timestamp: int | None = None) -> None:
+        if self._error is not None:
+            self._raise_background_error()
+        stamp = _now_ms() if timestamp is None else timestamp
+        with self._buffer_lock:
+            for key, value in metrics.items():
+                self._keys.append(key)
+                self._values.append(_json_value(float(value)))
+                self._steps.append(0 if step is None else int(step))
+                self._stamps.append(stamp)
+            full = len(self._keys) >= self.batch_size
+        if full:
+            self.flush()
+        elif self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_loop, daemon=True,
+                                             name=f"modelyard-flush-{self.id[:8]}")
+            self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            try:
+                self.flush()
+            except BaseException as exc:  # surfaced on the next call from the user's thread
+                self._error = exc
+                return
+
+    def _raise_background_error(self) -> None:
+        err, self._error = self._error, None
+        raise RuntimeError(f"sending metrics in the background failed: {err}") from err
+
+    def flush(self) -> None:
+        """Send every buffered point now."""
+        with self._send_lock:
+            with self._buffer_lock:
+                if not self._keys:
+                    return
+                cols = {"key": self._keys, "value": self._values, "step": self._steps,
+                        "timestamp": self._stamps}
+                self._keys, self._values, self._steps, self._stamps = [], [], [], []
+            self.client._call("POST", f"/runs/{self.id}/batch", json={"columns": cols})
+
+    # --- steps, artifacts, lineage
+    def step(self, name: str, depends_on: Sequence[str] = ()) -> ActiveStep:
+        """A pipeline step; ``with run.step("train", depends_on=["featurize"]):``."""
+        return ActiveStep(self, name, list(depends_on))
+
+    def plan(self, steps: Mapping[str, Sequence[str]]) -> None:
+        """Declare the pipeline up front (step -> the steps it depends on), all pending."""
+        for name, deps in steps.items():
+            self.client._call("PUT", f"/runs/{self.id}/steps/{name}",
+                              json={"depends_on": list(deps), "status": "pending"})
+
+    def log_artifact(self, local_path: str | os.PathLike[str], artifact_path: str | None = None,
+                     *, step: str | None = None, kind: str | None = None,
+                     media_type: str | None = None) -> ArtifactPublic:
+        source = Path(local_path)
+        path = artifact_path or source.name
+        params = {k: v for k, v in (("step", step), ("kind", kind)) if v is not None}
+        headers = {"Content-Type": media_type} if media_type else {}
+        resp = self.client.transport.request(
+            "PUT", f"/api/v1/runs/{self.id}/artifacts/{path}", params=params, headers=headers,
+            content_factory=source.read_bytes,
+        )
+        return ArtifactPublic.model_validate(resp.json())
+
+    def log_input(self, name: str, *, uri: str | None = None, digest: str | None = None,
+                  num_rows: int | None = None) -> str:
+        """Record a dataset this run consumed; returns its URN."""
+        ds = {"name": name, "uri": uri, "digest": digest, "num_rows": num_rows}
+        urns: list[str] = self.client._call("POST", f"/runs/{self.id}/inputs",
+                                            json={"datasets": [ds]})
+        return urns[0]
+
+    def log_model(self, name: str, description: str = "") -> str:
+        """Record a model this run produced; returns its URN."""
+        urns: list[str] = self.client._call(
+            "POST", f"/runs/{self.id}/outputs",
+            json={"models": [{"name": name, "description": description}]})
+        return urns[0]
+
+    # --- ending
+    def end(self, status: str = "finished", error: str | None = None) -> RunPublic:
+        if self._ended:
+            return self.client.get_run(self.id)
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        try:
+            if self._error is not None:
+                self._raise_background_error()
+            self.flush()
+        finally:
+            self._ended = True
+            body = {"status": status, "error": error}
+            info = RunPublic.model_validate(self.client._call("PATCH", f"/runs/{self.id}", json=body))
+        return info
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is None:
+            self.end("finished")
+            return
+        status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
+        try:
+            self.end(status, error=_describe(exc))
+        except Exception:  # the user's own error matters more than a failed flush
+            traceback.print_exc()
+
+
+def _describe(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()[:20_000]
+
+
+class ActiveStep:
+    """A pipeline step: running while inside ``with``, then finished or failed."""
+
+    def __init__(self, run: ActiveRun, name: str, depends_on: list[str]) -> None:
+        self.run = run
+        self.name = name
+        self.depends_on = depends_on
+
+    def _put(self, **body: Any) -> StepPublic:
+        return StepPublic.model_validate(
+            self.run.client._call("PUT", f"/runs/{self.run.id}/steps/{self.name}", json=body)
+        )
+
+    def start(self) -> StepPublic:
+        return self._put(depends_on=self.depends_on, status="running")
+
+    def set_progress(self, fraction: float, message: str | None = None) -> StepPublic:
+        """Progress from 0 to 1, with an optional message shown beside the bar."""
+        return self._put(progress=fraction, message=message)
+
+    def log_artifact(self, local_path: str | os.PathLike[str], artifact_path: str | None = None,
+                     *, kind: str | None = None, media_type: str | None = None) -> ArtifactPublic:
+        return self.run.log_artifact(local_path, artifact_path, step=self.name, kind=kind,
+                                     media_type=media_type)
+
+    def finish(self, status: str = "finished", error: str | None = None) -> StepPublic:
+        return self._put(status=status, error=error)
+
+    def __enter__(self) -> ActiveStep:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is None:
+            self.finish()
+            return
+        try:
+            self.finish("failed", error=_describe(exc))
+        except ModelyardAPIError:
+            traceback.print_exc()

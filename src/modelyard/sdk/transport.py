@@ -1,0 +1,111 @@
+"""HTTP transports for the SDK: remote (httpx) or local (the app in-process), with retries."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class ModelyardAPIError(Exception):
+    """An error answered by the server: HTTP status, error code and message."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def raise_for_error(resp: httpx.Response) -> None:
+    if resp.status_code < 400:
+        return
+    try:
+        err = resp.json()["error"]
+        raise ModelyardAPIError(resp.status_code, err["code"], err["message"], err.get("details"))
+    except (ValueError, KeyError, TypeError):
+        raise ModelyardAPIError(resp.status_code, "HTTP_ERROR", resp.text[:500]) from None
+
+
+class Transport:
+    """Sends requests; transient failures are retried, which every endpoint makes safe
+    (client-chosen run ids, identical points and params are no-ops, steps are PUTs)."""
+
+    def __init__(self, http: httpx.Client, *, retries: int = 5, backoff: float = 0.2) -> None:
+        self.http = http
+        self.retries = retries
+        self.backoff = backoff
+
+    def request(self, method: str, path: str, *, content_factory: Callable[[], Any] | None = None,
+                **kwargs: Any) -> httpx.Response:
+        for attempt in range(self.retries + 1):
+            if content_factory is not None:
+                kwargs["content"] = content_factory()
+            try:
+                resp = self.http.request(method, path, **kwargs)
+            except httpx.TransportError:
+                if attempt == self.retries:
+                    raise
+            else:
+                if resp.status_code not in RETRY_STATUSES or attempt == self.retries:
+                    raise_for_error(resp)
+                    return resp
+            time.sleep(self.backoff * 2**attempt * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def remote_transport(uri: str, *, timeout: float, retries: int) -> Transport:
+    http = httpx.Client(base_url=uri.rstrip("/"), timeout=timeout,
+                        limits=httpx.Limits(max_keepalive_connections=8))
+    return Transport(http, retries=retries)
+
+
+class InProcessTransport(httpx.BaseTransport):
+    """Serves requests with the ASGI app on a private event loop thread: no socket, no server."""
+
+    def __init__(self, app: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        # A daemon thread: a client nobody closed must not keep the interpreter alive.
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                        name="modelyard-in-process")
+        self._thread.start()
+        self._asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+
+        async def call() -> httpx.Response:
+            inner = httpx.Request(request.method, request.url, headers=request.headers,
+                                  content=body)
+            resp = await self._asgi.handle_async_request(inner)
+            content = await resp.aread()
+            return httpx.Response(resp.status_code, headers=resp.headers, content=content)
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result()
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+
+
+def local_transport(data_dir: str, *, retries: int) -> Transport:
+    """The same app, in-process, on a local data directory: no server needed."""
+    from modelyard.app import create_app
+    from modelyard.settings import Settings
+
+    app = create_app(Settings(data_dir=Path(data_dir)))
+    http = httpx.Client(transport=InProcessTransport(app), base_url="http://modelyard.local")
+    return Transport(http, retries=retries)

@@ -1,0 +1,127 @@
+"""Artifacts of a run: upload (staged, then published with its record), list, download."""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Row, insert, select
+from starlette.concurrency import run_in_threadpool
+
+from modelyard.artifacts.local import LocalArtifactStore, Staged, clean_artifact_path
+from modelyard.errors import Conflict, InvalidInput, NotFound
+from modelyard.metadata import tables as t
+from modelyard.metadata.aspects import ArtifactProperties
+from modelyard.metadata.store import Store, Tx
+from modelyard.metadata.urn import artifact_urn
+from modelyard.schemas import ArtifactPublic
+from modelyard.services.runs import active_run, run_row
+
+KINDS = frozenset({"dataset", "model", "table", "image", "text", "report", "other"})
+
+
+def artifact_public(run_id: str, row: Row[Any]) -> ArtifactPublic:
+    return ArtifactPublic(
+        run_id=run_id, urn=artifact_urn(run_id, row.path), path=row.path, step=row.step,
+        size=row.size, sha256=row.sha256, media_type=row.media_type, kind=row.kind,
+        created_at=row.created_at,
+    )
+
+
+def _check_target(tx: Tx, run_id: str, step: str | None) -> int:
+    row = active_run(tx, run_id, "add artifacts")
+    if step is not None:
+        exists = tx.conn.execute(
+            select(t.step.c.name).where(t.step.c.run_pk == row.pk, t.step.c.name == step)
+        ).first()
+        if exists is None:
+            raise NotFound(f"run {run_id} has no step {step!r}")
+    return int(row.pk)
+
+
+async def upload_artifact(
+    store: Store,
+    artifacts: LocalArtifactStore,
+    *,
+    run_id: str,
+    path: str,
+    chunks: AsyncIterator[bytes],
+    max_bytes: int,
+    step: str | None,
+    kind: str | None,
+    media_type: str | None,
+    actor: str,
+) -> ArtifactPublic:
+    path = clean_artifact_path(path)
+    if kind is not None and kind not in KINDS:
+        raise InvalidInput(f"artifact kind must be one of {sorted(KINDS)}, got {kind!r}")
+    media = media_type or mimetypes.guess_type(path)[0] or "application/octet-stream"
+    if len(media) > t.MAX_NAME:
+        raise InvalidInput("media type is too long")
+    # Refuse early, before reading a large body, when the run cannot take artifacts.
+    await run_in_threadpool(store.transact, lambda tx: _check_target(tx, run_id, step), actor=actor)
+    staged = await artifacts.stage(chunks, max_bytes=max_bytes)
+    try:
+        return await run_in_threadpool(
+            _record, store, artifacts, staged, run_id, path, step, kind, media, actor
+        )
+    finally:
+        artifacts.discard(staged)
+
+
+def _record(store: Store, artifacts: LocalArtifactStore, staged: Staged, run_id: str, path: str,
+            step: str | None, kind: str | None, media: str, actor: str) -> ArtifactPublic:
+    def work(tx: Tx) -> None:
+        run_pk = _check_target(tx, run_id, step)
+        existing = tx.conn.execute(
+            select(t.artifact).where(t.artifact.c.run_pk == run_pk, t.artifact.c.path == path)
+        ).first()
+        if existing is not None:
+            if existing.sha256 != staged.sha256:
+                raise Conflict(f"artifact {path!r} already exists with other content; "
+                               "artifacts are immutable")
+            return
+        tx.conn.execute(insert(t.artifact).values(
+            run_pk=run_pk, path=path, step=step, size=staged.size, sha256=staged.sha256,
+            media_type=media, kind=kind, created_at=tx.now,
+        ))
+        urn = artifact_urn(run_id, path)
+        tx.ensure_entity(urn)
+        tx.put_aspect(urn, ArtifactProperties(run_id=run_id, path=path, step=step,
+                                              size=staged.size, sha256=staged.sha256,
+                                              media_type=media, kind=kind))
+        # Published before commit: if the commit fails the file is an orphan, never a
+        # record without content.
+        artifacts.publish(staged, run_id, path)
+
+    store.transact(work, actor=actor)
+    return get_artifact(store, run_id=run_id, path=path)
+
+
+def get_artifact(store: Store, *, run_id: str, path: str) -> ArtifactPublic:
+    with store.read() as conn:
+        run = run_row(conn, run_id)
+        row = conn.execute(
+            select(t.artifact).where(t.artifact.c.run_pk == run.pk,
+                                     t.artifact.c.path == clean_artifact_path(path))
+        ).first()
+    if row is None:
+        raise NotFound(f"run {run_id} has no artifact {path!r}")
+    return artifact_public(run_id, row)
+
+
+def list_artifacts(store: Store, *, run_id: str, prefix: str | None = None) -> list[ArtifactPublic]:
+    with store.read() as conn:
+        run = run_row(conn, run_id)
+        q = select(t.artifact).where(t.artifact.c.run_pk == run.pk).order_by(t.artifact.c.path)
+        if prefix:
+            q = q.where(t.artifact.c.path.startswith(prefix, autoescape=True))
+        return [artifact_public(run_id, r) for r in conn.execute(q)]
+
+
+def artifact_file(store: Store, artifacts: LocalArtifactStore, *, run_id: str,
+                  path: str) -> tuple[ArtifactPublic, Path]:
+    meta = get_artifact(store, run_id=run_id, path=path)
+    return meta, artifacts.locate(run_id, meta.path)

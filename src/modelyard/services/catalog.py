@@ -1,0 +1,143 @@
+"""Datasets, models, run inputs and outputs, lineage, history and the change log."""
+
+from __future__ import annotations
+
+import orjson
+from sqlalchemy import select
+
+from modelyard.errors import InvalidInput, NotFound
+from modelyard.metadata import tables as t
+from modelyard.metadata.aspects import ASPECTS, DatasetProperties, ModelProperties, RunLineage
+from modelyard.metadata.store import (
+    Store,
+    Tx,
+    aspect_history,
+    change_log_page,
+    dialect_insert,
+    entity_exists,
+    get_aspect,
+    lineage,
+)
+from modelyard.metadata.urn import dataset_urn, model_urn, parse_urn, run_urn
+from modelyard.schemas import (
+    AspectVersion,
+    ChangePublic,
+    DatasetIn,
+    LineageEdge,
+    LineageNode,
+    LineagePublic,
+    ModelIn,
+    RunInputs,
+    RunOutputs,
+)
+from modelyard.services.runs import active_run
+
+MAX_HOPS = 20
+
+
+def _put_dataset(tx: Tx, d: DatasetIn) -> str:
+    urn = dataset_urn(d.name)
+    tx.ensure_entity(urn)
+    tx.put_aspect(urn, DatasetProperties(**d.model_dump()))
+    ins = dialect_insert(tx.conn, t.dataset)
+    cols = {"uri": d.uri, "digest": d.digest, "num_rows": d.num_rows}
+    tx.conn.execute(
+        ins.values(name=d.name, created_at=tx.now, **cols)
+        .on_conflict_do_update(index_elements=[t.dataset.c.name], set_=cols)
+    )
+    return urn
+
+
+def _put_model(tx: Tx, m: ModelIn) -> str:
+    urn = model_urn(m.name)
+    if tx.ensure_entity(urn) or m.description:
+        tx.put_aspect(urn, ModelProperties(name=m.name, description=m.description))
+    return urn
+
+
+def _extend_lineage(tx: Tx, run_id: str, consumes: list[str], produces: list[str]) -> None:
+    urn = run_urn(run_id)
+    current = get_aspect(tx.conn, urn, RunLineage) or RunLineage()
+    tx.put_aspect(urn, RunLineage(
+        consumes=list(dict.fromkeys([*current.consumes, *consumes])),
+        produces=list(dict.fromkeys([*current.produces, *produces])),
+    ))
+
+
+def log_inputs(store: Store, *, run_id: str, body: RunInputs, actor: str) -> list[str]:
+    """Record what a run consumed (datasets, created or updated, and existing artifacts)."""
+    for u in body.artifacts:
+        if parse_urn(u).type not in ("artifact", "dataset", "model"):
+            raise InvalidInput(f"a run cannot consume {u!r}")
+
+    def work(tx: Tx) -> list[str]:
+        active_run(tx, run_id, "log inputs")
+        missing = set(body.artifacts) - entity_exists(tx.conn, body.artifacts)
+        if missing:
+            raise NotFound(f"{sorted(missing)[0]} does not exist")
+        urns = [_put_dataset(tx, d) for d in body.datasets] + list(body.artifacts)
+        _extend_lineage(tx, run_id, urns, [])
+        return urns
+
+    return store.transact(work, actor=actor)
+
+
+def log_outputs(store: Store, *, run_id: str, body: RunOutputs, actor: str) -> list[str]:
+    """Record what a run produced besides its artifacts: models and datasets."""
+
+    def work(tx: Tx) -> list[str]:
+        active_run(tx, run_id, "log outputs")
+        urns = [_put_model(tx, m) for m in body.models]
+        urns += [_put_dataset(tx, d) for d in body.datasets]
+        _extend_lineage(tx, run_id, [], urns)
+        return urns
+
+    return store.transact(work, actor=actor)
+
+
+def get_lineage(store: Store, *, urn: str, upstream: int, downstream: int) -> LineagePublic:
+    parse_urn(urn)
+    for hops in (upstream, downstream):
+        if not 0 <= hops <= MAX_HOPS:
+            raise InvalidInput(f"hops must be between 0 and {MAX_HOPS}")
+    with store.read() as conn:
+        if not entity_exists(conn, [urn]):
+            raise NotFound(f"{urn} does not exist")
+        graph = lineage(conn, urn, upstream=upstream, downstream=downstream)
+    return LineagePublic(
+        root=urn,
+        nodes=[LineageNode(urn=u, type=parse_urn(u).type, hops=h)
+               for u, h in sorted(graph.nodes.items(), key=lambda kv: (kv[1], kv[0]))],
+        edges=[LineageEdge(upstream=a, type=k, downstream=b) for a, k, b in graph.edges],
+    )
+
+
+def get_aspect_history(store: Store, *, urn: str, aspect: str) -> list[AspectVersion]:
+    parse_urn(urn)
+    if aspect not in ASPECTS:
+        raise InvalidInput(f"unknown aspect {aspect!r}; known: {sorted(ASPECTS)}")
+    with store.read() as conn:
+        versions = aspect_history(conn, urn, aspect)
+    if not versions:
+        raise NotFound(f"{urn} has no aspect {aspect!r}")
+    return [AspectVersion(**{**v, "value": orjson.loads(v.pop("payload"))}) for v in versions]
+
+
+def list_aspects(store: Store, *, urn: str) -> dict[str, object]:
+    parse_urn(urn)
+    with store.read() as conn:
+        rows = conn.execute(
+            select(t.aspect.c.aspect, t.aspect.c.payload)
+            .where(t.aspect.c.urn == urn, t.aspect.c.version == 0)
+        ).all()
+    if not rows:
+        raise NotFound(f"{urn} does not exist")
+    return {name: orjson.loads(payload) for name, payload in rows}
+
+
+def list_changes(store: Store, *, urn: str | None, actor: str | None, since: int | None,
+                 before_id: int | None, limit: int) -> list[ChangePublic]:
+    with store.read() as conn:
+        rows = change_log_page(conn, urn=urn, actor=actor, since=since, before_id=before_id,
+                               limit=limit)
+    return [ChangePublic(**r) for r in rows]

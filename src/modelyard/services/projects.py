@@ -1,0 +1,99 @@
+"""Projects: create, read, list."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, Row, func, insert, select, update
+
+from modelyard.errors import Conflict, NotFound
+from modelyard.metadata import tables as t
+from modelyard.metadata.aspects import ProjectProperties
+from modelyard.metadata.store import Store, Tx
+from modelyard.metadata.urn import project_urn
+from modelyard.schemas import ProjectCreate, ProjectPublic, ProjectUpdate
+
+
+def project_row(conn: Connection, ref: str | int) -> Row[tuple[object, ...]]:
+    """A project by unique name, or by numeric id when ``ref`` is all digits."""
+    col = t.project.c.id if isinstance(ref, int) or ref.isdigit() else t.project.c.name
+    row = conn.execute(select(t.project).where(col == ref)).first()
+    if row is None:
+        raise NotFound(f"project {ref!r} does not exist")
+    return row
+
+
+def ensure_project(tx: Tx, name: str, description: str = "") -> int:
+    """The id of project ``name``, created if missing (inside the caller's transaction)."""
+    found = tx.conn.execute(select(t.project.c.id).where(t.project.c.name == name)).scalar()
+    if found is not None:
+        return int(found)
+    project_id = int(
+        tx.conn.execute(
+            insert(t.project)
+            .values(name=name, description=description, created_at=tx.now, created_by=tx.actor)
+            .returning(t.project.c.id)
+        ).scalar_one()
+    )
+    urn = project_urn(project_id)
+    tx.ensure_entity(urn)
+    tx.put_aspect(urn, ProjectProperties(project_id=project_id, name=name, description=description))
+    return project_id
+
+
+def _public(row: Row[tuple[object, ...]], run_count: int = 0) -> ProjectPublic:
+    m = row._mapping
+    return ProjectPublic(
+        id=m["id"], urn=project_urn(m["id"]), name=m["name"], description=m["description"],
+        created_at=m["created_at"], created_by=m["created_by"], run_count=run_count,
+    )
+
+
+def create_project(store: Store, *, body: ProjectCreate, actor: str) -> ProjectPublic:
+    def work(tx: Tx) -> int:
+        exists = tx.conn.execute(select(t.project.c.id).where(t.project.c.name == body.name))
+        if exists.first() is not None:
+            raise Conflict(f"project {body.name!r} already exists")
+        return ensure_project(tx, body.name, body.description)
+
+    project_id = store.transact(work, actor=actor)
+    return get_project(store, ref=project_id)
+
+
+def update_project(store: Store, *, ref: str, body: ProjectUpdate, actor: str) -> ProjectPublic:
+    def work(tx: Tx) -> int:
+        row = project_row(tx.conn, ref)
+        if body.description is not None:
+            tx.conn.execute(
+                update(t.project).where(t.project.c.id == row.id)
+                .values(description=body.description)
+            )
+            tx.put_aspect(
+                project_urn(row.id),
+                ProjectProperties(project_id=row.id, name=row.name, description=body.description),
+            )
+        return int(row.id)
+
+    return get_project(store, ref=store.transact(work, actor=actor))
+
+
+def get_project(store: Store, *, ref: str | int) -> ProjectPublic:
+    with store.read() as conn:
+        row = project_row(conn, ref)
+        count = conn.execute(
+            select(func.count()).select_from(t.run).where(t.run.c.project_id == row.id)
+        ).scalar_one()
+    return _public(row, count)
+
+
+def list_projects(store: Store) -> list[ProjectPublic]:
+    counts = (
+        select(t.run.c.project_id, func.count().label("n"))
+        .group_by(t.run.c.project_id)
+        .subquery()
+    )
+    with store.read() as conn:
+        rows = conn.execute(
+            select(t.project, func.coalesce(counts.c.n, 0).label("run_count"))
+            .outerjoin(counts, counts.c.project_id == t.project.c.id)
+            .order_by(t.project.c.name)
+        ).all()
+    return [_public(r, r.run_count) for r in rows]

@@ -1,0 +1,252 @@
+"""Runs: create, read, update status, params, tags and batched logging."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Row, delete, insert, select, update
+
+from modelyard.errors import Conflict, InvalidState, NotFound
+from modelyard.metadata import tables as t
+from modelyard.metadata.aspects import RunParams, RunProperties, RunState, StepState, Tags
+from modelyard.metadata.store import Store, Tx, dialect_insert
+from modelyard.metadata.urn import run_urn, step_urn
+from modelyard.schemas import LatestMetric, RunCreate, RunPublic, RunUpdate
+from modelyard.services.metrics import MetricColumns, encode_value, insert_points
+from modelyard.services.projects import ensure_project
+
+TERMINAL = frozenset({"finished", "failed", "killed"})
+
+
+def run_row(conn: Connection, run_id: str) -> Row[Any]:
+    row = conn.execute(select(t.run).where(t.run.c.id == run_id)).first()
+    if row is None:
+        raise NotFound(f"run {run_id!r} does not exist")
+    return row
+
+
+def active_run(tx: Tx, run_id: str, doing: str) -> Row[Any]:
+    """The run, which must still be running to accept ``doing``."""
+    row = run_row(tx.conn, run_id)
+    if row.status != "running":
+        raise InvalidState(f"cannot {doing}: run {run_id} is {row.status}")
+    return row
+
+
+def create_run(store: Store, *, body: RunCreate, actor: str) -> RunPublic:
+    run_id = body.run_id or uuid.uuid4().hex
+
+    def work(tx: Tx) -> None:
+        existing = tx.conn.execute(select(t.run).where(t.run.c.id == run_id)).first()
+        if existing is not None:
+            project = tx.conn.execute(
+                select(t.project.c.name).where(t.project.c.id == existing.project_id)
+            ).scalar_one()
+            if project != body.project:
+                raise Conflict(f"run {run_id} already exists in project {project!r}")
+            return  # a retried create: nothing more to do
+        project_id = ensure_project(tx, body.project)
+        start = body.start_time if body.start_time is not None else tx.now
+        name = body.name or f"run-{run_id[:8]}"
+        run_pk = tx.conn.execute(
+            insert(t.run)
+            .values(id=run_id, project_id=project_id, name=name, status="running",
+                    start_time=start, end_time=None, created_by=tx.actor)
+            .returning(t.run.c.pk)
+        ).scalar_one()
+        urn = run_urn(run_id)
+        tx.ensure_entity(urn)
+        tx.put_aspect(urn, RunProperties(project_id=project_id, name=name, source=body.source,
+                                         git_commit=body.git_commit))
+        tx.put_aspect(urn, RunState(status="running", start_time=start))
+        write_params(tx, run_pk, run_id, body.params)
+        write_tags(tx, run_pk, run_id, body.tags)
+
+    store.transact(work, actor=actor)
+    return get_run(store, run_id=run_id)
+
+
+def write_params(tx: Tx, run_pk: int, run_id: str, params: dict[str, str]) -> None:
+    """Add params; logging a key again with the same value is a no-op, another value a 409."""
+    if not params:
+        return
+    rp = t.run_param
+    current = dict(tx.conn.execute(select(rp.c.key, rp.c.value).where(rp.c.run_pk == run_pk)).all())
+    clashes = {k: (current[k], v) for k, v in params.items() if k in current and current[k] != v}
+    if clashes:
+        shown = "; ".join(f"{k}: logged {old!r}, now {new!r:.80}" for k, (old, new) in clashes.items())
+        raise Conflict(f"params are immutable once logged ({shown})", details=sorted(clashes))
+    fresh = {k: v for k, v in params.items() if k not in current}
+    if not fresh:
+        return
+    tx.conn.execute(insert(rp), [{"run_pk": run_pk, "key": k, "value": v} for k, v in fresh.items()])
+    tx.put_aspect(run_urn(run_id), RunParams(params={**current, **fresh}))
+
+
+def write_tags(tx: Tx, run_pk: int, run_id: str, tags: dict[str, str],
+               remove: Sequence[str] = ()) -> None:
+    if not tags and not remove:
+        return
+    rt = t.run_tag
+    current = dict(tx.conn.execute(select(rt.c.key, rt.c.value).where(rt.c.run_pk == run_pk)).all())
+    merged = {k: v for k, v in {**current, **tags}.items() if k not in remove}
+    if merged == current:
+        return
+    if remove:
+        tx.conn.execute(delete(rt).where(rt.c.run_pk == run_pk, rt.c.key.in_(list(remove))))
+    if tags:
+        ins = dialect_insert(tx.conn, rt)
+        tx.conn.execute(
+            ins.on_conflict_do_update(index_elements=[rt.c.run_pk, rt.c.key],
+                                      set_={"value": ins.excluded.value}),
+            [{"run_pk": run_pk, "key": k, "value": v} for k, v in tags.items()],
+        )
+    tx.put_aspect(run_urn(run_id), Tags(tags=merged))
+
+
+def log_batch(store: Store, *, run_id: str, params: dict[str, str], tags: dict[str, str],
+              points: MetricColumns, actor: str) -> None:
+    """Params, tags and metric points in one transaction: all land or none."""
+
+    def work(tx: Tx) -> None:
+        row = active_run(tx, run_id, "log to it") if (params or len(points)) else run_row(
+            tx.conn, run_id)
+        write_params(tx, row.pk, run_id, params)
+        write_tags(tx, row.pk, run_id, tags)
+        insert_points(tx, store, row.pk, points)
+
+    store.transact(work, actor=actor)
+
+
+def set_tags(store: Store, *, run_id: str, tags: dict[str, str], remove: Sequence[str] = (),
+             actor: str) -> None:
+    def work(tx: Tx) -> None:
+        row = run_row(tx.conn, run_id)
+        missing = [k for k in remove if k not in _tag_keys(tx.conn, row.pk)]
+        if missing:
+            raise NotFound(f"run {run_id} has no tag {missing[0]!r}")
+        write_tags(tx, row.pk, run_id, tags, remove)
+
+    store.transact(work, actor=actor)
+
+
+def _tag_keys(conn: Connection, run_pk: int) -> set[str]:
+    return set(conn.execute(select(t.run_tag.c.key).where(t.run_tag.c.run_pk == run_pk)).scalars())
+
+
+def update_run(store: Store, *, run_id: str, body: RunUpdate, actor: str) -> RunPublic:
+    def work(tx: Tx) -> None:
+        row = run_row(tx.conn, run_id)
+        urn = run_urn(run_id)
+        if body.name is not None and body.name != row.name:
+            props = _aspects(tx.conn, [urn])[urn].get("run_properties", {})
+            tx.conn.execute(update(t.run).where(t.run.c.pk == row.pk).values(name=body.name))
+            tx.put_aspect(urn, RunProperties(**{**props, "name": body.name}))
+        if body.status is None or body.status == row.status:
+            return
+        if row.status in TERMINAL:
+            raise InvalidState(f"run {run_id} is already {row.status}; it cannot become {body.status}")
+        if body.status == "running":
+            return
+        end = body.end_time if body.end_time is not None else tx.now
+        if end < row.start_time:
+            raise Conflict(f"end_time {end} is before the run's start_time {row.start_time}")
+        tx.conn.execute(
+            update(t.run).where(t.run.c.pk == row.pk).values(status=body.status, end_time=end)
+        )
+        tx.put_aspect(urn, RunState(status=body.status, start_time=row.start_time, end_time=end,
+                                    error=body.error))
+        _close_open_steps(tx, row.pk, run_id, body.status)
+
+    store.transact(work, actor=actor)
+    return get_run(store, run_id=run_id)
+
+
+def _close_open_steps(tx: Tx, run_pk: int, run_id: str, run_status: str) -> None:
+    """When a run ends, its running steps end with it and its pending steps are skipped."""
+    open_steps = tx.conn.execute(
+        select(t.step).where(t.step.c.run_pk == run_pk,
+                             t.step.c.status.in_(["pending", "running"]))
+    ).all()
+    for s in open_steps:
+        if s.status == "pending":
+            status, error = "skipped", None
+        elif run_status == "finished":
+            status, error = "finished", None
+        else:
+            status, error = "failed", f"the run was {run_status}"
+        state = StepState(status=status, progress=s.progress, message=s.message,
+                          start_time=s.start_time, end_time=tx.now, error=error)
+        tx.conn.execute(
+            update(t.step).where(t.step.c.run_pk == run_pk, t.step.c.name == s.name)
+            .values(status=status, end_time=tx.now, error=error)
+        )
+        tx.put_aspect(step_urn(run_id, s.name), state)
+
+
+def _aspects(conn: Connection, urns: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    rows = conn.execute(
+        select(t.aspect.c.urn, t.aspect.c.aspect, t.aspect.c.payload).where(
+            t.aspect.c.urn.in_(urns), t.aspect.c.version == 0,
+            t.aspect.c.aspect.in_(["run_properties", "run_state"]),
+        )
+    ).all()
+    out: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for urn, name, payload in rows:
+        out[urn][name] = orjson.loads(payload)
+    return out
+
+
+def load_runs(conn: Connection, pks: Sequence[int]) -> list[RunPublic]:
+    """Full runs for ``pks`` in that order, with a fixed number of queries however many."""
+    if not pks:
+        return []
+    pk_list = list(pks)
+    rows = conn.execute(
+        select(t.run, t.project.c.name.label("project"))
+        .join(t.project, t.project.c.id == t.run.c.project_id)
+        .where(t.run.c.pk.in_(pk_list))
+    ).all()
+    params: dict[int, dict[str, str]] = defaultdict(dict)
+    for pk, k, v in conn.execute(
+        select(t.run_param.c.run_pk, t.run_param.c.key, t.run_param.c.value)
+        .where(t.run_param.c.run_pk.in_(pk_list))
+    ):
+        params[pk][k] = v
+    tags: dict[int, dict[str, str]] = defaultdict(dict)
+    for pk, k, v in conn.execute(
+        select(t.run_tag.c.run_pk, t.run_tag.c.key, t.run_tag.c.value)
+        .where(t.run_tag.c.run_pk.in_(pk_list))
+    ):
+        tags[pk][k] = v
+    metrics: dict[int, dict[str, LatestMetric]] = defaultdict(dict)
+    lm = t.latest_metric
+    for pk, k, step, ts, value, is_nan in conn.execute(
+        select(lm.c.run_pk, t.metric_key.c.name, lm.c.step, lm.c.timestamp, lm.c.value, lm.c.is_nan)
+        .join(t.metric_key, t.metric_key.c.id == lm.c.key_id)
+        .where(lm.c.run_pk.in_(pk_list))
+    ):
+        metrics[pk][k] = LatestMetric(value=encode_value(value, is_nan), step=step, timestamp=ts)
+    aspects = _aspects(conn, [run_urn(r.id) for r in rows])
+    by_pk = {}
+    for r in rows:
+        a = aspects.get(run_urn(r.id), {})
+        props, state = a.get("run_properties", {}), a.get("run_state", {})
+        by_pk[r.pk] = RunPublic(
+            run_id=r.id, urn=run_urn(r.id), project=r.project, project_id=r.project_id,
+            name=r.name, status=r.status, start_time=r.start_time, end_time=r.end_time,
+            created_by=r.created_by, error=state.get("error"), source=props.get("source"),
+            git_commit=props.get("git_commit"), params=params[r.pk], tags=tags[r.pk],
+            metrics=metrics[r.pk],
+        )
+    return [by_pk[pk] for pk in pk_list if pk in by_pk]
+
+
+def get_run(store: Store, *, run_id: str) -> RunPublic:
+    with store.read() as conn:
+        row = run_row(conn, run_id)
+        return load_runs(conn, [row.pk])[0]

@@ -1,0 +1,75 @@
+"""One typed settings object; environment variables use the ``MODELYARD_`` prefix."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "modelyard-local-insecure-secret"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of a modelyard server or local client."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("modelyard-data"),
+        description="Folder holding the embedded SQLite database and the local artifact root.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata database; defaults to SQLite in data_dir.",
+    )
+    artifact_root: Path | None = Field(
+        default=None, description="Folder for artifacts; defaults to data_dir/artifacts."
+    )
+    host: str = Field(default="127.0.0.1", description="Address `modelyard serve` binds to.")
+    port: int = Field(default=5170, ge=1, le=65535, description="Port `modelyard serve` binds to.")
+    secret_key: str = Field(
+        default=DEFAULT_SECRET, description="Secret for signing; must be set outside local mode."
+    )
+    max_upload_bytes: int = Field(
+        default=2 * 1024**3, ge=1, description="Largest artifact upload accepted, in bytes."
+    )
+    max_batch_points: int = Field(
+        default=100_000, ge=1, description="Most metric points accepted in one request."
+    )
+    auto_migrate: bool = Field(
+        default=True, description="Create the schema when the database is empty on start."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if not self.local_mode and self.secret_key == DEFAULT_SECRET:
+            raise ValueError(
+                "MODELYARD_SECRET_KEY must be set when serving on a non-loopback address"
+            )
+        return self
+
+    @property
+    def local_mode(self) -> bool:
+        """Bound to loopback: a single implicit user, no authentication."""
+        return _is_loopback(self.host)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'modelyard.db').resolve()}"
+
+    @property
+    def resolved_artifact_root(self) -> Path:
+        return (self.artifact_root or self.data_dir / "artifacts").resolve()

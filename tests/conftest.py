@@ -1,0 +1,148 @@
+"""Fixtures: a fresh database per test (SQLite by default, PostgreSQL when
+MODELYARD_TEST_DATABASE_URL names a server), the app, an API client and SDK clients over
+both transports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from modelyard.app import create_app
+from modelyard.metadata.engine import make_engine, upgrade
+from modelyard.sdk.client import Client
+from modelyard.sdk.transport import InProcessTransport
+from modelyard.settings import Settings
+
+PG_URL = os.environ.get("MODELYARD_TEST_DATABASE_URL")
+
+
+def _admin_url(url: str) -> str:
+    return make_url(url).set(database="postgres").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str | None]:
+    """A migrated template database; each test copies it (PostgreSQL runs only)."""
+    if not PG_URL:
+        yield None
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"{make_url(PG_URL).database}_tpl_{worker}"
+    admin = create_engine(_admin_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(make_url(PG_URL).set(database=name).render_as_string(False))
+    upgrade(engine)
+    engine.dispose()
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, pg_template: str | None) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    if pg_template is None:
+        yield f"sqlite:///{tmp_path / 'modelyard.db'}"
+        return
+    assert PG_URL is not None
+    name = f"{make_url(PG_URL).database}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(_admin_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
+    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[FastAPI]:
+    application = create_app(settings)
+    yield application
+    application.state.store.engine.dispose()
+
+
+@pytest.fixture
+def api(app: FastAPI) -> Iterator[httpx.Client]:
+    """An HTTP client talking to the app in-process."""
+    with httpx.Client(transport=InProcessTransport(app), base_url="http://test") as client:
+        yield client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerThread:
+    """A real uvicorn server on a loopback port, in a thread of the test process."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+
+@pytest.fixture
+def server(app: FastAPI) -> Iterator[ServerThread]:
+    with ServerThread(app) as running:
+        yield running
+
+
+@pytest.fixture(params=["local", "remote"])
+def client(request: pytest.FixtureRequest, settings: Settings,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    """The SDK client over each transport: in-process on a data folder, and HTTP to a server."""
+    if request.param == "local":
+        # Local mode builds its own app from the environment's settings.
+        monkeypatch.setenv("MODELYARD_DATABASE_URL", settings.resolved_database_url)
+        sdk = Client(str(settings.data_dir))
+        yield sdk
+        sdk.close()
+        return
+    application = create_app(settings)
+    with ServerThread(application) as running:
+        sdk = Client(running.url)
+        yield sdk
+        sdk.close()
+    application.state.store.engine.dispose()
