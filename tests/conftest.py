@@ -100,8 +100,9 @@ class ServerThread:
 
     def __init__(self, app: FastAPI) -> None:
         self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="off")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -130,8 +131,9 @@ def server(app: FastAPI) -> Iterator[ServerThread]:
 
 
 @pytest.fixture(params=["local", "remote"])
-def client(request: pytest.FixtureRequest, settings: Settings,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+def client(
+    request: pytest.FixtureRequest, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Client]:
     """The SDK client over each transport: in-process on a data folder, and HTTP to a server."""
     if request.param == "local":
         # Local mode builds its own app from the environment's settings.

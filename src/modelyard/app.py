@@ -28,7 +28,7 @@ def _error(status: int, code: str, message: str, details: object = None) -> JSON
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, object]]]:
-    details = []
+    details: list[dict[str, object]] = []
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))

@@ -22,12 +22,18 @@ def _settings(data_dir: Path | None, database_url: str | None, **more: Any) -> S
     return Settings(**given)
 
 
-data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-                               help="Data folder (env MODELYARD_DATA_DIR).")
-database_option = click.option("--database-url", default=None,
-                               help="SQLAlchemy database URL (env MODELYARD_DATABASE_URL).")
-uri_option = click.option("--uri", default=None,
-                          help="Server URL or data folder (env MODELYARD_URI).")
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Data folder (env MODELYARD_DATA_DIR).",
+)
+database_option = click.option(
+    "--database-url", default=None, help="SQLAlchemy database URL (env MODELYARD_DATABASE_URL)."
+)
+uri_option = click.option(
+    "--uri", default=None, help="Server URL or data folder (env MODELYARD_URI)."
+)
 
 
 @click.group()
@@ -42,8 +48,13 @@ def main() -> None:
 @click.option("--workers", type=int, default=1, show_default=True, help="Server processes.")
 @data_dir_option
 @database_option
-def serve(host: str | None, port: int | None, workers: int, data_dir: Path | None,
-          database_url: str | None) -> None:
+def serve(
+    host: str | None,
+    port: int | None,
+    workers: int,
+    data_dir: Path | None,
+    database_url: str | None,
+) -> None:
     """Run the portal and API server."""
     import os
 
@@ -57,10 +68,19 @@ def serve(host: str | None, port: int | None, workers: int, data_dir: Path | Non
     from modelyard.app import create_app
 
     create_app(settings)  # migrates an empty database once, before workers start
-    click.echo(f"modelyard serving on http://{settings.host}:{settings.port} "
-               f"(data: {settings.data_dir.resolve()})")
-    uvicorn.run("modelyard.app:create_app", factory=True, host=settings.host,
-                port=settings.port, workers=workers, log_level="warning", access_log=False)
+    click.echo(
+        f"modelyard serving on http://{settings.host}:{settings.port} "
+        f"(data: {settings.data_dir.resolve()})"
+    )
+    uvicorn.run(
+        "modelyard.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @main.group()
@@ -107,20 +127,28 @@ def projects(uri: str | None) -> None:
     from modelyard.sdk.client import Client
 
     with Client(uri) as client:
-        rows = [(p.id, p.name, p.run_count, _when(p.created_at), p.description)
-                for p in client.list_projects()]
+        rows = [
+            (p.id, p.name, p.run_count, _when(p.created_at), p.description)
+            for p in client.list_projects()
+        ]
     click.echo(_table(["id", "name", "runs", "created (UTC)", "description"], rows))
 
 
 @main.command()
 @click.argument("project")
-@click.option("--filter", "filter_", default="", help="e.g. \"metrics.auc > 0.9\"")
-@click.option("--order-by", multiple=True, help="e.g. \"metrics.auc desc\" (repeatable)")
+@click.option("--filter", "filter_", default="", help='e.g. "metrics.auc > 0.9"')
+@click.option("--order-by", multiple=True, help='e.g. "metrics.auc desc" (repeatable)')
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--metric", "metrics", multiple=True, help="Metric columns to show (repeatable).")
 @uri_option
-def runs(project: str, filter_: str, order_by: tuple[str, ...], limit: int,
-         metrics: tuple[str, ...], uri: str | None) -> None:
+def runs(
+    project: str,
+    filter_: str,
+    order_by: tuple[str, ...],
+    limit: int,
+    metrics: tuple[str, ...],
+    uri: str | None,
+) -> None:
     """List a project's runs."""
     from modelyard.sdk.client import Client
     from modelyard.sdk.transport import ModelyardAPIError
@@ -132,8 +160,13 @@ def runs(project: str, filter_: str, order_by: tuple[str, ...], limit: int,
             raise click.ClickException(exc.message) from exc
     keys = list(metrics) or sorted({k for r in page.runs for k in r.metrics})[:4]
     rows = [
-        [r.run_id[:12], r.name, r.status, _when(r.start_time),
-         *[r.metrics[k].value if k in r.metrics else "" for k in keys]]
+        [
+            r.run_id[:12],
+            r.name,
+            r.status,
+            _when(r.start_time),
+            *[r.metrics[k].value if k in r.metrics else "" for k in keys],
+        ]
         for r in page.runs
     ]
     click.echo(_table(["run", "name", "status", "started (UTC)", *keys], rows))

@@ -95,9 +95,7 @@ class RunSearch(Strict):
     project: Name | None = None
     projects: list[Name] | None = None
     filter: Annotated[str, StringConstraints(max_length=10_000)] = ""
-    order_by: list[Annotated[str, StringConstraints(max_length=1000)]] = Field(
-        default_factory=list
-    )
+    order_by: list[Annotated[str, StringConstraints(max_length=1000)]] = Field(default_factory=list)
     page_size: Annotated[int, Field(ge=1, le=10_000)] = 100
     page_token: Annotated[str, StringConstraints(max_length=10_000)] | None = None
 
@@ -250,4 +248,3 @@ class TimeseriesEventIn(Strict):
 
 class TimeseriesBatch(Strict):
     events: list[TimeseriesEventIn] = Field(max_length=100_000)
-

@@ -19,7 +19,11 @@ def clean_artifact_path(path: str) -> str:
         raise InvalidInput(f"artifact paths have 1 to {MAX_ARTIFACT_PATH} characters")
     if "\x00" in path or "\\" in path:
         raise InvalidInput("artifact paths may not contain NUL bytes or backslashes")
-    if path.startswith("/") or PurePosixPath(path).is_absolute() or (len(path) > 1 and path[1] == ":"):
+    if (
+        path.startswith("/")
+        or PurePosixPath(path).is_absolute()
+        or (len(path) > 1 and path[1] == ":")
+    ):
         raise InvalidInput(f"artifact path {path!r} must be relative")
     parts = path.split("/")
     if any(p in ("", ".", "..") for p in parts):

@@ -110,7 +110,9 @@ ASPECTS: dict[str, type[Aspect]] = {
 
 ENTITY_ASPECTS: dict[str, frozenset[str]] = {
     "project": frozenset({"project_properties", "tags", "status"}),
-    "run": frozenset({"run_properties", "run_state", "run_params", "tags", "run_lineage", "status"}),
+    "run": frozenset(
+        {"run_properties", "run_state", "run_params", "tags", "run_lineage", "status"}
+    ),
     "step": frozenset({"step_properties", "step_state"}),
     "artifact": frozenset({"artifact_properties", "tags", "status"}),
     "dataset": frozenset({"dataset_properties", "tags", "status"}),

@@ -99,8 +99,13 @@ class Tx:
                 insert(t.aspect).from_select(
                     list(t.aspect.c.keys()),
                     select(
-                        old.c.urn, old.c.aspect, old.c.version + history + 1, old.c.payload,
-                        old.c.created_at, old.c.created_by, old.c.created_for,
+                        old.c.urn,
+                        old.c.aspect,
+                        old.c.version + history + 1,
+                        old.c.payload,
+                        old.c.created_at,
+                        old.c.created_by,
+                        old.c.created_for,
                     ).where(old.c.urn == urn, old.c.aspect == name, old.c.version == 0),
                 )
             )
@@ -112,8 +117,12 @@ class Tx:
             version, previous = history + 2, history + 1
         self.conn.execute(
             insert(t.change_log).values(
-                urn=urn, aspect=name, version=version, previous_version=previous,
-                actor=self.actor, created_at=self.now,
+                urn=urn,
+                aspect=name,
+                version=version,
+                previous_version=previous,
+                actor=self.actor,
+                created_at=self.now,
             )
         )
         self._derive_edges(urn, name, value)
@@ -124,16 +133,20 @@ class Tx:
         if derive is None:
             return
         rel = t.relationship
-        self.conn.execute(
-            rel.delete().where(rel.c.owner_urn == urn, rel.c.owner_aspect == name)
-        )
+        self.conn.execute(rel.delete().where(rel.c.owner_urn == urn, rel.c.owner_aspect == name))
         edges = {(s, k, d): lineage for s, k, d, lineage in derive(urn, value)}
         if edges:
             self.conn.execute(
                 insert(rel),
                 [
-                    {"source": s, "type": k, "destination": d, "is_lineage": lineage,
-                     "owner_urn": urn, "owner_aspect": name}
+                    {
+                        "source": s,
+                        "type": k,
+                        "destination": d,
+                        "is_lineage": lineage,
+                        "owner_urn": urn,
+                        "owner_aspect": name,
+                    }
                     for (s, k, d), lineage in edges.items()
                 ],
             )
@@ -277,9 +290,7 @@ def _neighbours(
 def entity_exists(conn: Connection, urns: Sequence[str]) -> set[str]:
     if not urns:
         return set()
-    return set(
-        conn.execute(select(t.entity.c.urn).where(t.entity.c.urn.in_(list(urns)))).scalars()
-    )
+    return set(conn.execute(select(t.entity.c.urn).where(t.entity.c.urn.in_(list(urns)))).scalars())
 
 
 def change_log_page(

@@ -1,10 +1,10 @@
 """The SDK's client, runs and steps.
 
-    import modelyard as my
-    client = my.Client()          # local data dir, my.Client("http://host:port") or MODELYARD_URI
-    with client.start_run(project="churn", name="gbm-3", params={"max_depth": 6}) as run:
-        with run.step("train"):
-            run.log_metrics({"loss": 0.3}, step=0)
+import modelyard as my
+client = my.Client()          # local data dir, my.Client("http://host:port") or MODELYARD_URI
+with client.start_run(project="churn", name="gbm-3", params={"max_depth": 6}) as run:
+    with run.step("train"):
+        run.log_metrics({"loss": 0.3}, step=0)
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from modelyard.schemas import (
 )
 from modelyard.sdk.transport import (
     ModelyardAPIError,
-    Transport,
     local_transport,
     remote_transport,
 )
@@ -127,9 +126,13 @@ class Client:
     ) -> ActiveRun:
         """Start a run; use it as a context manager so it ends as finished or failed."""
         body = {
-            "project": project, "name": name, "run_id": run_id or uuid.uuid4().hex,
+            "project": project,
+            "name": name,
+            "run_id": run_id or uuid.uuid4().hex,
             "params": {k: str(v) for k, v in (params or {}).items()},
-            "tags": dict(tags or {}), "source": source, "git_commit": git_commit,
+            "tags": dict(tags or {}),
+            "source": source,
+            "git_commit": git_commit,
         }
         info = RunPublic.model_validate(self._call("POST", "/runs", json=body))
         return ActiveRun(self, info, batch_size=batch_size, flush_interval=flush_interval)
@@ -148,26 +151,39 @@ class Client:
         projects: Sequence[str] | None = None,
     ) -> RunPage:
         """One page of runs; pass ``next_page_token`` back for the next one."""
-        body = {"project": project, "projects": list(projects) if projects else None,
-                "filter": filter, "order_by": list(order_by), "page_size": page_size,
-                "page_token": page_token}
+        body = {
+            "project": project,
+            "projects": list(projects) if projects else None,
+            "filter": filter,
+            "order_by": list(order_by),
+            "page_size": page_size,
+            "page_token": page_token,
+        }
         return RunPage.model_validate(self._call("POST", "/runs/search", json=body))
 
-    def iter_runs(self, project: str | None = None, filter: str = "",
-                  order_by: Sequence[str] = (), *, page_size: int = 1000) -> Iterator[RunPublic]:
+    def iter_runs(
+        self,
+        project: str | None = None,
+        filter: str = "",
+        order_by: Sequence[str] = (),
+        *,
+        page_size: int = 1000,
+    ) -> Iterator[RunPublic]:
         """Every matching run, fetched page by page."""
         token: str | None = None
         while True:
-            page = self.search_runs(project, filter, order_by, page_size=page_size,
-                                    page_token=token)
+            page = self.search_runs(
+                project, filter, order_by, page_size=page_size, page_token=token
+            )
             yield from page.runs
             token = page.next_page_token
             if token is None:
                 return
 
     def get_metric_history(self, run_id: str, key: str) -> MetricSeries:
-        resp = self.transport.request("GET", f"/api/v1/runs/{run_id}/metric-history",
-                                      params={"key": key, "format": "arrow"})
+        resp = self.transport.request(
+            "GET", f"/api/v1/runs/{run_id}/metric-history", params={"key": key, "format": "arrow"}
+        )
         table = pa.ipc.open_stream(resp.content).read_all()
         return MetricSeries(
             key=key,
@@ -180,8 +196,9 @@ class Client:
         return [StepPublic.model_validate(s) for s in self._call("GET", f"/runs/{run_id}/steps")]
 
     def list_artifacts(self, run_id: str) -> list[ArtifactPublic]:
-        return [ArtifactPublic.model_validate(a)
-                for a in self._call("GET", f"/runs/{run_id}/artifacts")]
+        return [
+            ArtifactPublic.model_validate(a) for a in self._call("GET", f"/runs/{run_id}/artifacts")
+        ]
 
     def download_artifact(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
         resp = self.transport.request("GET", f"/api/v1/runs/{run_id}/artifacts/{path}")
@@ -191,17 +208,22 @@ class Client:
         return out
 
     def lineage(self, urn: str, *, upstream: int = 3, downstream: int = 3) -> LineagePublic:
-        return LineagePublic.model_validate(self._call(
-            "GET", "/lineage", params={"urn": urn, "upstream": upstream, "downstream": downstream}
-        ))
+        return LineagePublic.model_validate(
+            self._call(
+                "GET",
+                "/lineage",
+                params={"urn": urn, "upstream": upstream, "downstream": downstream},
+            )
+        )
 
 
 class ActiveRun:
     """A run being logged to. Metrics are buffered and sent in batches, in the background
     every ``flush_interval`` seconds and whenever ``batch_size`` points are waiting."""
 
-    def __init__(self, client: Client, info: RunPublic, *, batch_size: int,
-                 flush_interval: float) -> None:
+    def __init__(
+        self, client: Client, info: RunPublic, *, batch_size: int, flush_interval: float
+    ) -> None:
         self.client = client
         self.info = info
         self.id = info.run_id
@@ -224,8 +246,11 @@ class ActiveRun:
         self.log_params({key: value})
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        self.client._call("POST", f"/runs/{self.id}/params",
-                          json={"params": {k: str(v) for k, v in params.items()}})
+        self.client._call(
+            "POST",
+            f"/runs/{self.id}/params",
+            json={"params": {k: str(v) for k, v in params.items()}},
+        )
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         self.client._call("POST", f"/runs/{self.id}/tags", json={"tags": dict(tags)})
@@ -234,12 +259,14 @@ class ActiveRun:
         self.set_tags({key: value})
 
     # --- metrics
-    def log_metric(self, key: str, value: float, step: int | None = None,
-                   timestamp: int | None = None) -> None:
+    def log_metric(
+        self, key: str, value: float, step: int | None = None, timestamp: int | None = None
+    ) -> None:
         self.log_metrics({key: value}, step=step, timestamp=timestamp)
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None,
-                    timestamp: int | None = None) -> None:
+    def log_metrics(
+        self, metrics: Mapping[str, float], step: int | None = None, timestamp: int | None = None
+    ) -> None:
         if self._error is not None:
             self._raise_background_error()
         stamp = _now_ms() if timestamp is None else timestamp
@@ -253,8 +280,9 @@ class ActiveRun:
         if full:
             self.flush()
         elif self._flusher is None:
-            self._flusher = threading.Thread(target=self._flush_loop, daemon=True,
-                                             name=f"modelyard-flush-{self.id[:8]}")
+            self._flusher = threading.Thread(
+                target=self._flush_loop, daemon=True, name=f"modelyard-flush-{self.id[:8]}"
+            )
             self._flusher.start()
 
     def _flush_loop(self) -> None:
@@ -275,8 +303,12 @@ class ActiveRun:
             with self._buffer_lock:
                 if not self._keys:
                     return
-                cols = {"key": self._keys, "value": self._values, "step": self._steps,
-                        "timestamp": self._stamps}
+                cols = {
+                    "key": self._keys,
+                    "value": self._values,
+                    "step": self._steps,
+                    "timestamp": self._stamps,
+                }
                 self._keys, self._values, self._steps, self._stamps = [], [], [], []
             self.client._call("POST", f"/runs/{self.id}/batch", json={"columns": cols})
 
@@ -288,35 +320,56 @@ class ActiveRun:
     def plan(self, steps: Mapping[str, Sequence[str]]) -> None:
         """Declare the pipeline up front (step -> the steps it depends on), all pending."""
         for name, deps in steps.items():
-            self.client._call("PUT", f"/runs/{self.id}/steps/{name}",
-                              json={"depends_on": list(deps), "status": "pending"})
+            self.client._call(
+                "PUT",
+                f"/runs/{self.id}/steps/{name}",
+                json={"depends_on": list(deps), "status": "pending"},
+            )
 
-    def log_artifact(self, local_path: str | os.PathLike[str], artifact_path: str | None = None,
-                     *, step: str | None = None, kind: str | None = None,
-                     media_type: str | None = None) -> ArtifactPublic:
+    def log_artifact(
+        self,
+        local_path: str | os.PathLike[str],
+        artifact_path: str | None = None,
+        *,
+        step: str | None = None,
+        kind: str | None = None,
+        media_type: str | None = None,
+    ) -> ArtifactPublic:
         source = Path(local_path)
         path = artifact_path or source.name
         params = {k: v for k, v in (("step", step), ("kind", kind)) if v is not None}
         headers = {"Content-Type": media_type} if media_type else {}
         resp = self.client.transport.request(
-            "PUT", f"/api/v1/runs/{self.id}/artifacts/{path}", params=params, headers=headers,
+            "PUT",
+            f"/api/v1/runs/{self.id}/artifacts/{path}",
+            params=params,
+            headers=headers,
             content_factory=source.read_bytes,
         )
         return ArtifactPublic.model_validate(resp.json())
 
-    def log_input(self, name: str, *, uri: str | None = None, digest: str | None = None,
-                  num_rows: int | None = None) -> str:
+    def log_input(
+        self,
+        name: str,
+        *,
+        uri: str | None = None,
+        digest: str | None = None,
+        num_rows: int | None = None,
+    ) -> str:
         """Record a dataset this run consumed; returns its URN."""
         ds = {"name": name, "uri": uri, "digest": digest, "num_rows": num_rows}
-        urns: list[str] = self.client._call("POST", f"/runs/{self.id}/inputs",
-                                            json={"datasets": [ds]})
+        urns: list[str] = self.client._call(
+            "POST", f"/runs/{self.id}/inputs", json={"datasets": [ds]}
+        )
         return urns[0]
 
     def log_model(self, name: str, description: str = "") -> str:
         """Record a model this run produced; returns its URN."""
         urns: list[str] = self.client._call(
-            "POST", f"/runs/{self.id}/outputs",
-            json={"models": [{"name": name, "description": description}]})
+            "POST",
+            f"/runs/{self.id}/outputs",
+            json={"models": [{"name": name, "description": description}]},
+        )
         return urns[0]
 
     # --- ending
@@ -333,14 +386,20 @@ class ActiveRun:
         finally:
             self._ended = True
             body = {"status": status, "error": error}
-            info = RunPublic.model_validate(self.client._call("PATCH", f"/runs/{self.id}", json=body))
+            info = RunPublic.model_validate(
+                self.client._call("PATCH", f"/runs/{self.id}", json=body)
+            )
         return info
 
     def __enter__(self) -> ActiveRun:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc is None:
             self.end("finished")
             return
@@ -375,10 +434,17 @@ class ActiveStep:
         """Progress from 0 to 1, with an optional message shown beside the bar."""
         return self._put(progress=fraction, message=message)
 
-    def log_artifact(self, local_path: str | os.PathLike[str], artifact_path: str | None = None,
-                     *, kind: str | None = None, media_type: str | None = None) -> ArtifactPublic:
-        return self.run.log_artifact(local_path, artifact_path, step=self.name, kind=kind,
-                                     media_type=media_type)
+    def log_artifact(
+        self,
+        local_path: str | os.PathLike[str],
+        artifact_path: str | None = None,
+        *,
+        kind: str | None = None,
+        media_type: str | None = None,
+    ) -> ArtifactPublic:
+        return self.run.log_artifact(
+            local_path, artifact_path, step=self.name, kind=kind, media_type=media_type
+        )
 
     def finish(self, status: str = "finished", error: str | None = None) -> StepPublic:
         return self._put(status=status, error=error)
@@ -387,8 +453,12 @@ class ActiveStep:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc is None:
             self.finish()
             return

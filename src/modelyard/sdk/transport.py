@@ -45,8 +45,14 @@ class Transport:
         self.retries = retries
         self.backoff = backoff
 
-    def request(self, method: str, path: str, *, content_factory: Callable[[], Any] | None = None,
-                **kwargs: Any) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content_factory: Callable[[], Any] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
         for attempt in range(self.retries + 1):
             if content_factory is not None:
                 kwargs["content"] = content_factory()
@@ -67,19 +73,22 @@ class Transport:
 
 
 def remote_transport(uri: str, *, timeout: float, retries: int) -> Transport:
-    http = httpx.Client(base_url=uri.rstrip("/"), timeout=timeout,
-                        limits=httpx.Limits(max_keepalive_connections=8))
+    http = httpx.Client(
+        base_url=uri.rstrip("/"), timeout=timeout, limits=httpx.Limits(max_keepalive_connections=8)
+    )
     return Transport(http, retries=retries)
 
 
 class InProcessTransport(httpx.BaseTransport):
     """Serves requests with the ASGI app on a private event loop thread: no socket, no server."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, on_close: Callable[[], None] | None = None) -> None:
+        self._on_close = on_close
         self._loop = asyncio.new_event_loop()
         # A daemon thread: a client nobody closed must not keep the interpreter alive.
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="modelyard-in-process")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="modelyard-in-process"
+        )
         self._thread.start()
         self._asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)
 
@@ -87,8 +96,9 @@ class InProcessTransport(httpx.BaseTransport):
         body = request.read()
 
         async def call() -> httpx.Response:
-            inner = httpx.Request(request.method, request.url, headers=request.headers,
-                                  content=body)
+            inner = httpx.Request(
+                request.method, request.url, headers=request.headers, content=body
+            )
             resp = await self._asgi.handle_async_request(inner)
             content = await resp.aread()
             return httpx.Response(resp.status_code, headers=resp.headers, content=content)
@@ -99,6 +109,10 @@ class InProcessTransport(httpx.BaseTransport):
         if self._loop.is_running():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
+        if not self._loop.is_closed():
+            self._loop.close()
+        if self._on_close is not None:
+            self._on_close()
 
 
 def local_transport(data_dir: str, *, retries: int) -> Transport:
@@ -107,5 +121,6 @@ def local_transport(data_dir: str, *, retries: int) -> Transport:
     from modelyard.settings import Settings
 
     app = create_app(Settings(data_dir=Path(data_dir)))
-    http = httpx.Client(transport=InProcessTransport(app), base_url="http://modelyard.local")
+    transport = InProcessTransport(app, on_close=app.state.store.engine.dispose)
+    http = httpx.Client(transport=transport, base_url="http://modelyard.local")
     return Transport(http, retries=retries)

@@ -24,8 +24,14 @@ KINDS = frozenset({"dataset", "model", "table", "image", "text", "report", "othe
 
 def artifact_public(run_id: str, row: Row[Any]) -> ArtifactPublic:
     return ArtifactPublic(
-        run_id=run_id, urn=artifact_urn(run_id, row.path), path=row.path, step=row.step,
-        size=row.size, sha256=row.sha256, media_type=row.media_type, kind=row.kind,
+        run_id=run_id,
+        urn=artifact_urn(run_id, row.path),
+        path=row.path,
+        step=row.step,
+        size=row.size,
+        sha256=row.sha256,
+        media_type=row.media_type,
+        kind=row.kind,
         created_at=row.created_at,
     )
 
@@ -71,8 +77,17 @@ async def upload_artifact(
         artifacts.discard(staged)
 
 
-def _record(store: Store, artifacts: LocalArtifactStore, staged: Staged, run_id: str, path: str,
-            step: str | None, kind: str | None, media: str, actor: str) -> ArtifactPublic:
+def _record(
+    store: Store,
+    artifacts: LocalArtifactStore,
+    staged: Staged,
+    run_id: str,
+    path: str,
+    step: str | None,
+    kind: str | None,
+    media: str,
+    actor: str,
+) -> ArtifactPublic:
     def work(tx: Tx) -> None:
         run_pk = _check_target(tx, run_id, step)
         existing = tx.conn.execute(
@@ -80,18 +95,36 @@ def _record(store: Store, artifacts: LocalArtifactStore, staged: Staged, run_id:
         ).first()
         if existing is not None:
             if existing.sha256 != staged.sha256:
-                raise Conflict(f"artifact {path!r} already exists with other content; "
-                               "artifacts are immutable")
+                raise Conflict(
+                    f"artifact {path!r} already exists with other content; artifacts are immutable"
+                )
             return
-        tx.conn.execute(insert(t.artifact).values(
-            run_pk=run_pk, path=path, step=step, size=staged.size, sha256=staged.sha256,
-            media_type=media, kind=kind, created_at=tx.now,
-        ))
+        tx.conn.execute(
+            insert(t.artifact).values(
+                run_pk=run_pk,
+                path=path,
+                step=step,
+                size=staged.size,
+                sha256=staged.sha256,
+                media_type=media,
+                kind=kind,
+                created_at=tx.now,
+            )
+        )
         urn = artifact_urn(run_id, path)
         tx.ensure_entity(urn)
-        tx.put_aspect(urn, ArtifactProperties(run_id=run_id, path=path, step=step,
-                                              size=staged.size, sha256=staged.sha256,
-                                              media_type=media, kind=kind))
+        tx.put_aspect(
+            urn,
+            ArtifactProperties(
+                run_id=run_id,
+                path=path,
+                step=step,
+                size=staged.size,
+                sha256=staged.sha256,
+                media_type=media,
+                kind=kind,
+            ),
+        )
         # Published before commit: if the commit fails the file is an orphan, never a
         # record without content.
         artifacts.publish(staged, run_id, path)
@@ -104,8 +137,9 @@ def get_artifact(store: Store, *, run_id: str, path: str) -> ArtifactPublic:
     with store.read() as conn:
         run = run_row(conn, run_id)
         row = conn.execute(
-            select(t.artifact).where(t.artifact.c.run_pk == run.pk,
-                                     t.artifact.c.path == clean_artifact_path(path))
+            select(t.artifact).where(
+                t.artifact.c.run_pk == run.pk, t.artifact.c.path == clean_artifact_path(path)
+            )
         ).first()
     if row is None:
         raise NotFound(f"run {run_id} has no artifact {path!r}")
@@ -121,7 +155,8 @@ def list_artifacts(store: Store, *, run_id: str, prefix: str | None = None) -> l
         return [artifact_public(run_id, r) for r in conn.execute(q)]
 
 
-def artifact_file(store: Store, artifacts: LocalArtifactStore, *, run_id: str,
-                  path: str) -> tuple[ArtifactPublic, Path]:
+def artifact_file(
+    store: Store, artifacts: LocalArtifactStore, *, run_id: str, path: str
+) -> tuple[ArtifactPublic, Path]:
     meta = get_artifact(store, run_id=run_id, path=path)
     return meta, artifacts.locate(run_id, meta.path)

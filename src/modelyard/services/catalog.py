@@ -42,8 +42,9 @@ def _put_dataset(tx: Tx, d: DatasetIn) -> str:
     ins = dialect_insert(tx.conn, t.dataset)
     cols = {"uri": d.uri, "digest": d.digest, "num_rows": d.num_rows}
     tx.conn.execute(
-        ins.values(name=d.name, created_at=tx.now, **cols)
-        .on_conflict_do_update(index_elements=[t.dataset.c.name], set_=cols)
+        ins.values(name=d.name, created_at=tx.now, **cols).on_conflict_do_update(
+            index_elements=[t.dataset.c.name], set_=cols
+        )
     )
     return urn
 
@@ -58,10 +59,13 @@ def _put_model(tx: Tx, m: ModelIn) -> str:
 def _extend_lineage(tx: Tx, run_id: str, consumes: list[str], produces: list[str]) -> None:
     urn = run_urn(run_id)
     current = get_aspect(tx.conn, urn, RunLineage) or RunLineage()
-    tx.put_aspect(urn, RunLineage(
-        consumes=list(dict.fromkeys([*current.consumes, *consumes])),
-        produces=list(dict.fromkeys([*current.produces, *produces])),
-    ))
+    tx.put_aspect(
+        urn,
+        RunLineage(
+            consumes=list(dict.fromkeys([*current.consumes, *consumes])),
+            produces=list(dict.fromkeys([*current.produces, *produces])),
+        ),
+    )
 
 
 def log_inputs(store: Store, *, run_id: str, body: RunInputs, actor: str) -> list[str]:
@@ -106,8 +110,10 @@ def get_lineage(store: Store, *, urn: str, upstream: int, downstream: int) -> Li
         graph = lineage(conn, urn, upstream=upstream, downstream=downstream)
     return LineagePublic(
         root=urn,
-        nodes=[LineageNode(urn=u, type=parse_urn(u).type, hops=h)
-               for u, h in sorted(graph.nodes.items(), key=lambda kv: (kv[1], kv[0]))],
+        nodes=[
+            LineageNode(urn=u, type=parse_urn(u).type, hops=h)
+            for u, h in sorted(graph.nodes.items(), key=lambda kv: (kv[1], kv[0]))
+        ],
         edges=[LineageEdge(upstream=a, type=k, downstream=b) for a, k, b in graph.edges],
     )
 
@@ -127,17 +133,26 @@ def list_aspects(store: Store, *, urn: str) -> dict[str, object]:
     parse_urn(urn)
     with store.read() as conn:
         rows = conn.execute(
-            select(t.aspect.c.aspect, t.aspect.c.payload)
-            .where(t.aspect.c.urn == urn, t.aspect.c.version == 0)
+            select(t.aspect.c.aspect, t.aspect.c.payload).where(
+                t.aspect.c.urn == urn, t.aspect.c.version == 0
+            )
         ).all()
     if not rows:
         raise NotFound(f"{urn} does not exist")
     return {name: orjson.loads(payload) for name, payload in rows}
 
 
-def list_changes(store: Store, *, urn: str | None, actor: str | None, since: int | None,
-                 before_id: int | None, limit: int) -> list[ChangePublic]:
+def list_changes(
+    store: Store,
+    *,
+    urn: str | None,
+    actor: str | None,
+    since: int | None,
+    before_id: int | None,
+    limit: int,
+) -> list[ChangePublic]:
     with store.read() as conn:
-        rows = change_log_page(conn, urn=urn, actor=actor, since=since, before_id=before_id,
-                               limit=limit)
+        rows = change_log_page(
+            conn, urn=urn, actor=actor, since=since, before_id=before_id, limit=limit
+        )
     return [ChangePublic(**r) for r in rows]

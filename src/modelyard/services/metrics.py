@@ -15,8 +15,14 @@ from modelyard.metadata import tables as t
 from modelyard.metadata.store import Store, Tx, dialect_insert
 from modelyard.schemas import MetricPointIn
 
-SPECIAL = {"NaN": math.nan, "nan": math.nan, "Infinity": math.inf, "inf": math.inf,
-           "-Infinity": -math.inf, "-inf": -math.inf}
+SPECIAL = {
+    "NaN": math.nan,
+    "nan": math.nan,
+    "Infinity": math.inf,
+    "inf": math.inf,
+    "-Infinity": -math.inf,
+    "-inf": -math.inf,
+}
 INT64_MAX = 2**63 - 1
 
 
@@ -132,15 +138,20 @@ def insert_points(tx: Tx, store: Store, run_pk: int, cols: MetricColumns) -> Non
     stored = np.where(is_nan, 0.0, cols.values)
     rows = list(
         zip(
-            [run_pk] * len(cols), key_ids.tolist(), cols.steps.tolist(),
-            cols.timestamps.tolist(), stored.tolist(), is_nan.tolist(), strict=True,
+            [run_pk] * len(cols),
+            key_ids.tolist(),
+            cols.steps.tolist(),
+            cols.timestamps.tolist(),
+            stored.tolist(),
+            is_nan.tolist(),
+            strict=True,
         )
     )
     mark = "%s" if tx.is_postgres else "?"
     tx.conn.exec_driver_sql(
         "INSERT INTO metric_point (run_pk, key_id, step, timestamp, value, is_nan) "
         f"VALUES ({', '.join([mark] * 6)}) ON CONFLICT DO NOTHING",
-        rows,  # type: ignore[arg-type]
+        rows,
     )
     # The latest point of each key: the highest step, then the latest timestamp.
     order = np.lexsort((cols.timestamps, cols.steps, key_ids))
@@ -159,9 +170,14 @@ def insert_points(tx: Tx, store: Store, run_pk: int, cols: MetricColumns) -> Non
     tx.conn.execute(
         upsert,
         [
-            {"run_pk": run_pk, "key_id": int(key_ids[i]), "step": int(cols.steps[i]),
-             "timestamp": int(cols.timestamps[i]), "value": float(stored[i]),
-             "is_nan": bool(is_nan[i])}
+            {
+                "run_pk": run_pk,
+                "key_id": int(key_ids[i]),
+                "step": int(cols.steps[i]),
+                "timestamp": int(cols.timestamps[i]),
+                "value": float(stored[i]),
+                "is_nan": bool(is_nan[i]),
+            }
             for i in last
         ],
     )
@@ -185,10 +201,16 @@ class History:
 
 
 _HISTORY = (
-    select(t.metric_point.c.step, t.metric_point.c.timestamp, t.metric_point.c.value,
-           t.metric_point.c.is_nan)
-    .where(t.metric_point.c.run_pk == bindparam("run_pk"),
-           t.metric_point.c.key_id == bindparam("key_id"))
+    select(
+        t.metric_point.c.step,
+        t.metric_point.c.timestamp,
+        t.metric_point.c.value,
+        t.metric_point.c.is_nan,
+    )
+    .where(
+        t.metric_point.c.run_pk == bindparam("run_pk"),
+        t.metric_point.c.key_id == bindparam("key_id"),
+    )
     .order_by(t.metric_point.c.step, t.metric_point.c.timestamp)
 )
 

@@ -42,8 +42,13 @@ def ensure_project(tx: Tx, name: str, description: str = "") -> int:
 def _public(row: Row[tuple[object, ...]], run_count: int = 0) -> ProjectPublic:
     m = row._mapping
     return ProjectPublic(
-        id=m["id"], urn=project_urn(m["id"]), name=m["name"], description=m["description"],
-        created_at=m["created_at"], created_by=m["created_by"], run_count=run_count,
+        id=m["id"],
+        urn=project_urn(m["id"]),
+        name=m["name"],
+        description=m["description"],
+        created_at=m["created_at"],
+        created_by=m["created_by"],
+        run_count=run_count,
     )
 
 
@@ -63,7 +68,8 @@ def update_project(store: Store, *, ref: str, body: ProjectUpdate, actor: str) -
         row = project_row(tx.conn, ref)
         if body.description is not None:
             tx.conn.execute(
-                update(t.project).where(t.project.c.id == row.id)
+                update(t.project)
+                .where(t.project.c.id == row.id)
                 .values(description=body.description)
             )
             tx.put_aspect(
@@ -86,9 +92,7 @@ def get_project(store: Store, *, ref: str | int) -> ProjectPublic:
 
 def list_projects(store: Store) -> list[ProjectPublic]:
     counts = (
-        select(t.run.c.project_id, func.count().label("n"))
-        .group_by(t.run.c.project_id)
-        .subquery()
+        select(t.run.c.project_id, func.count().label("n")).group_by(t.run.c.project_id).subquery()
     )
     with store.read() as conn:
         rows = conn.execute(

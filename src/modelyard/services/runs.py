@@ -54,14 +54,25 @@ def create_run(store: Store, *, body: RunCreate, actor: str) -> RunPublic:
         name = body.name or f"run-{run_id[:8]}"
         run_pk = tx.conn.execute(
             insert(t.run)
-            .values(id=run_id, project_id=project_id, name=name, status="running",
-                    start_time=start, end_time=None, created_by=tx.actor)
+            .values(
+                id=run_id,
+                project_id=project_id,
+                name=name,
+                status="running",
+                start_time=start,
+                end_time=None,
+                created_by=tx.actor,
+            )
             .returning(t.run.c.pk)
         ).scalar_one()
         urn = run_urn(run_id)
         tx.ensure_entity(urn)
-        tx.put_aspect(urn, RunProperties(project_id=project_id, name=name, source=body.source,
-                                         git_commit=body.git_commit))
+        tx.put_aspect(
+            urn,
+            RunProperties(
+                project_id=project_id, name=name, source=body.source, git_commit=body.git_commit
+            ),
+        )
         tx.put_aspect(urn, RunState(status="running", start_time=start))
         write_params(tx, run_pk, run_id, body.params)
         write_tags(tx, run_pk, run_id, body.tags)
@@ -78,17 +89,22 @@ def write_params(tx: Tx, run_pk: int, run_id: str, params: dict[str, str]) -> No
     current = dict(tx.conn.execute(select(rp.c.key, rp.c.value).where(rp.c.run_pk == run_pk)).all())
     clashes = {k: (current[k], v) for k, v in params.items() if k in current and current[k] != v}
     if clashes:
-        shown = "; ".join(f"{k}: logged {old!r}, now {new!r:.80}" for k, (old, new) in clashes.items())
+        shown = "; ".join(
+            f"{k}: logged {old!r}, now {new!r:.80}" for k, (old, new) in clashes.items()
+        )
         raise Conflict(f"params are immutable once logged ({shown})", details=sorted(clashes))
     fresh = {k: v for k, v in params.items() if k not in current}
     if not fresh:
         return
-    tx.conn.execute(insert(rp), [{"run_pk": run_pk, "key": k, "value": v} for k, v in fresh.items()])
+    tx.conn.execute(
+        insert(rp), [{"run_pk": run_pk, "key": k, "value": v} for k, v in fresh.items()]
+    )
     tx.put_aspect(run_urn(run_id), RunParams(params={**current, **fresh}))
 
 
-def write_tags(tx: Tx, run_pk: int, run_id: str, tags: dict[str, str],
-               remove: Sequence[str] = ()) -> None:
+def write_tags(
+    tx: Tx, run_pk: int, run_id: str, tags: dict[str, str], remove: Sequence[str] = ()
+) -> None:
     if not tags and not remove:
         return
     rt = t.run_tag
@@ -101,20 +117,31 @@ def write_tags(tx: Tx, run_pk: int, run_id: str, tags: dict[str, str],
     if tags:
         ins = dialect_insert(tx.conn, rt)
         tx.conn.execute(
-            ins.on_conflict_do_update(index_elements=[rt.c.run_pk, rt.c.key],
-                                      set_={"value": ins.excluded.value}),
+            ins.on_conflict_do_update(
+                index_elements=[rt.c.run_pk, rt.c.key], set_={"value": ins.excluded.value}
+            ),
             [{"run_pk": run_pk, "key": k, "value": v} for k, v in tags.items()],
         )
     tx.put_aspect(run_urn(run_id), Tags(tags=merged))
 
 
-def log_batch(store: Store, *, run_id: str, params: dict[str, str], tags: dict[str, str],
-              points: MetricColumns, actor: str) -> None:
+def log_batch(
+    store: Store,
+    *,
+    run_id: str,
+    params: dict[str, str],
+    tags: dict[str, str],
+    points: MetricColumns,
+    actor: str,
+) -> None:
     """Params, tags and metric points in one transaction: all land or none."""
 
     def work(tx: Tx) -> None:
-        row = active_run(tx, run_id, "log to it") if (params or len(points)) else run_row(
-            tx.conn, run_id)
+        row = (
+            active_run(tx, run_id, "log to it")
+            if (params or len(points))
+            else run_row(tx.conn, run_id)
+        )
         write_params(tx, row.pk, run_id, params)
         write_tags(tx, row.pk, run_id, tags)
         insert_points(tx, store, row.pk, points)
@@ -122,8 +149,9 @@ def log_batch(store: Store, *, run_id: str, params: dict[str, str], tags: dict[s
     store.transact(work, actor=actor)
 
 
-def set_tags(store: Store, *, run_id: str, tags: dict[str, str], remove: Sequence[str] = (),
-             actor: str) -> None:
+def set_tags(
+    store: Store, *, run_id: str, tags: dict[str, str], remove: Sequence[str] = (), actor: str
+) -> None:
     def work(tx: Tx) -> None:
         row = run_row(tx.conn, run_id)
         missing = [k for k in remove if k not in _tag_keys(tx.conn, row.pk)]
@@ -149,7 +177,9 @@ def update_run(store: Store, *, run_id: str, body: RunUpdate, actor: str) -> Run
         if body.status is None or body.status == row.status:
             return
         if row.status in TERMINAL:
-            raise InvalidState(f"run {run_id} is already {row.status}; it cannot become {body.status}")
+            raise InvalidState(
+                f"run {run_id} is already {row.status}; it cannot become {body.status}"
+            )
         if body.status == "running":
             return
         end = body.end_time if body.end_time is not None else tx.now
@@ -158,8 +188,10 @@ def update_run(store: Store, *, run_id: str, body: RunUpdate, actor: str) -> Run
         tx.conn.execute(
             update(t.run).where(t.run.c.pk == row.pk).values(status=body.status, end_time=end)
         )
-        tx.put_aspect(urn, RunState(status=body.status, start_time=row.start_time, end_time=end,
-                                    error=body.error))
+        tx.put_aspect(
+            urn,
+            RunState(status=body.status, start_time=row.start_time, end_time=end, error=body.error),
+        )
         _close_open_steps(tx, row.pk, run_id, body.status)
 
     store.transact(work, actor=actor)
@@ -169,8 +201,7 @@ def update_run(store: Store, *, run_id: str, body: RunUpdate, actor: str) -> Run
 def _close_open_steps(tx: Tx, run_pk: int, run_id: str, run_status: str) -> None:
     """When a run ends, its running steps end with it and its pending steps are skipped."""
     open_steps = tx.conn.execute(
-        select(t.step).where(t.step.c.run_pk == run_pk,
-                             t.step.c.status.in_(["pending", "running"]))
+        select(t.step).where(t.step.c.run_pk == run_pk, t.step.c.status.in_(["pending", "running"]))
     ).all()
     for s in open_steps:
         if s.status == "pending":
@@ -179,10 +210,17 @@ def _close_open_steps(tx: Tx, run_pk: int, run_id: str, run_status: str) -> None
             status, error = "finished", None
         else:
             status, error = "failed", f"the run was {run_status}"
-        state = StepState(status=status, progress=s.progress, message=s.message,
-                          start_time=s.start_time, end_time=tx.now, error=error)
+        state = StepState(
+            status=status,
+            progress=s.progress,
+            message=s.message,
+            start_time=s.start_time,
+            end_time=tx.now,
+            error=error,
+        )
         tx.conn.execute(
-            update(t.step).where(t.step.c.run_pk == run_pk, t.step.c.name == s.name)
+            update(t.step)
+            .where(t.step.c.run_pk == run_pk, t.step.c.name == s.name)
             .values(status=status, end_time=tx.now, error=error)
         )
         tx.put_aspect(step_urn(run_id, s.name), state)
@@ -191,7 +229,8 @@ def _close_open_steps(tx: Tx, run_pk: int, run_id: str, run_status: str) -> None
 def _aspects(conn: Connection, urns: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
     rows = conn.execute(
         select(t.aspect.c.urn, t.aspect.c.aspect, t.aspect.c.payload).where(
-            t.aspect.c.urn.in_(urns), t.aspect.c.version == 0,
+            t.aspect.c.urn.in_(urns),
+            t.aspect.c.version == 0,
             t.aspect.c.aspect.in_(["run_properties", "run_state"]),
         )
     ).all()
@@ -213,14 +252,16 @@ def load_runs(conn: Connection, pks: Sequence[int]) -> list[RunPublic]:
     ).all()
     params: dict[int, dict[str, str]] = defaultdict(dict)
     for pk, k, v in conn.execute(
-        select(t.run_param.c.run_pk, t.run_param.c.key, t.run_param.c.value)
-        .where(t.run_param.c.run_pk.in_(pk_list))
+        select(t.run_param.c.run_pk, t.run_param.c.key, t.run_param.c.value).where(
+            t.run_param.c.run_pk.in_(pk_list)
+        )
     ):
         params[pk][k] = v
     tags: dict[int, dict[str, str]] = defaultdict(dict)
     for pk, k, v in conn.execute(
-        select(t.run_tag.c.run_pk, t.run_tag.c.key, t.run_tag.c.value)
-        .where(t.run_tag.c.run_pk.in_(pk_list))
+        select(t.run_tag.c.run_pk, t.run_tag.c.key, t.run_tag.c.value).where(
+            t.run_tag.c.run_pk.in_(pk_list)
+        )
     ):
         tags[pk][k] = v
     metrics: dict[int, dict[str, LatestMetric]] = defaultdict(dict)
@@ -237,10 +278,20 @@ def load_runs(conn: Connection, pks: Sequence[int]) -> list[RunPublic]:
         a = aspects.get(run_urn(r.id), {})
         props, state = a.get("run_properties", {}), a.get("run_state", {})
         by_pk[r.pk] = RunPublic(
-            run_id=r.id, urn=run_urn(r.id), project=r.project, project_id=r.project_id,
-            name=r.name, status=r.status, start_time=r.start_time, end_time=r.end_time,
-            created_by=r.created_by, error=state.get("error"), source=props.get("source"),
-            git_commit=props.get("git_commit"), params=params[r.pk], tags=tags[r.pk],
+            run_id=r.id,
+            urn=run_urn(r.id),
+            project=r.project,
+            project_id=r.project_id,
+            name=r.name,
+            status=r.status,
+            start_time=r.start_time,
+            end_time=r.end_time,
+            created_by=r.created_by,
+            error=state.get("error"),
+            source=props.get("source"),
+            git_commit=props.get("git_commit"),
+            params=params[r.pk],
+            tags=tags[r.pk],
             metrics=metrics[r.pk],
         )
     return [by_pk[pk] for pk in pk_list if pk in by_pk]

@@ -82,8 +82,9 @@ class Compiler:
                 return has if c.op == "is_not_null" else not_(has)
             nan_ok = c.op == "!=" or (c.op == "not_in")
             cond = _apply(lm.c.value, c)
-            cond = or_(lm.c.is_nan.is_(True), cond) if nan_ok else and_(
-                lm.c.is_nan.is_(False), cond)
+            cond = (
+                or_(lm.c.is_nan.is_(True), cond) if nan_ok else and_(lm.c.is_nan.is_(False), cond)
+            )
             return t.run.c.pk.in_(present.where(cond))
         table = t.run_param if c.kind == "param" else t.run_tag
         present = select(table.c.run_pk).where(table.c.key == c.key)
@@ -125,12 +126,18 @@ def attribute(name: str) -> ColumnElement[Any]:
 def _apply(col: ColumnElement[Any], c: Compare) -> ColumnElement[bool]:
     v = c.value
     ops: dict[str, Any] = {
-        "=": lambda: col == v, "!=": lambda: col != v, "<": lambda: col < v,
-        "<=": lambda: col <= v, ">": lambda: col > v, ">=": lambda: col >= v,
-        "like": lambda: col.like(v), "ilike": lambda: func.lower(col).like(func.lower(v)),
+        "=": lambda: col == v,
+        "!=": lambda: col != v,
+        "<": lambda: col < v,
+        "<=": lambda: col <= v,
+        ">": lambda: col > v,
+        ">=": lambda: col >= v,
+        "like": lambda: col.like(v),
+        "ilike": lambda: func.lower(col).like(func.lower(v)),
         "in": lambda: col.in_(list(v)),  # type: ignore[arg-type]
         "not_in": lambda: col.not_in(list(v)),  # type: ignore[arg-type]
-        "is_null": lambda: col.is_(None), "is_not_null": lambda: col.is_not(None),
+        "is_null": lambda: col.is_(None),
+        "is_not_null": lambda: col.is_not(None),
     }
     result: ColumnElement[bool] = ops[c.op]()
     return result

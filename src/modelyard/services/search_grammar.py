@@ -22,20 +22,31 @@ Kind = Literal["metric", "param", "tag", "attribute"]
 Value = str | int | float | None | tuple[str | int | float, ...]
 
 PREFIXES: dict[str, Kind] = {
-    "metrics": "metric", "metric": "metric",
-    "params": "param", "param": "param", "parameters": "param",
-    "tags": "tag", "tag": "tag",
-    "attributes": "attribute", "attribute": "attribute", "attr": "attribute", "run": "attribute",
+    "metrics": "metric",
+    "metric": "metric",
+    "params": "param",
+    "param": "param",
+    "parameters": "param",
+    "tags": "tag",
+    "tag": "tag",
+    "attributes": "attribute",
+    "attribute": "attribute",
+    "attr": "attribute",
+    "run": "attribute",
 }
 # Attribute name -> (canonical name, type)
 ATTRIBUTES: dict[str, tuple[str, Literal["str", "num"]]] = {
     "status": ("status", "str"),
-    "name": ("name", "str"), "run_name": ("name", "str"),
-    "run_id": ("run_id", "str"), "id": ("run_id", "str"),
-    "start_time": ("start_time", "num"), "created": ("start_time", "num"),
+    "name": ("name", "str"),
+    "run_name": ("name", "str"),
+    "run_id": ("run_id", "str"),
+    "id": ("run_id", "str"),
+    "start_time": ("start_time", "num"),
+    "created": ("start_time", "num"),
     "end_time": ("end_time", "num"),
     "duration": ("duration", "num"),
-    "created_by": ("created_by", "str"), "user_id": ("created_by", "str"),
+    "created_by": ("created_by", "str"),
+    "user_id": ("created_by", "str"),
     "user": ("created_by", "str"),
 }
 
@@ -88,8 +99,10 @@ def tokenize(text: str) -> list[Token]:
             break
         m = TOKEN.match(text, pos)
         if m is None or m.end() == pos:
-            raise InvalidInput(f"filter: unexpected character {text[pos:].lstrip()[:1]!r} at "
-                               f"position {len(text) - len(text[pos:].lstrip())}")
+            raise InvalidInput(
+                f"filter: unexpected character {text[pos:].lstrip()[:1]!r} at "
+                f"position {len(text) - len(text[pos:].lstrip())}"
+            )
         kind = m.lastgroup or ""
         start = m.start(kind)
         tokens.append(Token(kind, m.group(kind), start))
@@ -112,8 +125,10 @@ class Parser:
 
     def error(self, message: str) -> InvalidInput:
         where = self.tokens[self.i].pos if self.i < len(self.tokens) else len(self.text)
-        return InvalidInput(f"filter: {message} at position {where}",
-                            details={"position": where, "filter": self.text})
+        return InvalidInput(
+            f"filter: {message} at position {where}",
+            details={"position": where, "filter": self.text},
+        )
 
     def peek(self) -> Token | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -207,7 +222,8 @@ class Parser:
         if found is None:
             known = ", ".join(sorted({v[0] for v in ATTRIBUTES.values()}))
             raise self.error(
-                f"unknown field {name!r}: use metrics.<key>, params.<key>, tags.<key> or one of {known}"
+                f"unknown field {name!r}: use metrics.<key>, params.<key>, tags.<key> "
+                f"or one of {known}"
             )
         return "attribute", found[0]
 
@@ -257,8 +273,7 @@ class Parser:
         return self._check(Compare(kind, key, op, self.value()))
 
     def _check(self, c: Compare) -> Compare:
-        numeric = c.kind == "metric" or (c.kind == "attribute" and
-                                         ATTRIBUTES[c.key][1] == "num")
+        numeric = c.kind == "metric" or (c.kind == "attribute" and ATTRIBUTES[c.key][1] == "num")
         values = c.value if isinstance(c.value, tuple) else (c.value,)
         if c.op in ("is_null", "is_not_null"):
             return c
@@ -298,6 +313,8 @@ def parse_order_by(term: str) -> OrderTerm:
     else:
         p.word("asc", "ascending")
     if p.peek() is not None:
-        raise InvalidInput(f"order_by: unexpected {p.peek().text!r} in {term!r}; "  # type: ignore[union-attr]
-                           "use '<field> [asc|desc]'")
+        raise InvalidInput(
+            f"order_by: unexpected {p.peek().text!r} in {term!r}; "  # type: ignore[union-attr]
+            "use '<field> [asc|desc]'"
+        )
     return OrderTerm(kind, key, descending)

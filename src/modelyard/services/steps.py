@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, update
 
 from modelyard.errors import InvalidInput, InvalidState, NotFound
 from modelyard.metadata import tables as t
@@ -23,7 +24,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-def upsert_step(store: Store, *, run_id: str, name: str, body: StepUpsert, actor: str) -> StepPublic:
+def upsert_step(
+    store: Store, *, run_id: str, name: str, body: StepUpsert, actor: str
+) -> StepPublic:
     """Create a step, or move an existing one forward (status, progress, message)."""
     if not 1 <= len(name) <= t.MAX_NAME:
         raise InvalidInput(f"step names have 1 to {t.MAX_NAME} characters")
@@ -53,35 +56,45 @@ def _create(tx: Tx, run_pk: int, run_id: str, name: str, body: StepUpsert) -> No
         )
     status = body.status or "pending"
     state = StepState(
-        status=status, progress=body.progress, message=body.message, error=body.error,
+        status=status,
+        progress=body.progress,
+        message=body.message,
+        error=body.error,
         start_time=tx.now if status != "pending" else None,
         end_time=tx.now if status in TERMINAL_STATUSES else None,
     )
     position = tx.conn.execute(
         select(func.count()).select_from(t.step).where(t.step.c.run_pk == run_pk)
     ).scalar_one()
-    tx.conn.execute(insert(t.step).values(
-        run_pk=run_pk, name=name, position=position, depends_on=orjson.dumps(deps).decode(),
-        **state.model_dump(),
-    ))
+    tx.conn.execute(
+        insert(t.step).values(
+            run_pk=run_pk,
+            name=name,
+            position=position,
+            depends_on=orjson.dumps(deps).decode(),
+            **state.model_dump(),
+        )
+    )
     urn = step_urn(run_id, name)
     tx.ensure_entity(urn)
     tx.put_aspect(urn, StepProperties(run_id=run_id, name=name, depends_on=deps))
     tx.put_aspect(urn, state)
 
 
-def _advance(tx: Tx, run_pk: int, run_id: str, current: object, body: StepUpsert) -> None:
+def _advance(tx: Tx, run_pk: int, run_id: str, current: Row[Any], body: StepUpsert) -> None:
     cur = StepState.model_validate(current, from_attributes=True)
-    deps = orjson.loads(current.depends_on)  # type: ignore[attr-defined]
+    name: str = current.name
+    deps = orjson.loads(current.depends_on)
     if body.depends_on is not None and list(dict.fromkeys(body.depends_on)) != deps:
-        raise InvalidState(f"step {current.name!r} already depends on {deps}; "  # type: ignore[attr-defined]
-                           "dependencies cannot change")
+        raise InvalidState(f"step {name!r} already depends on {deps}; dependencies cannot change")
     status = body.status or cur.status
     if status != cur.status and status not in TRANSITIONS.get(cur.status, frozenset()):
-        raise InvalidState(f"step {current.name!r} is {cur.status}; it cannot become {status}")  # type: ignore[attr-defined]
-    if cur.status in TERMINAL_STATUSES and (body.progress is not None or body.message is not None):
-        if (body.progress, body.message) != (cur.progress, cur.message):
-            raise InvalidState(f"step {current.name!r} is {cur.status}; its progress is final")  # type: ignore[attr-defined]
+        raise InvalidState(f"step {name!r} is {cur.status}; it cannot become {status}")
+    changes_progress = (body.progress is not None and body.progress != cur.progress) or (
+        body.message is not None and body.message != cur.message
+    )
+    if cur.status in TERMINAL_STATUSES and changes_progress:
+        raise InvalidState(f"step {name!r} is {cur.status}; its progress is final")
     progress = body.progress if body.progress is not None else cur.progress
     state = StepState(
         status=status,
@@ -94,10 +107,11 @@ def _advance(tx: Tx, run_pk: int, run_id: str, current: object, body: StepUpsert
     if state == cur:
         return
     tx.conn.execute(
-        update(t.step).where(t.step.c.run_pk == run_pk, t.step.c.name == current.name)  # type: ignore[attr-defined]
+        update(t.step)
+        .where(t.step.c.run_pk == run_pk, t.step.c.name == name)
         .values(**state.model_dump())
     )
-    tx.put_aspect(step_urn(run_id, current.name), state)  # type: ignore[attr-defined]
+    tx.put_aspect(step_urn(run_id, name), state)
 
 
 def _steps(conn: Connection, run_pk: int, run_id: str, name: str | None = None) -> list[StepPublic]:
@@ -111,9 +125,17 @@ def _steps(conn: Connection, run_pk: int, run_id: str, name: str | None = None) 
         by_step[a.step].append(artifact_public(run_id, a))
     return [
         StepPublic(
-            run_id=run_id, urn=step_urn(run_id, r.name), name=r.name, position=r.position,
-            depends_on=orjson.loads(r.depends_on), status=r.status, progress=r.progress,
-            message=r.message, start_time=r.start_time, end_time=r.end_time, error=r.error,
+            run_id=run_id,
+            urn=step_urn(run_id, r.name),
+            name=r.name,
+            position=r.position,
+            depends_on=orjson.loads(r.depends_on),
+            status=r.status,
+            progress=r.progress,
+            message=r.message,
+            start_time=r.start_time,
+            end_time=r.end_time,
+            error=r.error,
             artifacts=by_step.get(r.name, []),
         )
         for r in rows

@@ -38,17 +38,29 @@ async def upload_artifact(
             raise InvalidInput("Content-Length must be a whole number")
         if int(content_length) > settings.max_upload_bytes:
             raise PayloadTooLarge(
-                f"artifact of {content_length} bytes is over the {settings.max_upload_bytes}-byte limit"
+                f"artifact of {content_length} bytes is over the "
+                f"{settings.max_upload_bytes}-byte limit"
             )
     media = None if content_type in (None, "application/x-www-form-urlencoded") else content_type
     return await artifacts.upload_artifact(
-        store, files, run_id=run_id, path=path, chunks=request.stream(),
-        max_bytes=settings.max_upload_bytes, step=step, kind=kind, media_type=media, actor=actor,
+        store,
+        files,
+        run_id=run_id,
+        path=path,
+        chunks=request.stream(),
+        max_bytes=settings.max_upload_bytes,
+        step=step,
+        kind=kind,
+        media_type=media,
+        actor=actor,
     )
 
 
 @router.get("/{path:path}", response_class=FileResponse)
 def download_artifact(run_id: str, path: str, store: StoreDep, files: ArtifactsDep) -> FileResponse:
     meta, file = artifacts.artifact_file(store, files, run_id=run_id, path=path)
-    return FileResponse(file, media_type=meta.media_type,
-                        headers={"ETag": f'"{meta.sha256}"', "X-Content-SHA256": meta.sha256})
+    return FileResponse(
+        file,
+        media_type=meta.media_type,
+        headers={"ETag": f'"{meta.sha256}"', "X-Content-SHA256": meta.sha256},
+    )

@@ -62,8 +62,9 @@ def list_changes(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ChangePublic]:
     """The change log, newest first; page with ``before_id``."""
-    return catalog.list_changes(store, urn=urn, actor=actor, since=since, before_id=before_id,
-                                limit=limit)
+    return catalog.list_changes(
+        store, urn=urn, actor=actor, since=since, before_id=before_id, limit=limit
+    )
 
 
 @router.post("/timeseries", status_code=201)

@@ -51,8 +51,14 @@ def update_run(run_id: str, body: RunUpdate, store: StoreDep, actor: Actor) -> R
 @router.post("/{run_id}/params", status_code=204)
 def log_params(run_id: str, body: ParamsLog, store: StoreDep, actor: Actor) -> None:
     """Params are immutable: the same value again is a no-op, another value a 409."""
-    runs.log_batch(store, run_id=run_id, params=body.params, tags={},
-                   points=metrics.build_columns([], [], [], []), actor=actor)
+    runs.log_batch(
+        store,
+        run_id=run_id,
+        params=body.params,
+        tags={},
+        points=metrics.build_columns([], [], [], []),
+        actor=actor,
+    )
 
 
 @router.post("/{run_id}/tags", status_code=204)
@@ -73,28 +79,32 @@ def _points(body: BatchLog, now: int) -> MetricColumns:
     if not len(rows):
         return cols
     return metrics.build_columns(
-        rows.keys + cols.keys, [*rows.values.tolist(), *cols.values.tolist()],
+        rows.keys + cols.keys,
+        [*rows.values.tolist(), *cols.values.tolist()],
         [*rows.steps.tolist(), *cols.steps.tolist()],
         [*rows.timestamps.tolist(), *cols.timestamps.tolist()],
     )
 
 
 @router.post("/{run_id}/batch", status_code=204)
-def log_batch(run_id: str, body: BatchLog, store: StoreDep, settings: SettingsDep,
-              actor: Actor) -> None:
+def log_batch(
+    run_id: str, body: BatchLog, store: StoreDep, settings: SettingsDep, actor: Actor
+) -> None:
     """Metric points (rows or columns), params and tags in one transaction.
 
     NaN and infinities are sent as the strings "NaN", "Infinity" and "-Infinity".
     A point identical to one already stored (key, step, timestamp, value) is a no-op, so a
     retried batch never duplicates data.
     """
-    metrics.check_size(len(body.metrics) + len((body.columns or {}).get("value", [])),
-                       settings.max_batch_points)
+    metrics.check_size(
+        len(body.metrics) + len((body.columns or {}).get("value", [])), settings.max_batch_points
+    )
     from modelyard.metadata.store import now_ms
 
     points = _points(body, now_ms())
-    runs.log_batch(store, run_id=run_id, params=body.params, tags=body.tags, points=points,
-                   actor=actor)
+    runs.log_batch(
+        store, run_id=run_id, params=body.params, tags=body.tags, points=points, actor=actor
+    )
 
 
 @router.get("/{run_id}/metric-history", response_model=MetricHistory)
@@ -122,5 +132,6 @@ def metric_history(
     for i in np.flatnonzero(special).tolist():
         values[i] = metrics.encode_value(hist.values[i], bool(np.isnan(hist.values[i])))
     body = {"key": key, "steps": hist.steps, "timestamps": hist.timestamps, "values": values}
-    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
-                    media_type="application/json")
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+    )

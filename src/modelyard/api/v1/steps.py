@@ -21,7 +21,8 @@ def get_step(run_id: str, name: str, store: StoreDep) -> StepPublic:
 
 
 @router.put("/{name}")
-def upsert_step(run_id: str, name: str, body: StepUpsert, store: StoreDep,
-                actor: Actor) -> StepPublic:
+def upsert_step(
+    run_id: str, name: str, body: StepUpsert, store: StoreDep, actor: Actor
+) -> StepPublic:
     """Create a step (with ``depends_on``) or move it forward: status, progress, message."""
     return steps.upsert_step(store, run_id=run_id, name=name, body=body, actor=actor)
