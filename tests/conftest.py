@@ -71,6 +71,23 @@ def database_url(tmp_path: Path, pg_template: str | None) -> Iterator[str]:
 
 
 @pytest.fixture
+def empty_database_url(tmp_path: Path, pg_template: str | None) -> Iterator[str]:
+    """A fresh database with no schema at all (for migration tests)."""
+    if pg_template is None:
+        yield f"sqlite:///{tmp_path / 'empty' / 'modelyard.db'}"
+        return
+    assert PG_URL is not None
+    name = f"{make_url(PG_URL).database}_empty_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(_admin_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from modelyard._version import __version__
 from modelyard.api.v1 import router as api_v1
@@ -20,11 +22,17 @@ from modelyard.settings import Settings
 log = logging.getLogger("modelyard")
 
 
-def _error(status: int, code: str, message: str, details: object = None) -> JSONResponse:
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    details: object = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     body: dict[str, object] = {"code": code, "message": message}
     if details is not None:
         body["details"] = details
-    return JSONResponse({"error": body}, status_code=status)
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, object]]]:
@@ -33,9 +41,24 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
     for err in exc.errors():
         loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
         msg = str(err.get("msg", "invalid"))
+        if err.get("type") == "json_invalid":  # its loc is a character offset, not a field
+            why = err.get("ctx", {}).get("error", "cannot be decoded")
+            loc, msg = "", f"the body is not valid JSON: {why} at character {loc}"
+        elif not loc and err.get("type") == "missing":
+            msg = "a JSON body is required"
         parts.append(f"{loc}: {msg}" if loc else msg)
         details.append({"field": loc, "message": msg})
     return "; ".join(parts) or "invalid request", details
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes on this path; Starlette's 405 names one route's only."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -49,9 +72,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(422, "INVALID_INPUT", message, details)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
-        return _error(exc.status_code, codes.get(exc.status_code, "HTTP_ERROR"), str(exc.detail))
+        message = str(exc.detail)
+        where = f"{request.method} {request.url.path}"
+        headers = dict(exc.headers or {})
+        if exc.status_code == 404 and message == "Not Found":  # no route matched
+            message = f"there is no endpoint {where}"
+        elif exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+            message = f"{where} is not allowed; this path takes {headers['Allow']}"
+        code = codes.get(exc.status_code, "HTTP_ERROR")
+        return _error(exc.status_code, code, message, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from modelyard.settings import Settings
+
+if TYPE_CHECKING:
+    from modelyard.sdk.client import Client
 
 
 def _settings(data_dir: Path | None, database_url: str | None, **more: Any) -> Settings:
@@ -66,8 +70,13 @@ def serve(
     if settings.database_url:
         os.environ["MODELYARD_DATABASE_URL"] = settings.database_url
     from modelyard.app import create_app
+    from modelyard.metadata.engine import SchemaError
 
-    create_app(settings)  # migrates an empty database once, before workers start
+    try:
+        app = create_app(settings)  # migrates an empty database once, before workers start
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    app.state.store.engine.dispose()
     click.echo(
         f"modelyard serving on http://{settings.host}:{settings.port} "
         f"(data: {settings.data_dir.resolve()})"
@@ -93,11 +102,19 @@ def db() -> None:
 @database_option
 def upgrade(data_dir: Path | None, database_url: str | None) -> None:
     """Apply schema migrations."""
+    from alembic.util import CommandError
+
     from modelyard.metadata.engine import make_engine
     from modelyard.metadata.engine import upgrade as run_upgrade
 
     settings = _settings(data_dir, database_url)
-    run_upgrade(make_engine(settings.resolved_database_url))
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        run_upgrade(engine)
+    except CommandError as exc:  # e.g. a revision this modelyard does not know
+        raise click.ClickException(f"cannot upgrade the database: {exc}") from exc
+    finally:
+        engine.dispose()
     click.echo("database is up to date")
 
 
@@ -120,13 +137,33 @@ def _when(ms: int | None) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+@contextmanager
+def _client(uri: str | None) -> Iterator[Client]:
+    """A client for the read commands; what goes wrong becomes a one-line error."""
+    import httpx
+
+    from modelyard.metadata.engine import SchemaError
+    from modelyard.sdk.client import Client
+    from modelyard.sdk.transport import ModelyardAPIError
+
+    try:
+        client = Client(uri, retries=2)
+    except SchemaError as exc:  # a local data folder this modelyard cannot use
+        raise click.ClickException(str(exc)) from exc
+    try:
+        with client:
+            yield client
+    except ModelyardAPIError as exc:
+        raise click.ClickException(exc.message) from exc
+    except httpx.TransportError as exc:
+        raise click.ClickException(f"cannot reach {client.uri}: {exc}") from exc
+
+
 @main.command()
 @uri_option
 def projects(uri: str | None) -> None:
     """List projects."""
-    from modelyard.sdk.client import Client
-
-    with Client(uri) as client:
+    with _client(uri) as client:
         rows = [
             (p.id, p.name, p.run_count, _when(p.created_at), p.description)
             for p in client.list_projects()
@@ -150,14 +187,8 @@ def runs(
     uri: str | None,
 ) -> None:
     """List a project's runs."""
-    from modelyard.sdk.client import Client
-    from modelyard.sdk.transport import ModelyardAPIError
-
-    with Client(uri) as client:
-        try:
-            page = client.search_runs(project, filter_, list(order_by), page_size=limit)
-        except ModelyardAPIError as exc:
-            raise click.ClickException(exc.message) from exc
+    with _client(uri) as client:
+        page = client.search_runs(project, filter_, list(order_by), page_size=limit)
     keys = list(metrics) or sorted({k for r in page.runs for k in r.metrics})[:4]
     rows = [
         [
@@ -172,3 +203,7 @@ def runs(
     click.echo(_table(["run", "name", "status", "started (UTC)", *keys], rows))
     if page.next_page_token:
         click.echo(f"(more runs; showing the first {limit})")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints
 
 from modelyard.metadata.aspects import RunStatus, StepStatus
 from modelyard.metadata.tables import (
@@ -115,17 +115,18 @@ class TagsSet(Strict):
 
 
 class MetricPointIn(Strict):
+    # Strict like the columnar form: true is no step, 2.0 no step, "1.5" and true no value.
     key: Key
-    value: float | Literal["NaN", "Infinity", "-Infinity", "nan", "inf", "-inf"]
-    step: int = 0
-    timestamp: Millis | None = None
+    value: StrictFloat | Literal["NaN", "Infinity", "-Infinity", "nan", "inf", "-inf"]
+    step: StrictInt = 0
+    timestamp: Annotated[StrictInt, Field(ge=0, le=2**53)] | None = None
 
 
 class BatchLog(Strict):
     """Rows (``metrics``) or columns (``columns``) of metric points, plus params and tags."""
 
     metrics: list[MetricPointIn] = Field(default_factory=list)
-    columns: dict[str, list[Any]] | None = Field(
+    columns: dict[str, list[Any] | str] | None = Field(
         default=None,
         description="Columnar points: key (list or one string), value, step, timestamp.",
     )

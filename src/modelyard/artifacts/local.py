@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from modelyard.errors import InvalidInput, NotFound, PayloadTooLarge
+from modelyard.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from modelyard.metadata.tables import MAX_ARTIFACT_PATH
 
 
@@ -71,11 +71,16 @@ class LocalArtifactStore:
 
     def publish(self, staged: Staged, run_id: str, path: str) -> Path:
         dest = self._dest(run_id, path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if not dest.parent.resolve().is_relative_to(self.root / run_id):
-            raise InvalidInput(f"artifact path {path!r} escapes the run's artifact folder")
-        if staged.temp.exists():  # a retried transaction may already have moved it
-            os.replace(staged.temp, dest)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not dest.parent.resolve().is_relative_to(self.root / run_id):
+                raise InvalidInput(f"artifact path {path!r} escapes the run's artifact folder")
+            if staged.temp.exists():  # a retried transaction may already have moved it
+                os.replace(staged.temp, dest)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+            raise Conflict(
+                f"artifact path {path!r} clashes with a stored file or folder of the run"
+            ) from exc
         return dest
 
     def discard(self, staged: Staged) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +11,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Key of the PostgreSQL advisory lock that makes concurrent migrators take turns.
+MIGRATION_LOCK_KEY = 0x6D6F64656C796172  # "modelyar"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -52,6 +57,10 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
+class SchemaError(RuntimeError):
+    """The database's schema is not one this modelyard can run on."""
+
+
 def alembic_config(engine: Engine) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -59,27 +68,88 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+@contextmanager
+def _migration_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction holding the database's migration lock, so that processes starting at
+    once on a new database take turns: the first migrates, the others then find it current.
+    SQLite takes its write lock up front (BEGIN IMMEDIATE); PostgreSQL an advisory lock."""
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        yield conn
+
+
+def _upgrade(conn: Connection, revision: str) -> None:
+    cfg = alembic_config(conn.engine)
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, revision)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` (``modelyard db upgrade``)."""
-    cfg = alembic_config(engine)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    with _migration_transaction(engine) as conn:
+        _upgrade(conn, revision)
+
+
+def _heads(conn: Connection) -> tuple[set[str], set[str]]:
+    """The revisions the database is at, and the head revisions of this modelyard."""
+    script = ScriptDirectory.from_config(alembic_config(conn.engine))
+    current = set(MigrationContext.configure(conn).get_current_heads())
+    return current, set(script.get_heads())
 
 
 def is_current(engine: Engine) -> bool:
-    script = ScriptDirectory.from_config(alembic_config(engine))
     with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_heads()
-    return set(current) == set(script.get_heads())
+        current, heads = _heads(conn)
+    return current == heads
 
 
 def ensure_schema(engine: Engine) -> None:
     """Migrate an empty database on first start; refuse to run on an outdated one."""
     if is_current(engine):
         return
-    names = set(inspect(engine).get_table_names())
-    if not names or names == {"alembic_version"}:
-        upgrade(engine)
-        return
-    raise RuntimeError("the database schema is out of date: run `modelyard db upgrade`")
+    with _migration_transaction(engine) as conn:
+        # Decided under the lock: another process may have migrated it meanwhile.
+        current, heads = _heads(conn)
+        if current == heads:
+            return
+        names = set(inspect(conn).get_table_names())
+        if not current and names <= {"alembic_version"}:
+            _upgrade(conn, "head")
+            return
+    problem = _schema_problem(engine, current, heads, names)
+    # Close the connections opened to look: a caller that gives up on the engine (an app
+    # that fails to start) would otherwise leave them to the garbage collector.
+    engine.dispose()
+    raise SchemaError(problem)
+
+
+def _schema_problem(engine: Engine, current: set[str], heads: set[str], names: set[str]) -> str:
+    where = engine.url.render_as_string(hide_password=True)
+    head = ", ".join(sorted(heads))
+    if not current:
+        shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+        return (
+            f"the database {where} holds tables ({shown}) but no modelyard schema version: "
+            "it is not a modelyard database; point modelyard at an empty database or its own"
+        )
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    unknown = []
+    for rev in sorted(current):
+        try:
+            known = script.get_revision(rev) is not None
+        except CommandError:
+            known = False
+        if not known:
+            unknown.append(rev)
+    at = ", ".join(sorted(current))
+    if unknown:
+        return (
+            f"the database {where} is at schema revision {', '.join(unknown)}, which this "
+            f"version of modelyard does not know (its newest is {head}); it was probably "
+            "migrated by a newer modelyard: upgrade modelyard to use it"
+        )
+    return (
+        f"the database schema of {where} is out of date (revision {at}, this modelyard needs "
+        f"{head}): back it up, then run `modelyard db upgrade`"
+    )

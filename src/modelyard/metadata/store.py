@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import Connection, Engine, Table, and_, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -70,7 +71,8 @@ class Tx:
         entity_type = parse_urn(urn).type
         if name not in ENTITY_ASPECTS.get(entity_type, ()):
             raise InvalidInput(f"a {entity_type} cannot carry the aspect {name!r}")
-        payload = value.model_dump_json()
+        # Canonical JSON (sorted keys), so a value equal up to dict order is an identical write.
+        payload = orjson.dumps(value.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
         latest = select(t.aspect.c.payload).where(
             t.aspect.c.urn == urn, t.aspect.c.aspect == name, t.aspect.c.version == 0
         )

@@ -21,9 +21,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
 import numpy as np
 import pyarrow as pa
 
+from modelyard.metadata.tables import MAX_KEY
 from modelyard.schemas import (
     ArtifactPublic,
     LineagePublic,
@@ -39,6 +41,9 @@ from modelyard.sdk.transport import (
 )
 
 __all__ = ["ActiveRun", "ActiveStep", "Client", "MetricSeries", "ModelyardAPIError"]
+
+
+INT64_MAX = 2**63 - 1
 
 
 def _now_ms() -> int:
@@ -100,9 +105,20 @@ class Client:
 
     # --- projects
     def create_project(self, name: str, description: str = "") -> ProjectPublic:
-        return ProjectPublic.model_validate(
-            self._call("POST", "/projects", json={"name": name, "description": description})
-        )
+        try:
+            created = self._call(
+                "POST", "/projects", json={"name": name, "description": description}
+            )
+        except ModelyardAPIError as exc:
+            if exc.status != 409 or not exc.retried:
+                raise
+            # An earlier attempt may have created it before its reply was lost: that project
+            # is the one asked for when it matches.
+            for project in self.list_projects():
+                if project.name == name and project.description == description:
+                    return project
+            raise
+        return ProjectPublic.model_validate(created)
 
     def get_project(self, ref: str | int) -> ProjectPublic:
         return ProjectPublic.model_validate(self._call("GET", f"/projects/{ref}"))
@@ -269,17 +285,28 @@ class ActiveRun:
     ) -> None:
         if self._error is not None:
             self._raise_background_error()
-        stamp = _now_ms() if timestamp is None else timestamp
+        # Checked here, where a mistake is made, rather than when a whole batch is refused.
+        stamp = _now_ms() if timestamp is None else int(timestamp)
+        step_no = 0 if step is None else int(step)
+        if not 0 <= stamp <= INT64_MAX:
+            raise ValueError(f"metric timestamps are milliseconds since the epoch, got {stamp}")
+        if not -INT64_MAX <= step_no <= INT64_MAX:
+            raise ValueError(f"metric steps are 64-bit integers, got {step_no}")
+        points: list[tuple[str, float | str]] = []
+        for key, value in metrics.items():
+            if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY:
+                raise ValueError(f"metric keys have 1 to {MAX_KEY} characters, got {key!r:.80}")
+            points.append((key, _json_value(float(value))))
         with self._buffer_lock:
-            for key, value in metrics.items():
+            for key, encoded in points:
                 self._keys.append(key)
-                self._values.append(_json_value(float(value)))
-                self._steps.append(0 if step is None else int(step))
+                self._values.append(encoded)
+                self._steps.append(step_no)
                 self._stamps.append(stamp)
             full = len(self._keys) >= self.batch_size
         if full:
             self.flush()
-        elif self._flusher is None:
+        elif (self._flusher is None or not self._flusher.is_alive()) and not self._stop.is_set():
             self._flusher = threading.Thread(
                 target=self._flush_loop, daemon=True, name=f"modelyard-flush-{self.id[:8]}"
             )
@@ -289,8 +316,10 @@ class ActiveRun:
         while not self._stop.wait(self.flush_interval):
             try:
                 self.flush()
-            except BaseException as exc:  # surfaced on the next call from the user's thread
-                self._error = exc
+            except BaseException as exc:
+                if _transient(exc):
+                    continue  # the points are back in the buffer: sent again next time
+                self._error = exc  # points were refused: surfaced in the user's thread
                 return
 
     def _raise_background_error(self) -> None:
@@ -298,19 +327,38 @@ class ActiveRun:
         raise RuntimeError(f"sending metrics in the background failed: {err}") from err
 
     def flush(self) -> None:
-        """Send every buffered point now."""
+        """Send every buffered point now, ``batch_size`` points a request.
+
+        When the server cannot be reached (even after retries), the unsent points go back
+        to the buffer for the next flush (a point sent twice is stored once); points the
+        server refuses are dropped, and the error is raised.
+        """
         with self._send_lock:
             with self._buffer_lock:
                 if not self._keys:
                     return
-                cols = {
-                    "key": self._keys,
-                    "value": self._values,
-                    "step": self._steps,
-                    "timestamp": self._stamps,
-                }
+                keys, values, steps, stamps = self._keys, self._values, self._steps, self._stamps
                 self._keys, self._values, self._steps, self._stamps = [], [], [], []
-            self.client._call("POST", f"/runs/{self.id}/batch", json={"columns": cols})
+            sent = 0
+            try:
+                while sent < len(keys):
+                    end = sent + self.batch_size
+                    cols = {
+                        "key": keys[sent:end],
+                        "value": values[sent:end],
+                        "step": steps[sent:end],
+                        "timestamp": stamps[sent:end],
+                    }
+                    self.client._call("POST", f"/runs/{self.id}/batch", json={"columns": cols})
+                    sent = end
+            except BaseException as exc:
+                if _transient(exc):
+                    with self._buffer_lock:  # ahead of what was logged meanwhile
+                        self._keys[:0] = keys[sent:]
+                        self._values[:0] = values[sent:]
+                        self._steps[:0] = steps[sent:]
+                        self._stamps[:0] = stamps[sent:]
+                raise
 
     # --- steps, artifacts, lineage
     def step(self, name: str, depends_on: Sequence[str] = ()) -> ActiveStep:
@@ -383,6 +431,12 @@ class ActiveRun:
             if self._error is not None:
                 self._raise_background_error()
             self.flush()
+        except BaseException as exc:
+            # Metrics were lost: the run did not finish as logged.
+            if status == "finished":
+                status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
+                error = f"metrics could not be sent: {_describe(exc)}"
+            raise
         finally:
             self._ended = True
             body = {"status": status, "error": error}
@@ -408,6 +462,13 @@ class ActiveRun:
             self.end(status, error=_describe(exc))
         except Exception:  # the user's own error matters more than a failed flush
             traceback.print_exc()
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether sending may work later: the server was unreachable or briefly failing."""
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, ModelyardAPIError) and (exc.status >= 500 or exc.status == 429)
 
 
 def _describe(exc: BaseException) -> str:
@@ -464,5 +525,5 @@ class ActiveStep:
             return
         try:
             self.finish("failed", error=_describe(exc))
-        except ModelyardAPIError:
+        except Exception:  # the user's own error matters more than a failed update
             traceback.print_exc()

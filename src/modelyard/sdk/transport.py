@@ -16,24 +16,38 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
 class ModelyardAPIError(Exception):
-    """An error answered by the server: HTTP status, error code and message."""
+    """An error answered by the server: HTTP status, error code and message.
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    ``retried`` is true when the answer came to a retry, so an earlier attempt of the same
+    request may have been applied (its reply was lost): a 409 may then be that attempt's doing.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        *,
+        retried: bool = False,
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.retried = retried
 
 
-def raise_for_error(resp: httpx.Response) -> None:
+def raise_for_error(resp: httpx.Response, *, retried: bool = False) -> None:
     if resp.status_code < 400:
         return
     try:
         err = resp.json()["error"]
-        raise ModelyardAPIError(resp.status_code, err["code"], err["message"], err.get("details"))
+        code, message, details = err["code"], err["message"], err.get("details")
     except (ValueError, KeyError, TypeError):
-        raise ModelyardAPIError(resp.status_code, "HTTP_ERROR", resp.text[:500]) from None
+        code, message, details = "HTTP_ERROR", resp.text[:500], None
+    raise ModelyardAPIError(resp.status_code, code, message, details, retried=retried)
 
 
 class Transport:
@@ -63,7 +77,7 @@ class Transport:
                     raise
             else:
                 if resp.status_code not in RETRY_STATUSES or attempt == self.retries:
-                    raise_for_error(resp)
+                    raise_for_error(resp, retried=attempt > 0)
                     return resp
             time.sleep(self.backoff * 2**attempt * (0.5 + random.random()))
         raise AssertionError("unreachable")

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, insert, or_, select
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.artifacts.local import LocalArtifactStore, Staged, clean_artifact_path
@@ -61,6 +61,11 @@ async def upload_artifact(
     actor: str,
 ) -> ArtifactPublic:
     path = clean_artifact_path(path)
+    if len(artifact_urn(run_id, path)) > t.MAX_URN:
+        raise InvalidInput(
+            f"artifact path {path[:40]!r}... is too long once percent-encoded in its URN "
+            f"(at most {t.MAX_URN} characters)"
+        )
     if kind is not None and kind not in KINDS:
         raise InvalidInput(f"artifact kind must be one of {sorted(KINDS)}, got {kind!r}")
     media = media_type or mimetypes.guess_type(path)[0] or "application/octet-stream"
@@ -99,6 +104,12 @@ def _record(
                     f"artifact {path!r} already exists with other content; artifacts are immutable"
                 )
             return
+        clash = _clashing_path(tx, run_pk, path)
+        if clash is not None:
+            raise Conflict(
+                f"artifact path {path!r} clashes with the artifact {clash!r}: "
+                "a path cannot be both a file and a folder"
+            )
         tx.conn.execute(
             insert(t.artifact).values(
                 run_pk=run_pk,
@@ -131,6 +142,22 @@ def _record(
 
     store.transact(work, actor=actor)
     return get_artifact(store, run_id=run_id, path=path)
+
+
+def _clashing_path(tx: Tx, run_pk: int, path: str) -> str | None:
+    """An artifact of the run that is a folder of ``path``, or inside ``path`` as a folder."""
+    parts = path.split("/")
+    parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+    a = t.artifact
+    found: str | None = tx.conn.execute(
+        select(a.c.path)
+        .where(
+            a.c.run_pk == run_pk,
+            or_(a.c.path.in_(parents), a.c.path.startswith(path + "/", autoescape=True)),
+        )
+        .limit(1)
+    ).scalar()
+    return found
 
 
 def get_artifact(store: Store, *, run_id: str, path: str) -> ArtifactPublic:

@@ -48,7 +48,10 @@ def _float(v: object, i: int) -> float:
                 f"metric value #{i} must be a number or one of NaN, Infinity, -Infinity; got {v!r}"
             )
         return SPECIAL[v]
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:  # an int beyond any float
+        raise InvalidInput(f"metric value #{i} is out of the 64-bit float range") from None
 
 
 def _ints(values: Sequence[object], what: str) -> np.ndarray[Any, np.dtype[np.int64]]:
@@ -91,7 +94,7 @@ def build_columns(
     for name, col in (("key", keys), ("step", steps), ("timestamp", stamps)):
         if not isinstance(col, list | tuple) or len(col) != n:
             raise InvalidInput(f"metric column {name!r} must be a list of {n} items, like 'value'")
-    for i, k in enumerate(set(keys)):
+    for i, k in enumerate(keys):  # not set(keys): a key may be any JSON value, even a dict
         if not isinstance(k, str) or not 1 <= len(k) <= t.MAX_KEY:
             raise InvalidInput(
                 f"metric key #{i} must be a string of 1 to {t.MAX_KEY} characters, got {k!r:.80}"

@@ -13,9 +13,15 @@ from modelyard.schemas import ProjectCreate, ProjectPublic, ProjectUpdate
 
 
 def project_row(conn: Connection, ref: str | int) -> Row[tuple[object, ...]]:
-    """A project by unique name, or by numeric id when ``ref`` is all digits."""
-    col = t.project.c.id if isinstance(ref, int) or ref.isdigit() else t.project.c.name
-    row = conn.execute(select(t.project).where(col == ref)).first()
+    """A project by unique name first (a project may well be called "2024"), else by numeric
+    id when ``ref`` is all digits."""
+    row = None
+    if isinstance(ref, str):
+        row = conn.execute(select(t.project).where(t.project.c.name == ref)).first()
+    # The id is compared as an int (PostgreSQL has no integer = varchar) within its column.
+    pk = ref if isinstance(ref, int) else int(ref) if ref.isascii() and ref.isdigit() else None
+    if row is None and pk is not None and pk < 2**31:
+        row = conn.execute(select(t.project).where(t.project.c.id == pk)).first()
     if row is None:
         raise NotFound(f"project {ref!r} does not exist")
     return row

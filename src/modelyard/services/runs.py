@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 
 from modelyard.errors import Conflict, InvalidState, NotFound
 from modelyard.metadata import tables as t
@@ -226,16 +226,37 @@ def _close_open_steps(tx: Tx, run_pk: int, run_id: str, run_status: str) -> None
         tx.put_aspect(step_urn(run_id, s.name), state)
 
 
+# Statements built once: SQLAlchemy then reuses their compiled form on every call.
+_LM = t.latest_metric
+_RUNS = (
+    select(t.run, t.project.c.name.label("project"))
+    .join(t.project, t.project.c.id == t.run.c.project_id)
+    .where(t.run.c.pk.in_(bindparam("pks", expanding=True)))
+)
+_PARAMS = select(t.run_param.c.run_pk, t.run_param.c.key, t.run_param.c.value).where(
+    t.run_param.c.run_pk.in_(bindparam("pks", expanding=True))
+)
+_TAGS = select(t.run_tag.c.run_pk, t.run_tag.c.key, t.run_tag.c.value).where(
+    t.run_tag.c.run_pk.in_(bindparam("pks", expanding=True))
+)
+_METRICS = (
+    select(
+        _LM.c.run_pk, t.metric_key.c.name, _LM.c.step, _LM.c.timestamp, _LM.c.value, _LM.c.is_nan
+    )
+    .join(t.metric_key, t.metric_key.c.id == _LM.c.key_id)
+    .where(_LM.c.run_pk.in_(bindparam("pks", expanding=True)))
+)
+_RUN_ASPECTS = select(t.aspect.c.urn, t.aspect.c.aspect, t.aspect.c.payload).where(
+    t.aspect.c.urn.in_(bindparam("urns", expanding=True)),
+    t.aspect.c.version == 0,
+    t.aspect.c.aspect.in_(["run_properties", "run_state"]),
+)
+_RUN_PK = select(t.run.c.pk).where(t.run.c.id == bindparam("run_id"))
+
+
 def _aspects(conn: Connection, urns: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
-    rows = conn.execute(
-        select(t.aspect.c.urn, t.aspect.c.aspect, t.aspect.c.payload).where(
-            t.aspect.c.urn.in_(urns),
-            t.aspect.c.version == 0,
-            t.aspect.c.aspect.in_(["run_properties", "run_state"]),
-        )
-    ).all()
     out: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for urn, name, payload in rows:
+    for urn, name, payload in conn.execute(_RUN_ASPECTS, {"urns": urns}):
         out[urn][name] = orjson.loads(payload)
     return out
 
@@ -244,33 +265,16 @@ def load_runs(conn: Connection, pks: Sequence[int]) -> list[RunPublic]:
     """Full runs for ``pks`` in that order, with a fixed number of queries however many."""
     if not pks:
         return []
-    pk_list = list(pks)
-    rows = conn.execute(
-        select(t.run, t.project.c.name.label("project"))
-        .join(t.project, t.project.c.id == t.run.c.project_id)
-        .where(t.run.c.pk.in_(pk_list))
-    ).all()
+    bind = {"pks": list(pks)}
+    rows = conn.execute(_RUNS, bind).all()
     params: dict[int, dict[str, str]] = defaultdict(dict)
-    for pk, k, v in conn.execute(
-        select(t.run_param.c.run_pk, t.run_param.c.key, t.run_param.c.value).where(
-            t.run_param.c.run_pk.in_(pk_list)
-        )
-    ):
+    for pk, k, v in conn.execute(_PARAMS, bind):
         params[pk][k] = v
     tags: dict[int, dict[str, str]] = defaultdict(dict)
-    for pk, k, v in conn.execute(
-        select(t.run_tag.c.run_pk, t.run_tag.c.key, t.run_tag.c.value).where(
-            t.run_tag.c.run_pk.in_(pk_list)
-        )
-    ):
+    for pk, k, v in conn.execute(_TAGS, bind):
         tags[pk][k] = v
     metrics: dict[int, dict[str, LatestMetric]] = defaultdict(dict)
-    lm = t.latest_metric
-    for pk, k, step, ts, value, is_nan in conn.execute(
-        select(lm.c.run_pk, t.metric_key.c.name, lm.c.step, lm.c.timestamp, lm.c.value, lm.c.is_nan)
-        .join(t.metric_key, t.metric_key.c.id == lm.c.key_id)
-        .where(lm.c.run_pk.in_(pk_list))
-    ):
+    for pk, k, step, ts, value, is_nan in conn.execute(_METRICS, bind):
         metrics[pk][k] = LatestMetric(value=encode_value(value, is_nan), step=step, timestamp=ts)
     aspects = _aspects(conn, [run_urn(r.id) for r in rows])
     by_pk = {}
@@ -294,10 +298,12 @@ def load_runs(conn: Connection, pks: Sequence[int]) -> list[RunPublic]:
             tags=tags[r.pk],
             metrics=metrics[r.pk],
         )
-    return [by_pk[pk] for pk in pk_list if pk in by_pk]
+    return [by_pk[pk] for pk in pks if pk in by_pk]
 
 
 def get_run(store: Store, *, run_id: str) -> RunPublic:
     with store.read() as conn:
-        row = run_row(conn, run_id)
-        return load_runs(conn, [row.pk])[0]
+        pk = conn.execute(_RUN_PK, {"run_id": run_id}).scalar_one_or_none()
+        if pk is None:
+            raise NotFound(f"run {run_id!r} does not exist")
+        return load_runs(conn, [pk])[0]

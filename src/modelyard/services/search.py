@@ -3,12 +3,17 @@
 Filters become ``run.pk IN (subquery)`` conditions that the database answers from the
 (key, value) indexes; each ordered field is one outer join. A page token holds the sort
 values of the last row returned, so a deep page costs what the first one does.
+
+SQLite and PostgreSQL answer alike: strings compare and sort by code point (``COLLATE "C"``
+on PostgreSQL, SQLite's default BINARY), ``like`` is case-sensitive (GLOB on SQLite, whose
+LIKE ignores case) and ``ilike`` ignores the case of ASCII letters on both.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +24,7 @@ from sqlalchemy import (
     Connection,
     FromClause,
     Select,
+    String,
     and_,
     case,
     false,
@@ -36,16 +42,22 @@ from modelyard.schemas import RunPage, RunSearch
 from modelyard.services.projects import project_row
 from modelyard.services.runs import load_runs
 from modelyard.services.search_grammar import (
+    ATTRIBUTES,
+    NULLABLE_ATTRIBUTES,
+    ORDERING_OPS,
     BoolOp,
     Compare,
     Node,
     Not,
     OrderTerm,
+    is_numeric,
     parse_filter,
     parse_order_by,
 )
 
 MAX_ORDER_TERMS = 10
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ASCII_LOWER = str.maketrans(_UPPER, _UPPER.lower())
 
 
 @dataclass
@@ -54,6 +66,10 @@ class Compiler:
     key_ids: dict[str, int] = field(default_factory=dict)
     joins: list[tuple[FromClause, ColumnElement[bool]]] = field(default_factory=list)
 
+    @property
+    def postgres(self) -> bool:
+        return self.conn.dialect.name == "postgresql"
+
     def key_id(self, key: str) -> int:
         if key not in self.key_ids:
             found = self.conn.execute(
@@ -61,6 +77,10 @@ class Compiler:
             ).scalar_one_or_none()
             self.key_ids[key] = -1 if found is None else int(found)
         return self.key_ids[key]
+
+    def ordered(self, col: ColumnElement[Any]) -> ColumnElement[Any]:
+        """A string column that sorts by code point on every database."""
+        return col.collate("C") if self.postgres else col
 
     # --- filters
     def where(self, node: Node) -> ColumnElement[bool]:
@@ -73,25 +93,28 @@ class Compiler:
 
     def compare(self, c: Compare) -> ColumnElement[bool]:
         if c.kind == "attribute":
-            return _apply(attribute(c.key), c)
+            col = attribute(c.key)
+            if c.op in ("is_null", "is_not_null"):
+                return col.is_(None) if c.op == "is_null" else col.is_not(None)
+            cond = self.apply(col, c, is_string=ATTRIBUTES[c.key][1] == "str")
+            if c.key in NULLABLE_ATTRIBUTES:
+                # A missing value matches no comparison, so `not end_time > x` keeps running runs,
+                # just as `not metrics.x > 1` keeps runs without the metric.
+                cond = and_(t.run.c.end_time.is_not(None), cond)
+            return cond
         if c.kind == "metric":
             lm = t.latest_metric
             present = select(lm.c.run_pk).where(lm.c.key_id == self.key_id(c.key))
             if c.op in ("is_null", "is_not_null"):
                 has = t.run.c.pk.in_(present)
                 return has if c.op == "is_not_null" else not_(has)
-            nan_ok = c.op == "!=" or (c.op == "not_in")
-            cond = _apply(lm.c.value, c)
-            cond = (
-                or_(lm.c.is_nan.is_(True), cond) if nan_ok else and_(lm.c.is_nan.is_(False), cond)
-            )
-            return t.run.c.pk.in_(present.where(cond))
+            return t.run.c.pk.in_(present.where(self.metric_cond(c)))
         table = t.run_param if c.kind == "param" else t.run_tag
         present = select(table.c.run_pk).where(table.c.key == c.key)
         if c.op in ("is_null", "is_not_null"):
             has = t.run.c.pk.in_(present)
             return has if c.op == "is_not_null" else not_(has)
-        cond = _apply(table.c.value, c)
+        cond = self.apply(table.c.value, c, is_string=True)
         if c.op in ("=", "in"):
             # Lets the database use the (key, value-prefix) index.
             values = c.value if isinstance(c.value, tuple) else (c.value,)
@@ -99,10 +122,70 @@ class Compiler:
             cond = and_(prefix.in_([str(v)[: t.VALUE_INDEX_PREFIX] for v in values]), cond)
         return t.run.c.pk.in_(present.where(cond))
 
+    def metric_cond(self, c: Compare) -> ColumnElement[bool]:
+        """NaN is a value of its own: it equals NaN only and is neither above nor below any
+        number, so `!= 1` and `not in (1)` match it and `= NaN` finds it."""
+        lm = t.latest_metric
+        is_nan, number = lm.c.is_nan.is_(True), lm.c.is_nan.is_(False)
+        if c.op in ORDERING_OPS:
+            return and_(number, self.apply(lm.c.value, c, is_string=False))
+        values = c.value if isinstance(c.value, tuple) else (c.value,)
+        numbers = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
+        nan = len(numbers) < len(values)
+        if c.op in ("=", "in"):
+            hits = [and_(number, lm.c.value.in_(numbers))] if numbers else []
+            return or_(*hits, is_nan) if nan else or_(*hits, false())
+        # != and not in
+        misses = and_(number, lm.c.value.not_in(numbers)) if numbers else number
+        return misses if nan else or_(misses, is_nan)
+
+    def apply(self, col: ColumnElement[Any], c: Compare, *, is_string: bool) -> ColumnElement[bool]:
+        v = c.value
+        if c.op in ("like", "ilike"):
+            assert isinstance(v, str)
+            return self.like(col, v, fold=c.op == "ilike")
+        if c.op in ORDERING_OPS and is_string:
+            col = self.ordered(col)
+        ops: dict[str, Any] = {
+            "=": lambda: col == v,
+            "!=": lambda: col != v,
+            "<": lambda: col < v,
+            "<=": lambda: col <= v,
+            ">": lambda: col > v,
+            ">=": lambda: col >= v,
+            "in": lambda: col.in_(list(v)),  # type: ignore[arg-type]
+            "not_in": lambda: col.not_in(list(v)),  # type: ignore[arg-type]
+        }
+        result: ColumnElement[bool] = ops[c.op]()
+        return result
+
+    def like(self, col: ColumnElement[Any], pattern: str, *, fold: bool) -> ColumnElement[bool]:
+        """``like``: ``%`` any run of characters, ``_`` any one, ``\\`` escapes the next
+        character; case-sensitive. ``ilike`` also ignores the case of ASCII letters."""
+        parts = like_parts(pattern.translate(_ASCII_LOWER) if fold else pattern)
+        if self.postgres:
+            text = "".join(
+                {"any": "%", "one": "_"}.get(kind) or ("\\" + ch if ch in "%_\\" else ch)
+                for kind, ch in parts
+            )
+            if fold:
+                col = func.translate(col, _UPPER, _UPPER.lower(), type_=String)
+            return col.like(text, escape="\\")
+        # SQLite's LIKE ignores ASCII case; GLOB is case-sensitive and compares code points.
+        text = "".join(
+            {"any": "*", "one": "?"}.get(kind) or (f"[{ch}]" if ch in "*?[" else ch)
+            for kind, ch in parts
+        )
+        if fold:
+            col = func.lower(col, type_=String)  # ASCII-only in SQLite without ICU
+        glob: ColumnElement[bool] = col.op("GLOB", is_comparison=True)(text)
+        return glob
+
     # --- ordering
     def order_expr(self, term: OrderTerm) -> ColumnElement[Any]:
         if term.kind == "attribute":
-            return attribute(term.key)
+            col = attribute(term.key)
+            return self.ordered(col) if ATTRIBUTES[term.key][1] == "str" else col
         n = len(self.joins)
         if term.kind == "metric":
             lm = t.latest_metric.alias(f"o{n}")
@@ -112,7 +195,23 @@ class Compiler:
             return expr
         table = (t.run_param if term.kind == "param" else t.run_tag).alias(f"o{n}")
         self.joins.append((table, and_(table.c.run_pk == t.run.c.pk, table.c.key == term.key)))
-        return table.c.value
+        return self.ordered(table.c.value)
+
+
+def like_parts(pattern: str) -> list[tuple[str, str]]:
+    """A like pattern as ("any", ""), ("one", "") and ("char", c) parts. A backslash makes the
+    next character literal; a trailing backslash is itself literal."""
+    parts: list[tuple[str, str]] = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            parts.append(("char", pattern[i + 1]))
+            i += 2
+            continue
+        parts.append(("any", "") if ch == "%" else ("one", "") if ch == "_" else ("char", ch))
+        i += 1
+    return parts
 
 
 def attribute(name: str) -> ColumnElement[Any]:
@@ -123,26 +222,6 @@ def attribute(name: str) -> ColumnElement[Any]:
     return t.run.c[name]
 
 
-def _apply(col: ColumnElement[Any], c: Compare) -> ColumnElement[bool]:
-    v = c.value
-    ops: dict[str, Any] = {
-        "=": lambda: col == v,
-        "!=": lambda: col != v,
-        "<": lambda: col < v,
-        "<=": lambda: col <= v,
-        ">": lambda: col > v,
-        ">=": lambda: col >= v,
-        "like": lambda: col.like(v),
-        "ilike": lambda: func.lower(col).like(func.lower(v)),
-        "in": lambda: col.in_(list(v)),  # type: ignore[arg-type]
-        "not_in": lambda: col.not_in(list(v)),  # type: ignore[arg-type]
-        "is_null": lambda: col.is_(None),
-        "is_not_null": lambda: col.is_not(None),
-    }
-    result: ColumnElement[bool] = ops[c.op]()
-    return result
-
-
 # --- page tokens
 def _signature(req: RunSearch) -> str:
     raw = orjson.dumps([req.project, req.projects, req.filter, req.order_by])
@@ -150,19 +229,45 @@ def _signature(req: RunSearch) -> str:
 
 
 def _encode_token(sig: str, values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps({"s": sig, "v": values})).decode().rstrip("=")
+    # JSON has no infinities (orjson would write null): they travel as {"f": "inf"}.
+    plain = [
+        {"f": "inf" if v > 0 else "-inf"} if isinstance(v, float) and math.isinf(v) else v
+        for v in values
+    ]
+    return base64.urlsafe_b64encode(orjson.dumps({"s": sig, "v": plain})).decode().rstrip("=")
 
 
-def _decode_token(token: str, sig: str, n: int) -> list[Any]:
+def _token_value(v: Any, kind: str) -> tuple[bool, Any]:
+    """Whether ``v`` is a valid sort value of ``kind`` (num, str or pk), and the value."""
+    if v is None:
+        return kind != "pk", None
+    if kind == "str":
+        return isinstance(v, str), v
+    if kind == "pk":
+        return isinstance(v, int) and not isinstance(v, bool), v
+    if v in ({"f": "inf"}, {"f": "-inf"}):
+        return True, math.inf if v["f"] == "inf" else -math.inf
+    return isinstance(v, int | float) and not isinstance(v, bool), v
+
+
+def _decode_token(token: str, sig: str, kinds: list[str]) -> list[Any]:
+    values: list[Any] = []
     try:
         data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        values = data["v"]
-        ok = data["s"] == sig and isinstance(values, list) and len(values) == n
+        raw = data["v"]
+        ok = data["s"] == sig and isinstance(raw, list) and len(raw) == len(kinds)
+        for v, kind in zip(raw, kinds, strict=ok):
+            valid, value = _token_value(v, kind)
+            ok = ok and valid
+            values.append(value)
     except (ValueError, KeyError, TypeError):
         ok = False
     if not ok:
-        raise InvalidInput("page_token is not valid for this search; start again without it")
-    return list(values)
+        raise InvalidInput(
+            "page_token is not valid for this search (it belongs to another filter, order or "
+            "project, or is damaged); start again without it"
+        )
+    return values
 
 
 def _after(keys: list[tuple[ColumnElement[Any], bool]], values: list[Any]) -> ColumnElement[bool]:
@@ -183,7 +288,12 @@ def _after(keys: list[tuple[ColumnElement[Any], bool]], values: list[Any]) -> Co
 
 def _project_ids(conn: Connection, req: RunSearch) -> list[int] | None:
     names = ([req.project] if req.project else []) + (req.projects or [])
-    return [int(project_row(conn, n).id) for n in names] if names else None
+    ids = []
+    for name in names:
+        # By name first: a project may well be called "2024".
+        found = conn.execute(select(t.project.c.id).where(t.project.c.name == name)).scalar()
+        ids.append(int(found) if found is not None else int(project_row(conn, name).id))
+    return ids if names else None
 
 
 def search_runs(store: Store, *, req: RunSearch) -> RunPage:
@@ -210,7 +320,8 @@ def search_runs(store: Store, *, req: RunSearch) -> RunPage:
             conds.append(comp.where(node))
         sig = _signature(req)
         if req.page_token:
-            conds.append(_after(keys, _decode_token(req.page_token, sig, len(keys))))
+            kinds = ["num" if is_numeric(o.kind, o.key) else "str" for o in terms] + ["pk"]
+            conds.append(_after(keys, _decode_token(req.page_token, sig, kinds)))
         query = query.where(and_(true(), *conds))
         for expr, desc in keys:
             query = query.order_by(expr.is_(None), expr.desc() if desc else expr.asc())

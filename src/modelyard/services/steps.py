@@ -17,6 +17,9 @@ from modelyard.schemas import ArtifactPublic, StepPublic, StepUpsert
 from modelyard.services.artifacts import artifact_public
 from modelyard.services.runs import active_run, run_row
 
+# Statuses in which a step has not started (a skipped step never runs).
+NOT_STARTED = frozenset({"pending", "skipped"})
+
 # Which statuses a step may move to from each status.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"running", "finished", "failed", "skipped"}),
@@ -30,6 +33,11 @@ def upsert_step(
     """Create a step, or move an existing one forward (status, progress, message)."""
     if not 1 <= len(name) <= t.MAX_NAME:
         raise InvalidInput(f"step names have 1 to {t.MAX_NAME} characters")
+    if len(step_urn(run_id, name)) > t.MAX_URN:
+        raise InvalidInput(
+            f"step name {name[:40]!r}... is too long once percent-encoded in its URN "
+            f"(at most {t.MAX_URN} characters)"
+        )
 
     def work(tx: Tx) -> None:
         row = active_run(tx, run_id, "change its steps")
@@ -57,10 +65,10 @@ def _create(tx: Tx, run_pk: int, run_id: str, name: str, body: StepUpsert) -> No
     status = body.status or "pending"
     state = StepState(
         status=status,
-        progress=body.progress,
+        progress=1.0 if status == "finished" else body.progress,
         message=body.message,
         error=body.error,
-        start_time=tx.now if status != "pending" else None,
+        start_time=None if status in NOT_STARTED else tx.now,
         end_time=tx.now if status in TERMINAL_STATUSES else None,
     )
     position = tx.conn.execute(
@@ -101,7 +109,7 @@ def _advance(tx: Tx, run_pk: int, run_id: str, current: Row[Any], body: StepUpse
         progress=1.0 if status == "finished" else progress,
         message=body.message if body.message is not None else cur.message,
         error=body.error if body.error is not None else cur.error,
-        start_time=cur.start_time or (tx.now if status != "pending" else None),
+        start_time=cur.start_time or (None if status in NOT_STARTED else tx.now),
         end_time=cur.end_time or (tx.now if status in TERMINAL_STATUSES else None),
     )
     if state == cur:

@@ -66,8 +66,9 @@ def set_tags(run_id: str, body: TagsSet, store: StoreDep, actor: Actor) -> None:
     runs.set_tags(store, run_id=run_id, tags=body.tags, actor=actor)
 
 
-@router.delete("/{run_id}/tags/{key}", status_code=204)
+@router.delete("/{run_id}/tags/{key:path}", status_code=204)
 def delete_tag(run_id: str, key: str, store: StoreDep, actor: Actor) -> None:
+    """Remove a tag; ``key`` may contain "/" (any tag key that can be set can be removed)."""
     runs.set_tags(store, run_id=run_id, tags={}, remove=[key], actor=actor)
 
 
@@ -96,8 +97,10 @@ def log_batch(
     A point identical to one already stored (key, step, timestamp, value) is a no-op, so a
     retried batch never duplicates data.
     """
+    values = (body.columns or {}).get("value", [])  # a string here is refused below, not counted
     metrics.check_size(
-        len(body.metrics) + len((body.columns or {}).get("value", [])), settings.max_batch_points
+        len(body.metrics) + (len(values) if isinstance(values, list) else 0),
+        settings.max_batch_points,
     )
     from modelyard.metadata.store import now_ms
 

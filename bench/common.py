@@ -1,0 +1,55 @@
+"""Helpers shared by the benchmark scripts: a server subprocess and latency summaries."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server(data_dir: Path, database_url: str | None = None, workers: int = 1) -> Iterator[str]:
+    """`modelyard serve` in a subprocess on a free loopback port; yields its URL."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "modelyard.cli", "serve", "--port", str(port),
+           "--data-dir", str(data_dir), "--workers", str(workers)]
+    if database_url:
+        cmd += ["--database-url", database_url]
+    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("server did not start")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def summary(seconds: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in seconds)
+    q = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else ms * 99
+    return {"n": len(ms), "p50_ms": round(q[49], 3), "p95_ms": round(q[94], 3),
+            "p99_ms": round(q[98], 3), "mean_ms": round(statistics.fmean(ms), 3)}
