@@ -328,24 +328,43 @@ def test_latest_is_highest_step_then_latest_timestamp(api: httpx.Client) -> None
     )
 
 
-def test_identical_points_are_stored_once(api: httpx.Client) -> None:
+def test_a_batch_retried_with_its_idempotency_key_is_stored_once(api: httpx.Client) -> None:
     run_id = new_run(api)
     points = [
         {"key": "loss", "value": 0.5, "step": 1, "timestamp": T0},
         {"key": "loss", "value": "NaN", "step": 2, "timestamp": T0},
-        {"key": "loss", "value": "Infinity", "step": 3, "timestamp": T0},
+        {"key": "acc", "value": "Infinity", "step": 3, "timestamp": T0},
     ]
-    log(api, run_id, metrics=points)
-    log(api, run_id, metrics=points)  # a retried batch
-    log(api, run_id, metrics=[points[0], points[0]])  # a repeat inside one batch
-    log(api, run_id, columns={"key": "loss", "value": [0.5], "step": [1], "timestamp": [T0]})
-    expected = ([1, 2, 3], [T0, T0, T0], [0.5, math.nan, math.inf])
-    assert_history(api, run_id, "loss", *expected)
-    assert get_run(api, run_id)["metrics"]["loss"] == {
-        "value": "Infinity",
-        "step": 3,
-        "timestamp": T0,
-    }
+    for _ in range(3):  # the first attempt and two retries of one batch
+        r = api.post(
+            f"/api/v1/runs/{run_id}/batch",
+            json={"metrics": points},
+            headers={"Idempotency-Key": "batch-1"},
+        )
+        assert r.status_code == 204, r.text
+    assert_history(api, run_id, "loss", [1, 2], [T0, T0], [0.5, math.nan])
+    assert_history(api, run_id, "acc", [3], [T0], [math.inf])
+    # Another key is another batch, even with the same points.
+    r = api.post(
+        f"/api/v1/runs/{run_id}/batch",
+        json={"metrics": points[:1]},
+        headers={"Idempotency-Key": "batch-2"},
+    )
+    assert r.status_code == 204
+    assert_history(api, run_id, "loss", [1, 1, 2], [T0, T0, T0], [0.5, 0.5, math.nan])
+
+
+def test_a_bad_idempotency_key_is_refused(api: httpx.Client) -> None:
+    run_id = new_run(api)
+    for bad in ("x" * 65, "has space", ""):
+        r = api.post(
+            f"/api/v1/runs/{run_id}/batch",
+            headers={"Idempotency-Key": bad},
+            json={"metrics": [{"key": "loss", "value": 1.0}]},
+        )
+        assert r.status_code == 422, (bad, r.text)
+        assert "idempotency" in r.json()["error"]["message"].lower()
+    assert "loss" not in get_run(api, run_id)["metrics"]
 
 
 def test_another_value_at_the_same_step_is_another_point(api: httpx.Client) -> None:

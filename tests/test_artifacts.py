@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -597,3 +598,34 @@ def test_a_record_whose_file_is_gone_is_a_404(api: httpx.Client, app: FastAPI) -
     uploaded(api, rid, "gone.txt", b"x")
     (root_of(app) / rid / "gone.txt").unlink()
     assert_error(api.get(url(rid, "gone.txt")), 404, "NOT_FOUND")
+
+
+# --- concurrent writers
+
+
+def test_concurrent_uploads_to_one_path_keep_one_consistent_artifact(
+    api: httpx.Client, app: FastAPI
+) -> None:
+    rid = new_run(api)
+    bodies = [f"version {i}".encode() * 1000 for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        resps = list(pool.map(lambda b: upload(api, rid, "model.bin", b), bodies))
+    codes = sorted(r.status_code for r in resps)
+    assert codes == [201] + [409] * 7, [r.text for r in resps]
+    [meta] = listing(api, rid)
+    content = api.get(url(rid, "model.bin")).content
+    assert hashlib.sha256(content).hexdigest() == meta["sha256"]
+    assert content in bodies
+    assert_incoming_empty(root_of(app))
+
+
+def test_concurrent_uploads_to_different_paths_all_land(api: httpx.Client, app: FastAPI) -> None:
+    rid = new_run(api)
+    paths = [f"shards/part-{i:02d}.bin" for i in range(16)]
+    with ThreadPoolExecutor(8) as pool:
+        resps = list(pool.map(lambda p: upload(api, rid, p, p.encode()), paths))
+    assert [r.status_code for r in resps] == [201] * len(paths)
+    assert [a["path"] for a in listing(api, rid)] == paths
+    for p in paths:
+        assert api.get(url(rid, p)).content == p.encode()
+    assert_incoming_empty(root_of(app))

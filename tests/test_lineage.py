@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -413,3 +414,16 @@ def test_two_runs_sharing_a_dataset(api: httpx.Client) -> None:
     assert nodes(g) == {shared: 0, run_urn(a): 1, run_urn(b): 1}
     # Walking down from one run never reaches its sibling.
     assert nodes(graph(api, run_urn(a), upstream=0, downstream=5)) == {run_urn(a): 0}
+
+
+def test_inputs_logged_concurrently_are_all_kept(api: httpx.Client) -> None:
+    rid = new_run(api)
+    names = [f"part-{i:02d}" for i in range(24)]
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(
+            pool.map(lambda n: inputs(api, rid, datasets=[{"name": n}]).status_code, names)
+        )
+    assert codes == [200] * len(names)
+    consumes = aspects(api, run_urn(rid))["run_lineage"]["consumes"]
+    assert sorted(consumes) == [dataset_urn(n) for n in names]
+    assert set(nodes(graph(api, run_urn(rid)))) == {run_urn(rid), *consumes}

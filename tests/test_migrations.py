@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -257,27 +258,47 @@ def test_create_app_refuses_an_outdated_database_with_the_message(
 
 @pytest.mark.slow
 def test_processes_starting_at_once_on_an_empty_database_migrate_it_once(
-    engine: Engine,
+    engine: Engine, tmp_path: Path
 ) -> None:
+    """Several processes (servers, training scripts) opening a new database at the same
+    moment: one migrates it, the others wait for it and then find it current."""
     script = (
-        "import sys\n"
+        "import sys, time\n"
+        "from pathlib import Path\n"
         "from modelyard.metadata.engine import ensure_schema, make_engine\n"
+        "go = Path(sys.argv[2])\n"
+        "Path(sys.argv[3]).touch()\n"
+        "deadline = time.monotonic() + 60\n"
+        "while not go.exists() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.002)\n"
         "e = make_engine(sys.argv[1])\n"
         "ensure_schema(e)\n"
         "e.dispose()\n"
     )
     url = engine.url.render_as_string(hide_password=False)
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{i}" for i in range(6)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", script, url],
+            [sys.executable, "-c", script, url, str(go), str(flag)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(8)
+        for flag in ready
     ]
-    outcomes = [(p.wait(timeout=60), p.communicate()[1]) for p in procs]
-    assert [rc for rc, _ in outcomes] == [0] * 8, "\n".join(err for _, err in outcomes)
+    try:
+        deadline = time.monotonic() + 60
+        while not all(flag.exists() for flag in ready) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        go.touch()
+        outcomes = [(p.wait(timeout=60), p.communicate()[1]) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [rc for rc, _ in outcomes] == [0] * len(procs), "\n".join(e for _, e in outcomes)
     assert is_current(engine)
     assert schema_diff(engine)[0] == []
     assert len(version(engine)) == 1

@@ -3,6 +3,7 @@ ending a run closes its steps."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -447,3 +448,30 @@ def test_unknown_runs_and_steps_are_404(api: httpx.Client) -> None:
     assert_error(api.get(f"{API}/runs/{ghost}/steps"), 404, "NOT_FOUND")
     assert_error(api.get(step_path(ghost, "s")), 404, "NOT_FOUND")
     assert_error(put(api, ghost, "s"), 404, "NOT_FOUND")
+
+
+# --- concurrent writers
+
+
+def test_steps_created_concurrently_get_distinct_positions(api: httpx.Client) -> None:
+    rid = new_run(api)
+    names = [f"shard-{i:02d}" for i in range(24)]
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda n: put(api, rid, n, status="running").status_code, names))
+    assert codes == [200] * len(names)
+    listed = steps(api, rid)
+    assert sorted(s["position"] for s in listed) == list(range(len(names)))
+    assert sorted(s["name"] for s in listed) == names
+
+
+def test_a_run_ending_while_steps_are_created_leaves_no_open_step(api: httpx.Client) -> None:
+    for _ in range(3):
+        rid = new_run(api)
+        with ThreadPoolExecutor(8) as pool:
+            created = [pool.submit(put, api, rid, f"s{i}", status="running") for i in range(8)]
+            ended = pool.submit(end_run, api, rid, "finished")
+            created += [pool.submit(put, api, rid, f"t{i}", status="running") for i in range(8)]
+            ended.result()
+            codes = {f.result().status_code for f in created}
+        assert codes <= {200, 409}
+        assert [s["name"] for s in steps(api, rid) if s["status"] in ("pending", "running")] == []

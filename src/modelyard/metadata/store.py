@@ -14,7 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Engine, Table, and_, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    and_,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -57,6 +67,14 @@ class Tx:
     @property
     def is_postgres(self) -> bool:
         return self.conn.dialect.name == "postgresql"
+
+    def lock(self, table: Table, *where: ColumnElement[bool]) -> None:
+        """Hold the matching rows until commit, so writers that read-modify-write them queue.
+
+        Only PostgreSQL needs it: SQLite writers already hold the database (BEGIN IMMEDIATE).
+        """
+        if self.is_postgres:
+            self.conn.execute(select(*table.primary_key.columns).where(*where).with_for_update())
 
     def ensure_entity(self, urn: str) -> bool:
         """Register the entity if new; True when it was created by this call."""

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -149,20 +150,37 @@ metric_key = Table(
     Column("name", String(MAX_KEY), nullable=False, unique=True),
 )
 
-# NaN is stored as value 0 with is_nan set: SQLite turns a NaN REAL into NULL.
-metric_point = Table(
-    "metric_point",
+# A metric's history is kept as blocks: each batch stores one row per key holding its
+# steps, timestamps and values as little-endian int64/int64/float64 arrays, sorted by step
+# then timestamp. A batch of 1,000 points is one row, and a 1,000,000-point history is read
+# back as a few hundred rows rather than a million.
+metric_block = Table(
+    "metric_block",
     metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
     Column("run_pk", BigInteger, nullable=False),
     Column("key_id", Integer, nullable=False),
-    Column("step", BigInteger, nullable=False),
-    Column("timestamp", BigInteger, nullable=False),
-    Column("value", Double, nullable=False),
-    Column("is_nan", Boolean, nullable=False),
-    PrimaryKeyConstraint("run_pk", "key_id", "step", "timestamp", "value", "is_nan"),
-    sqlite_with_rowid=False,
+    Column("count", Integer, nullable=False),
+    Column("min_step", BigInteger, nullable=False),
+    Column("max_step", BigInteger, nullable=False),
+    Column("step_data", LargeBinary, nullable=False),
+    Column("timestamp_data", LargeBinary, nullable=False),
+    Column("value_data", LargeBinary, nullable=False),
+    Index("ix_metric_block_run_key", "run_pk", "key_id", "id"),
 )
 
+# Idempotency keys of applied batches: a retried batch with the same key is a no-op.
+ingest_batch = Table(
+    "ingest_batch",
+    metadata,
+    Column("run_pk", BigInteger, nullable=False),
+    Column("batch_key", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("run_pk", "batch_key"),
+)
+
+# The latest point of each (run, metric); NaN is stored as value 0 with is_nan set because
+# SQLite turns a NaN REAL into NULL.
 latest_metric = Table(
     "latest_metric",
     metadata,

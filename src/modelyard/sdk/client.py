@@ -250,6 +250,7 @@ class ActiveRun:
         self._values: list[float | str] = []
         self._steps: list[int] = []
         self._stamps: list[int] = []
+        self._unsent: list[tuple[str, dict[str, list[Any]]]] = []
         self._buffer_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._stop = threading.Event()
@@ -329,36 +330,38 @@ class ActiveRun:
     def flush(self) -> None:
         """Send every buffered point now, ``batch_size`` points a request.
 
-        When the server cannot be reached (even after retries), the unsent points go back
-        to the buffer for the next flush (a point sent twice is stored once); points the
-        server refuses are dropped, and the error is raised.
+        Each batch gets an idempotency key when it leaves the buffer. When the server cannot
+        be reached (even after retries), the batch stays queued with its key and is sent
+        first by the next flush, so a batch the server did apply is not stored twice; a
+        batch the server refuses is dropped, and the error is raised.
         """
         with self._send_lock:
             with self._buffer_lock:
-                if not self._keys:
-                    return
                 keys, values, steps, stamps = self._keys, self._values, self._steps, self._stamps
                 self._keys, self._values, self._steps, self._stamps = [], [], [], []
-            sent = 0
-            try:
-                while sent < len(keys):
-                    end = sent + self.batch_size
-                    cols = {
-                        "key": keys[sent:end],
-                        "value": values[sent:end],
-                        "step": steps[sent:end],
-                        "timestamp": stamps[sent:end],
-                    }
-                    self.client._call("POST", f"/runs/{self.id}/batch", json={"columns": cols})
-                    sent = end
-            except BaseException as exc:
-                if _transient(exc):
-                    with self._buffer_lock:  # ahead of what was logged meanwhile
-                        self._keys[:0] = keys[sent:]
-                        self._values[:0] = values[sent:]
-                        self._steps[:0] = steps[sent:]
-                        self._stamps[:0] = stamps[sent:]
-                raise
+            for start in range(0, len(keys), self.batch_size):
+                end = start + self.batch_size
+                cols: dict[str, list[Any]] = {
+                    "key": keys[start:end],
+                    "value": values[start:end],
+                    "step": steps[start:end],
+                    "timestamp": stamps[start:end],
+                }
+                self._unsent.append((uuid.uuid4().hex, cols))
+            while self._unsent:
+                batch_key, unsent = self._unsent[0]
+                try:
+                    self.client._call(
+                        "POST",
+                        f"/runs/{self.id}/batch",
+                        json={"columns": unsent},
+                        headers={"Idempotency-Key": batch_key},
+                    )
+                except BaseException as exc:
+                    if not _transient(exc):
+                        self._unsent.pop(0)
+                    raise
+                self._unsent.pop(0)
 
     # --- steps, artifacts, lineage
     def step(self, name: str, depends_on: Sequence[str] = ()) -> ActiveStep:

@@ -37,6 +37,7 @@ def artifact_public(run_id: str, row: Row[Any]) -> ArtifactPublic:
 
 
 def _check_target(tx: Tx, run_id: str, step: str | None) -> int:
+    tx.lock(t.run, t.run.c.id == run_id)  # the run may be ending concurrently
     row = active_run(tx, run_id, "add artifacts")
     if step is not None:
         exists = tx.conn.execute(

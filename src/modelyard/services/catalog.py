@@ -75,6 +75,7 @@ def log_inputs(store: Store, *, run_id: str, body: RunInputs, actor: str) -> lis
             raise InvalidInput(f"a run cannot consume {u!r}")
 
     def work(tx: Tx) -> list[str]:
+        tx.lock(t.run, t.run.c.id == run_id)  # run_lineage is read, then extended
         active_run(tx, run_id, "log inputs")
         missing = set(body.artifacts) - entity_exists(tx.conn, body.artifacts)
         if missing:
@@ -90,6 +91,7 @@ def log_outputs(store: Store, *, run_id: str, body: RunOutputs, actor: str) -> l
     """Record what a run produced besides its artifacts: models and datasets."""
 
     def work(tx: Tx) -> list[str]:
+        tx.lock(t.run, t.run.c.id == run_id)  # run_lineage is read, then extended
         active_run(tx, run_id, "log outputs")
         urns = [_put_model(tx, m) for m in body.models]
         urns += [_put_dataset(tx, d) for d in body.datasets]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, and_, bindparam, or_, select
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select
 
 from modelyard.errors import InvalidInput, NotFound, PayloadTooLarge
 from modelyard.metadata import tables as t
@@ -55,10 +55,24 @@ def _float(v: object, i: int) -> float:
 
 
 def _ints(values: Sequence[object], what: str) -> np.ndarray[Any, np.dtype[np.int64]]:
+    if set(map(type, values)) <= {int}:  # the common case, checked without a Python loop
+        try:
+            return np.array(values, dtype=np.int64)
+        except OverflowError:
+            pass
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, int) or not -INT64_MAX <= v <= INT64_MAX:
             raise InvalidInput(f"{what} #{i} must be a 64-bit integer, got {v!r}")
     return np.asarray(values, dtype=np.int64)
+
+
+def _floats(values: Sequence[object]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    if set(map(type, values)) <= {float, int}:
+        try:
+            return np.array(values, dtype=np.float64)
+        except OverflowError:
+            pass
+    return np.fromiter((_float(v, i) for i, v in enumerate(values)), np.float64, len(values))
 
 
 def columns_from_rows(rows: Sequence[MetricPointIn], now: int) -> MetricColumns:
@@ -94,8 +108,11 @@ def build_columns(
     for name, col in (("key", keys), ("step", steps), ("timestamp", stamps)):
         if not isinstance(col, list | tuple) or len(col) != n:
             raise InvalidInput(f"metric column {name!r} must be a list of {n} items, like 'value'")
-    for i, k in enumerate(keys):  # not set(keys): a key may be any JSON value, even a dict
+    # Unique keys are checked once; a key may be any JSON value, even a dict, so types first.
+    checked = set(keys) if set(map(type, keys)) <= {str} else keys
+    for k in checked:
         if not isinstance(k, str) or not 1 <= len(k) <= t.MAX_KEY:
+            i = next(n for n, other in enumerate(keys) if other is k)
             raise InvalidInput(
                 f"metric key #{i} must be a string of 1 to {t.MAX_KEY} characters, got {k!r:.80}"
             )
@@ -104,7 +121,7 @@ def build_columns(
         raise InvalidInput("metric timestamps are milliseconds since the epoch and must be >= 0")
     return MetricColumns(
         keys=list(keys),
-        values=np.fromiter((_float(v, i) for i, v in enumerate(values)), np.float64, n),
+        values=_floats(values),
         steps=_ints(steps, "step"),
         timestamps=ts,
     )
@@ -131,59 +148,70 @@ def metric_key_ids(tx: Tx, store: Store, names: set[str]) -> dict[str, int]:
     return ids
 
 
+_LATEST: dict[str, Any] = {}
+
+
+def _latest_upsert(tx: Tx) -> Any:
+    """Move a latest value forward only for a higher step, or the same step and a later time."""
+    name = tx.conn.dialect.name
+    if name not in _LATEST:
+        lm = t.latest_metric
+        ins = dialect_insert(tx.conn, lm)
+        newer = or_(
+            ins.excluded.step > lm.c.step,
+            and_(ins.excluded.step == lm.c.step, ins.excluded.timestamp >= lm.c.timestamp),
+        )
+        _LATEST[name] = ins.on_conflict_do_update(
+            index_elements=[lm.c.run_pk, lm.c.key_id],
+            set_={c: ins.excluded[c] for c in ("step", "timestamp", "value", "is_nan")},
+            where=newer,
+        )
+    return _LATEST[name]
+
+
 def insert_points(tx: Tx, store: Store, run_pk: int, cols: MetricColumns) -> None:
-    """Insert points (an identical point is a no-op) and move latest values forward."""
+    """Store a batch as one block per key, in history order, and move latest values forward."""
     if not len(cols):
         return
     ids = metric_key_ids(tx, store, set(cols.keys))
     key_ids = np.fromiter((ids[k] for k in cols.keys), np.int64, len(cols))
-    is_nan = np.isnan(cols.values)
-    stored = np.where(is_nan, 0.0, cols.values)
-    rows = list(
-        zip(
-            [run_pk] * len(cols),
-            key_ids.tolist(),
-            cols.steps.tolist(),
-            cols.timestamps.tolist(),
-            stored.tolist(),
-            is_nan.tolist(),
-            strict=True,
-        )
-    )
-    mark = "%s" if tx.is_postgres else "?"
-    tx.conn.exec_driver_sql(
-        "INSERT INTO metric_point (run_pk, key_id, step, timestamp, value, is_nan) "
-        f"VALUES ({', '.join([mark] * 6)}) ON CONFLICT DO NOTHING",
-        rows,
-    )
-    # The latest point of each key: the highest step, then the latest timestamp.
     order = np.lexsort((cols.timestamps, cols.steps, key_ids))
-    last = order[np.r_[key_ids[order][1:] != key_ids[order][:-1], True]]
-    lm = t.latest_metric
-    ins = dialect_insert(tx.conn, lm)
-    newer = or_(
-        ins.excluded.step > lm.c.step,
-        and_(ins.excluded.step == lm.c.step, ins.excluded.timestamp >= lm.c.timestamp),
-    )
-    upsert = ins.on_conflict_do_update(
-        index_elements=[lm.c.run_pk, lm.c.key_id],
-        set_={c: ins.excluded[c] for c in ("step", "timestamp", "value", "is_nan")},
-        where=newer,
-    )
-    tx.conn.execute(
-        upsert,
-        [
+    sorted_keys = key_ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    blocks, latest = [], []
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        idx = order[a:b]
+        steps, stamps, values = cols.steps[idx], cols.timestamps[idx], cols.values[idx]
+        key_id = int(sorted_keys[a])
+        blocks.append(
             {
                 "run_pk": run_pk,
-                "key_id": int(key_ids[i]),
-                "step": int(cols.steps[i]),
-                "timestamp": int(cols.timestamps[i]),
-                "value": float(stored[i]),
-                "is_nan": bool(is_nan[i]),
+                "key_id": key_id,
+                "count": b - a,
+                "min_step": int(steps[0]),
+                "max_step": int(steps[-1]),
+                "step_data": steps.astype("<i8").tobytes(),
+                "timestamp_data": stamps.astype("<i8").tobytes(),
+                "value_data": values.astype("<f8").tobytes(),
             }
-            for i in last
-        ],
-    )
+        )
+        last = float(values[-1])
+        latest.append(
+            {
+                "run_pk": run_pk,
+                "key_id": key_id,
+                "step": int(steps[-1]),
+                "timestamp": int(stamps[-1]),
+                "value": 0.0 if math.isnan(last) else last,
+                "is_nan": math.isnan(last),
+            }
+        )
+    tx.conn.execute(_BLOCK_INSERT, blocks)
+    tx.conn.execute(_latest_upsert(tx), latest)
+
+
+_BLOCK_INSERT = insert(t.metric_block)
 
 
 def encode_value(value: float, is_nan: bool) -> float | str:
@@ -203,38 +231,34 @@ class History:
     values: np.ndarray[Any, np.dtype[np.float64]]
 
 
-_HISTORY = (
-    select(
-        t.metric_point.c.step,
-        t.metric_point.c.timestamp,
-        t.metric_point.c.value,
-        t.metric_point.c.is_nan,
-    )
+_KEY_ID = select(t.metric_key.c.id).where(t.metric_key.c.name == bindparam("key"))
+_BLOCKS = (
+    select(t.metric_block.c.step_data, t.metric_block.c.timestamp_data, t.metric_block.c.value_data)
     .where(
-        t.metric_point.c.run_pk == bindparam("run_pk"),
-        t.metric_point.c.key_id == bindparam("key_id"),
+        t.metric_block.c.run_pk == bindparam("run_pk"),
+        t.metric_block.c.key_id == bindparam("key_id"),
     )
-    .order_by(t.metric_point.c.step, t.metric_point.c.timestamp)
+    .order_by(t.metric_block.c.id)
 )
 
 
 def read_history(conn: Connection, run_pk: int, key: str) -> History:
-    key_id = conn.execute(
-        select(t.metric_key.c.id).where(t.metric_key.c.name == key)
-    ).scalar_one_or_none()
+    """Every point of a metric, ordered by step then timestamp (then arrival)."""
+    key_id = conn.execute(_KEY_ID, {"key": key}).scalar_one_or_none()
     if key_id is None:
         raise NotFound(f"metric {key!r} was never logged")
-    result = conn.execute(_HISTORY, {"run_pk": run_pk, "key_id": key_id})
-    rows = result.cursor.fetchall() if result.cursor is not None else []
+    rows = conn.execute(_BLOCKS, {"run_pk": run_pk, "key_id": key_id}).all()
     if not rows:
         raise NotFound(f"metric {key!r} was not logged in this run")
-    arr = np.array(rows, dtype=np.float64)
-    values = arr[:, 2]
-    values[arr[:, 3] != 0] = np.nan
-    # Steps and timestamps beyond 2**53 do not survive float64; read them exactly then.
-    if np.abs(arr[:, :2]).max() >= 2**53:
-        steps = np.array([r[0] for r in rows], dtype=np.int64)
-        stamps = np.array([r[1] for r in rows], dtype=np.int64)
-    else:
-        steps, stamps = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
+    steps = np.frombuffer(b"".join(r[0] for r in rows), dtype="<i8").astype(np.int64)
+    stamps = np.frombuffer(b"".join(r[1] for r in rows), dtype="<i8").astype(np.int64)
+    values = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f8").astype(np.float64)
+    if len(rows) > 1 and not _in_order(steps, stamps):
+        order = np.lexsort((stamps, steps))
+        steps, stamps, values = steps[order], stamps[order], values[order]
     return History(key, steps, stamps, values)
+
+
+def _in_order(steps: np.ndarray[Any, Any], stamps: np.ndarray[Any, Any]) -> bool:
+    ds = np.diff(steps)
+    return bool(np.all((ds > 0) | ((ds == 0) & (np.diff(stamps) >= 0))))

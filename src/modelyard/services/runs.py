@@ -15,7 +15,7 @@ from modelyard.metadata import tables as t
 from modelyard.metadata.aspects import RunParams, RunProperties, RunState, StepState, Tags
 from modelyard.metadata.store import Store, Tx, dialect_insert
 from modelyard.metadata.urn import run_urn, step_urn
-from modelyard.schemas import LatestMetric, RunCreate, RunPublic, RunUpdate
+from modelyard.schemas import RunCreate, RunPublic, RunUpdate
 from modelyard.services.metrics import MetricColumns, encode_value, insert_points
 from modelyard.services.projects import ensure_project
 
@@ -133,20 +133,30 @@ def log_batch(
     tags: dict[str, str],
     points: MetricColumns,
     actor: str,
-) -> None:
-    """Params, tags and metric points in one transaction: all land or none."""
+    batch_key: str | None = None,
+) -> bool:
+    """Params, tags and metric points in one transaction: all land or none.
 
-    def work(tx: Tx) -> None:
+    A batch sent again with the same ``batch_key`` (an idempotency key) is a no-op;
+    returns False then."""
+
+    def work(tx: Tx) -> bool:
         row = (
             active_run(tx, run_id, "log to it")
             if (params or len(points))
             else run_row(tx.conn, run_id)
         )
+        if batch_key is not None:
+            seen = dialect_insert(tx.conn, t.ingest_batch).on_conflict_do_nothing()
+            key = {"run_pk": row.pk, "batch_key": batch_key, "created_at": tx.now}
+            if not tx.conn.execute(seen, key).rowcount:
+                return False
         write_params(tx, row.pk, run_id, params)
         write_tags(tx, row.pk, run_id, tags)
         insert_points(tx, store, row.pk, points)
+        return True
 
-    store.transact(work, actor=actor)
+    return store.transact(work, actor=actor)
 
 
 def set_tags(
@@ -256,7 +266,7 @@ _RUN_PK = select(t.run.c.pk).where(t.run.c.id == bindparam("run_id"))
 
 def _aspects(conn: Connection, urns: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
     out: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for urn, name, payload in conn.execute(_RUN_ASPECTS, {"urns": urns}):
+    for urn, name, payload in conn.execute(_RUN_ASPECTS, {"urns": urns}).all():
         out[urn][name] = orjson.loads(payload)
     return out
 
@@ -268,35 +278,39 @@ def load_runs(conn: Connection, pks: Sequence[int]) -> list[RunPublic]:
     bind = {"pks": list(pks)}
     rows = conn.execute(_RUNS, bind).all()
     params: dict[int, dict[str, str]] = defaultdict(dict)
-    for pk, k, v in conn.execute(_PARAMS, bind):
+    for pk, k, v in conn.execute(_PARAMS, bind).all():
         params[pk][k] = v
     tags: dict[int, dict[str, str]] = defaultdict(dict)
-    for pk, k, v in conn.execute(_TAGS, bind):
+    for pk, k, v in conn.execute(_TAGS, bind).all():
         tags[pk][k] = v
-    metrics: dict[int, dict[str, LatestMetric]] = defaultdict(dict)
-    for pk, k, step, ts, value, is_nan in conn.execute(_METRICS, bind):
-        metrics[pk][k] = LatestMetric(value=encode_value(value, is_nan), step=step, timestamp=ts)
+    metrics: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for pk, k, step, ts, value, is_nan in conn.execute(_METRICS, bind).all():
+        metrics[pk][k] = {"value": encode_value(value, is_nan), "step": step, "timestamp": ts}
     aspects = _aspects(conn, [run_urn(r.id) for r in rows])
     by_pk = {}
     for r in rows:
-        a = aspects.get(run_urn(r.id), {})
+        urn = run_urn(r.id)
+        a = aspects.get(urn, {})
         props, state = a.get("run_properties", {}), a.get("run_state", {})
-        by_pk[r.pk] = RunPublic(
-            run_id=r.id,
-            urn=run_urn(r.id),
-            project=r.project,
-            project_id=r.project_id,
-            name=r.name,
-            status=r.status,
-            start_time=r.start_time,
-            end_time=r.end_time,
-            created_by=r.created_by,
-            error=state.get("error"),
-            source=props.get("source"),
-            git_commit=props.get("git_commit"),
-            params=params[r.pk],
-            tags=tags[r.pk],
-            metrics=metrics[r.pk],
+        # One validation per run (nested metrics included) is much cheaper than one per metric.
+        by_pk[r.pk] = RunPublic.model_validate(
+            {
+                "run_id": r.id,
+                "urn": urn,
+                "project": r.project,
+                "project_id": r.project_id,
+                "name": r.name,
+                "status": r.status,
+                "start_time": r.start_time,
+                "end_time": r.end_time,
+                "created_by": r.created_by,
+                "error": state.get("error"),
+                "source": props.get("source"),
+                "git_commit": props.get("git_commit"),
+                "params": params[r.pk],
+                "tags": tags[r.pk],
+                "metrics": metrics[r.pk],
+            }
         )
     return [by_pk[pk] for pk in pks if pk in by_pk]
 

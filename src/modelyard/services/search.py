@@ -29,7 +29,9 @@ from sqlalchemy import (
     case,
     false,
     func,
+    literal,
     not_,
+    null,
     or_,
     select,
     true,
@@ -64,7 +66,10 @@ _ASCII_LOWER = str.maketrans(_UPPER, _UPPER.lower())
 class Compiler:
     conn: Connection
     key_ids: dict[str, int] = field(default_factory=dict)
-    joins: list[tuple[FromClause, ColumnElement[bool]]] = field(default_factory=list)
+    joins: list[tuple[FromClause, ColumnElement[bool], bool]] = field(default_factory=list)
+    # The joined copy of run.pk of the leading metric: ordering by it lets the index that
+    # serves the metric's values also serve the tie-break.
+    lead_pk: ColumnElement[Any] | None = None
 
     @property
     def postgres(self) -> bool:
@@ -102,25 +107,19 @@ class Compiler:
                 # just as `not metrics.x > 1` keeps runs without the metric.
                 cond = and_(t.run.c.end_time.is_not(None), cond)
             return cond
+        # Correlated EXISTS: each candidate run is checked through the (run, key) primary key,
+        # so a page ordered by an index stops as soon as it is full.
         if c.kind == "metric":
             lm = t.latest_metric
-            present = select(lm.c.run_pk).where(lm.c.key_id == self.key_id(c.key))
             if c.op in ("is_null", "is_not_null"):
-                has = t.run.c.pk.in_(present)
+                has = _exists(lm, lm.c.key_id == self.key_id(c.key))
                 return has if c.op == "is_not_null" else not_(has)
-            return t.run.c.pk.in_(present.where(self.metric_cond(c)))
+            return _exists(lm, lm.c.key_id == self.key_id(c.key), self.metric_cond(c))
         table = t.run_param if c.kind == "param" else t.run_tag
-        present = select(table.c.run_pk).where(table.c.key == c.key)
         if c.op in ("is_null", "is_not_null"):
-            has = t.run.c.pk.in_(present)
+            has = _exists(table, table.c.key == c.key)
             return has if c.op == "is_not_null" else not_(has)
-        cond = self.apply(table.c.value, c, is_string=True)
-        if c.op in ("=", "in"):
-            # Lets the database use the (key, value-prefix) index.
-            values = c.value if isinstance(c.value, tuple) else (c.value,)
-            prefix = func.substr(table.c.value, 1, t.VALUE_INDEX_PREFIX)
-            cond = and_(prefix.in_([str(v)[: t.VALUE_INDEX_PREFIX] for v in values]), cond)
-        return t.run.c.pk.in_(present.where(cond))
+        return _exists(table, table.c.key == c.key, self.apply(table.c.value, c, is_string=True))
 
     def metric_cond(self, c: Compare) -> ColumnElement[bool]:
         """NaN is a value of its own: it equals NaN only and is neither above nor below any
@@ -182,20 +181,77 @@ class Compiler:
         return glob
 
     # --- ordering
-    def order_expr(self, term: OrderTerm) -> ColumnElement[Any]:
+    def order_key(self, term: OrderTerm) -> Key:
+        """A sort key over an outer join: runs without the field sort last."""
         if term.kind == "attribute":
             col = attribute(term.key)
-            return self.ordered(col) if ATTRIBUTES[term.key][1] == "str" else col
+            if ATTRIBUTES[term.key][1] == "str":
+                col = self.ordered(col)
+            return Key(col, term.descending, term.key in NULLABLE_ATTRIBUTES)
         n = len(self.joins)
         if term.kind == "metric":
             lm = t.latest_metric.alias(f"o{n}")
             on = and_(lm.c.run_pk == t.run.c.pk, lm.c.key_id == self.key_id(term.key))
-            self.joins.append((lm, on))
+            self.joins.append((lm, on, True))
             expr: Case[Any] = case((lm.c.is_nan.is_(True), None), else_=lm.c.value)
-            return expr
+            return Key(expr, term.descending, True)
         table = (t.run_param if term.kind == "param" else t.run_tag).alias(f"o{n}")
-        self.joins.append((table, and_(table.c.run_pk == t.run.c.pk, table.c.key == term.key)))
-        return self.ordered(table.c.value)
+        on = and_(table.c.run_pk == t.run.c.pk, table.c.key == term.key)
+        self.joins.append((table, on, True))
+        return Key(self.ordered(table.c.value), term.descending, True)
+
+    def leading_key(self, term: OrderTerm, present: bool) -> tuple[Key | None, list[Any]]:
+        """The first sort key restricted to runs that have the field (``present``) or not.
+
+        Splitting the runs this way keeps the first key free of NULLs, so a page ordered by
+        a metric walks the (key, value) index and stops once full."""
+        if not is_nullable(term):
+            return self.order_key(term), []
+        if term.kind == "attribute":
+            col = attribute(term.key)
+            if present:
+                return Key(col, term.descending, False), [col.is_not(None)]
+            return None, [col.is_(None)]
+        if term.kind == "metric":
+            lm = t.latest_metric.alias("lead")
+            on = and_(
+                lm.c.run_pk == t.run.c.pk,
+                lm.c.key_id == self.key_id(term.key),
+                lm.c.is_nan.is_(False),
+            )
+            if present:
+                self.joins.append((lm, on, False))
+                self.lead_pk = lm.c.run_pk
+                return Key(lm.c.value, term.descending, False), []
+            base = t.latest_metric
+            return None, [
+                not_(
+                    _exists(base, base.c.key_id == self.key_id(term.key), base.c.is_nan.is_(False))
+                )
+            ]
+        table = (t.run_param if term.kind == "param" else t.run_tag).alias("lead")
+        if present:
+            self.joins.append(
+                (table, and_(table.c.run_pk == t.run.c.pk, table.c.key == term.key), False)
+            )
+            return Key(self.ordered(table.c.value), term.descending, False), []
+        base = t.run_param if term.kind == "param" else t.run_tag
+        return None, [not_(_exists(base, base.c.key == term.key))]
+
+
+@dataclass(frozen=True)
+class Key:
+    expr: ColumnElement[Any]
+    desc: bool
+    nullable: bool
+
+
+def is_nullable(term: OrderTerm) -> bool:
+    return term.kind != "attribute" or term.key in NULLABLE_ATTRIBUTES
+
+
+def _exists(table: Any, *conds: ColumnElement[bool]) -> ColumnElement[bool]:
+    return select(literal(1)).where(table.c.run_pk == t.run.c.pk, *conds).exists()
 
 
 def like_parts(pattern: str) -> list[tuple[str, str]]:
@@ -270,20 +326,27 @@ def _decode_token(token: str, sig: str, kinds: list[str]) -> list[Any]:
     return values
 
 
-def _after(keys: list[tuple[ColumnElement[Any], bool]], values: list[Any]) -> ColumnElement[bool]:
+def _after(keys: list[Key], values: list[Any]) -> ColumnElement[bool]:
     """Rows strictly after ``values`` in the order of ``keys``, NULLs last in every key."""
     clauses = []
     equal_so_far: list[ColumnElement[bool]] = []
-    for (expr, desc), v in zip(keys, values, strict=True):
+    for key, v in zip(keys, values, strict=True):
+        expr = key.expr
         if v is None:
             after: ColumnElement[bool] = false()
             equal = expr.is_(None)
         else:
-            after = or_(expr.is_(None), expr < v if desc else expr > v)
+            beyond = expr < v if key.desc else expr > v
+            after = or_(expr.is_(None), beyond) if key.nullable else beyond
             equal = expr == v
         clauses.append(and_(*equal_so_far, after) if equal_so_far else after)
         equal_so_far.append(equal)
-    return or_(*clauses)
+    first, v = keys[0], values[0]
+    if first.nullable or v is None:
+        return or_(*clauses)
+    # Also bound the first key on its own, so the database can seek its index to the cursor.
+    bound = first.expr <= v if first.desc else first.expr >= v
+    return and_(bound, or_(*clauses))
 
 
 def _project_ids(conn: Connection, req: RunSearch) -> list[int] | None:
@@ -303,29 +366,57 @@ def search_runs(store: Store, *, req: RunSearch) -> RunPage:
     terms = [parse_order_by(o) for o in req.order_by] or [
         OrderTerm("attribute", "start_time", True)
     ]
+    sig = _signature(req)
+    cursor = None
+    if req.page_token:
+        kinds = ["num" if is_numeric(o.kind, o.key) else "str" for o in terms] + ["pk"]
+        cursor = _decode_token(req.page_token, sig, kinds)
+    # Runs that have the first sort field come first, then those that lack it.
+    segments = [True, False] if is_nullable(terms[0]) else [True]
+    if cursor is not None and cursor[0] is None and len(segments) == 2:
+        segments = [False]
     with store.read() as conn:
-        comp = Compiler(conn)
-        keys = [(comp.order_expr(term), term.descending) for term in terms]
-        tiebreak_desc = keys[-1][1]
-        keys.append((t.run.c.pk, tiebreak_desc))
-        source: FromClause = t.run
-        for table, on in comp.joins:
-            source = source.outerjoin(table, on)
-        query: Select[Any] = select(*[k for k, _ in keys]).select_from(source)
         ids = _project_ids(conn, req)
-        conds: list[ColumnElement[bool]] = []
-        if ids is not None:
-            conds.append(t.run.c.project_id.in_(ids))
-        if node is not None:
-            conds.append(comp.where(node))
-        sig = _signature(req)
-        if req.page_token:
-            kinds = ["num" if is_numeric(o.kind, o.key) else "str" for o in terms] + ["pk"]
-            conds.append(_after(keys, _decode_token(req.page_token, sig, kinds)))
-        query = query.where(and_(true(), *conds))
-        for expr, desc in keys:
-            query = query.order_by(expr.is_(None), expr.desc() if desc else expr.asc())
-        rows = conn.execute(query.limit(req.page_size + 1)).all()
+        rows: list[Any] = []
+        for n, present in enumerate(segments):
+            query = _segment_query(conn, terms, node, ids, present, cursor if n == 0 else None)
+            rows += conn.execute(query.limit(req.page_size + 1 - len(rows))).all()
+            if len(rows) > req.page_size:
+                break
         page = rows[: req.page_size]
         token = _encode_token(sig, list(page[-1])) if len(rows) > req.page_size else None
         return RunPage(runs=load_runs(conn, [r[-1] for r in page]), next_page_token=token)
+
+
+def _segment_query(
+    conn: Connection,
+    terms: list[OrderTerm],
+    node: Node | None,
+    ids: list[int] | None,
+    present: bool,
+    cursor: list[Any] | None,
+) -> Select[Any]:
+    comp = Compiler(conn)
+    lead, conds = comp.leading_key(terms[0], present)
+    keys = ([lead] if lead is not None else []) + [comp.order_key(term) for term in terms[1:]]
+    tiebreak = comp.lead_pk if comp.lead_pk is not None and len(terms) == 1 else t.run.c.pk
+    keys.append(Key(tiebreak, terms[-1].descending, False))
+    source: FromClause = t.run
+    for table, on, outer in comp.joins:
+        source = source.outerjoin(table, on) if outer else source.join(table, on)
+    columns = [k.expr for k in keys]
+    if lead is None:
+        columns.insert(0, null())
+    query: Select[Any] = select(*columns).select_from(source)
+    if ids is not None:
+        conds.append(t.run.c.project_id.in_(ids))
+    if node is not None:
+        conds.append(comp.where(node))
+    if cursor is not None:
+        conds.append(_after(keys, cursor if lead is not None else cursor[1:]))
+    query = query.where(and_(true(), *conds))
+    for key in keys:
+        if key.nullable:
+            query = query.order_by(key.expr.is_(None))
+        query = query.order_by(key.expr.desc() if key.desc else key.expr.asc())
+    return query

@@ -40,6 +40,8 @@ def upsert_step(
         )
 
     def work(tx: Tx) -> None:
+        # One writer per run at a time: positions are counted, and the run may be ending.
+        tx.lock(t.run, t.run.c.id == run_id)
         row = active_run(tx, run_id, "change its steps")
         current = tx.conn.execute(
             select(t.step).where(t.step.c.run_pk == row.pk, t.step.c.name == name)

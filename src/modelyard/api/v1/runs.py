@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import pyarrow as pa
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 
 from modelyard.api.deps import Actor, SettingsDep, StoreDep
 from modelyard.schemas import (
@@ -89,13 +89,20 @@ def _points(body: BatchLog, now: int) -> MetricColumns:
 
 @router.post("/{run_id}/batch", status_code=204)
 def log_batch(
-    run_id: str, body: BatchLog, store: StoreDep, settings: SettingsDep, actor: Actor
+    run_id: str,
+    body: BatchLog,
+    store: StoreDep,
+    settings: SettingsDep,
+    actor: Actor,
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    ] = None,
 ) -> None:
     """Metric points (rows or columns), params and tags in one transaction.
 
-    NaN and infinities are sent as the strings "NaN", "Infinity" and "-Infinity".
-    A point identical to one already stored (key, step, timestamp, value) is a no-op, so a
-    retried batch never duplicates data.
+    NaN and infinities are sent as the strings "NaN", "Infinity" and "-Infinity". Send an
+    ``Idempotency-Key`` header (the SDK does): a batch sent again with the same key, e.g. a
+    retry after a lost response, is a no-op, so retries never duplicate points.
     """
     values = (body.columns or {}).get("value", [])  # a string here is refused below, not counted
     metrics.check_size(
@@ -106,7 +113,13 @@ def log_batch(
 
     points = _points(body, now_ms())
     runs.log_batch(
-        store, run_id=run_id, params=body.params, tags=body.tags, points=points, actor=actor
+        store,
+        run_id=run_id,
+        params=body.params,
+        tags=body.tags,
+        points=points,
+        actor=actor,
+        batch_key=idempotency_key,
     )
 
 

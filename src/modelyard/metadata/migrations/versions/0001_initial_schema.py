@@ -105,17 +105,30 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_metric_key_name")),
     )
     op.create_table(
-        "metric_point",
+        "metric_block",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
         sa.Column("run_pk", sa.BigInteger(), nullable=False),
         sa.Column("key_id", sa.Integer(), nullable=False),
-        sa.Column("step", sa.BigInteger(), nullable=False),
-        sa.Column("timestamp", sa.BigInteger(), nullable=False),
-        sa.Column("value", sa.Double(), nullable=False),
-        sa.Column("is_nan", sa.Boolean(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "run_pk", "key_id", "step", "timestamp", "value", "is_nan", name=op.f("pk_metric_point")
-        ),
-        sqlite_with_rowid=False,
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("min_step", sa.BigInteger(), nullable=False),
+        sa.Column("max_step", sa.BigInteger(), nullable=False),
+        sa.Column("step_data", sa.LargeBinary(), nullable=False),
+        sa.Column("timestamp_data", sa.LargeBinary(), nullable=False),
+        sa.Column("value_data", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_metric_block")),
+    )
+    op.create_index("ix_metric_block_run_key", "metric_block", ["run_pk", "key_id", "id"])
+    op.create_table(
+        "ingest_batch",
+        sa.Column("run_pk", sa.BigInteger(), nullable=False),
+        sa.Column("batch_key", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("run_pk", "batch_key", name=op.f("pk_ingest_batch")),
     )
     op.create_table(
         "project",
@@ -250,7 +263,9 @@ def downgrade() -> None:
 
     op.drop_table("relationship")
     op.drop_table("project")
-    op.drop_table("metric_point")
+    op.drop_table("ingest_batch")
+    op.drop_index("ix_metric_block_run_key", table_name="metric_block")
+    op.drop_table("metric_block")
     op.drop_table("metric_key")
     with op.batch_alter_table("latest_metric", schema=None) as batch_op:
         batch_op.drop_index("ix_latest_metric_key_value")
