@@ -7,9 +7,12 @@ from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from modelyard._version import __version__
 from modelyard.api.v1 import router as api_v1
@@ -91,6 +94,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(500, "INTERNAL_ERROR", "the server hit an unexpected error; see its log")
 
 
+def install_docs(app: FastAPI) -> None:
+    """Interactive API docs at /docs, served from the installed swagger-ui-bundle package so
+    they work with no internet access."""
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="modelyard API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app: engine, schema (migrated on first start), stores and routes."""
     settings = settings or Settings()
@@ -101,12 +120,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="modelyard",
         version=__version__,
         description="Tracking, evaluation, review, deployment and health of ML models.",
+        docs_url=None,
     )
     app.state.settings = settings
     app.state.store = Store(engine)
     app.state.artifacts = LocalArtifactStore(settings.resolved_artifact_root)
     install_error_handlers(app)
     app.include_router(api_v1)
+    install_docs(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
