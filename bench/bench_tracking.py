@@ -32,14 +32,25 @@ def ingest_api(http: httpx.Client, run_id: str, points: int, batch: int) -> floa
     bodies = []
     for start in range(0, points, batch):
         n = min(batch, points - start)
-        bodies.append(json.dumps({"columns": {
-            "key": "loss", "value": rng.random(n).tolist(),
-            "step": list(range(start, start + n)), "timestamp": [1_700_000_000_000 + start] * n,
-        }}).encode())
+        bodies.append(
+            json.dumps(
+                {
+                    "columns": {
+                        "key": "loss",
+                        "value": rng.random(n).tolist(),
+                        "step": list(range(start, start + n)),
+                        "timestamp": [1_700_000_000_000 + start] * n,
+                    }
+                }
+            ).encode()
+        )
     t0 = time.perf_counter()
     for body in bodies:
-        r = http.post(f"/api/v1/runs/{run_id}/batch", content=body,
-                      headers={"content-type": "application/json"})
+        r = http.post(
+            f"/api/v1/runs/{run_id}/batch",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
         assert r.status_code == 204, r.text
     return time.perf_counter() - t0
 
@@ -57,8 +68,13 @@ def main() -> None:
 
         run = client.start_run("bench", "ingest")
         seconds = ingest_api(http, run.id, args.points, args.batch)
-        emit(figure="ingest_api_points_per_s", points=args.points, batch=args.batch,
-             seconds=round(seconds, 3), value=round(args.points / seconds))
+        emit(
+            figure="ingest_api_points_per_s",
+            points=args.points,
+            batch=args.batch,
+            seconds=round(seconds, 3),
+            value=round(args.points / seconds),
+        )
 
         sdk_run = client.start_run("bench", "sdk-ingest", batch_size=args.batch)
         t0 = time.perf_counter()
@@ -66,8 +82,13 @@ def main() -> None:
             sdk_run.log_metric("loss", 1.0 / (i + 1), step=i)
         sdk_run.flush()
         seconds = time.perf_counter() - t0
-        emit(figure="ingest_sdk_points_per_s", points=args.sdk_points, batch=args.batch,
-             seconds=round(seconds, 3), value=round(args.sdk_points / seconds))
+        emit(
+            figure="ingest_sdk_points_per_s",
+            points=args.sdk_points,
+            batch=args.batch,
+            seconds=round(seconds, 3),
+            value=round(args.sdk_points / seconds),
+        )
         sdk_run.end()
 
         lat = []
@@ -80,8 +101,16 @@ def main() -> None:
         small = client.start_run("bench", "small")
         lat = []
         for i in range(args.small):
-            body = {"metrics": [{"key": "single", "value": float(i), "step": i,
-                                 "timestamp": 1_700_000_000_000 + i}]}
+            body = {
+                "metrics": [
+                    {
+                        "key": "single",
+                        "value": float(i),
+                        "step": i,
+                        "timestamp": 1_700_000_000_000 + i,
+                    }
+                ]
+            }
             t0 = time.perf_counter()
             r = http.post(f"/api/v1/runs/{small.id}/batch", json=body)
             lat.append(time.perf_counter() - t0)
@@ -107,8 +136,12 @@ def main() -> None:
                     n = len(r.json()["values"])
                 lat.append(time.perf_counter() - t0)
                 assert n == args.points, n
-            emit(figure=f"history_{fmt}_seconds", points=n, best=round(min(lat), 3),
-                 worst=round(max(lat), 3))
+            emit(
+                figure=f"history_{fmt}_seconds",
+                points=n,
+                best=round(min(lat), 3),
+                worst=round(max(lat), 3),
+            )
         client.close()
 
 

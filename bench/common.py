@@ -25,8 +25,18 @@ def free_port() -> int:
 def server(data_dir: Path, database_url: str | None = None, workers: int = 1) -> Iterator[str]:
     """`modelyard serve` in a subprocess on a free loopback port; yields its URL."""
     port = free_port()
-    cmd = [sys.executable, "-m", "modelyard.cli", "serve", "--port", str(port),
-           "--data-dir", str(data_dir), "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "modelyard.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--workers",
+        str(workers),
+    ]
     if database_url:
         cmd += ["--database-url", database_url]
     proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -51,5 +61,10 @@ def server(data_dir: Path, database_url: str | None = None, workers: int = 1) ->
 def summary(seconds: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in seconds)
     q = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else ms * 99
-    return {"n": len(ms), "p50_ms": round(q[49], 3), "p95_ms": round(q[94], 3),
-            "p99_ms": round(q[98], 3), "mean_ms": round(statistics.fmean(ms), 3)}
+    return {
+        "n": len(ms),
+        "p50_ms": round(q[49], 3),
+        "p95_ms": round(q[94], 3),
+        "p99_ms": round(q[98], 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+    }
