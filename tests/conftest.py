@@ -39,7 +39,8 @@ def pg_template() -> Iterator[str | None]:
         yield None
         return
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"{make_url(PG_URL).database}_tpl_{worker}"
+    # Unique per session: two test sessions on one server must not drop each other's template.
+    name = f"{make_url(PG_URL).database}_tpl_{worker}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(_admin_url(PG_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

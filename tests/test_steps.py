@@ -377,11 +377,6 @@ def test_ending_a_run_closes_its_open_steps(api: httpx.Client, run_status: str) 
         )
 
 
-@pytest.mark.xfail(
-    reason="services/runs.py _close_open_steps keeps the old progress when a run's end "
-    "finishes a running step (outside the files this suite may change)",
-    strict=True,
-)
 def test_a_step_finished_by_the_run_reports_full_progress(api: httpx.Client) -> None:
     rid = new_run(api)
     ok(api, rid, "active", status="running", progress=0.4)

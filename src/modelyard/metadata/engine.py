@@ -39,6 +39,12 @@ def _sqlite_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+# The services read ``rowcount`` of INSERT ... ON CONFLICT DO NOTHING to learn whether a row
+# was new (entities, idempotency keys). SQLAlchemy only keeps the driver's count for UPDATE
+# and DELETE unless asked, and psycopg's INSERTs then report -1, which reads as "new".
+ENGINE_OPTIONS = {"preserve_rowcount": True}
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; for SQLite, WAL mode, a busy timeout and immediate write locks."""
     parsed = make_url(url)
@@ -50,11 +56,18 @@ def make_engine(url: str) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 60},
             pool_size=16,
             max_overflow=48,
+            execution_options=ENGINE_OPTIONS,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        execution_options=ENGINE_OPTIONS,
+    )
 
 
 class SchemaError(RuntimeError):

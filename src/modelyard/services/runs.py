@@ -29,9 +29,15 @@ def run_row(conn: Connection, run_id: str) -> Row[Any]:
     return row
 
 
+def locked_run(tx: Tx, run_id: str) -> Row[Any]:
+    """The run, locked until commit: writers that read-modify-write its aspects queue up."""
+    tx.lock(t.run, t.run.c.id == run_id)
+    return run_row(tx.conn, run_id)
+
+
 def active_run(tx: Tx, run_id: str, doing: str) -> Row[Any]:
-    """The run, which must still be running to accept ``doing``."""
-    row = run_row(tx.conn, run_id)
+    """The run (locked), which must still be running to accept ``doing``."""
+    row = locked_run(tx, run_id)
     if row.status != "running":
         raise InvalidState(f"cannot {doing}: run {run_id} is {row.status}")
     return row
@@ -144,7 +150,7 @@ def log_batch(
         row = (
             active_run(tx, run_id, "log to it")
             if (params or len(points))
-            else run_row(tx.conn, run_id)
+            else locked_run(tx, run_id)
         )
         if batch_key is not None:
             seen = dialect_insert(tx.conn, t.ingest_batch).on_conflict_do_nothing()
@@ -163,7 +169,7 @@ def set_tags(
     store: Store, *, run_id: str, tags: dict[str, str], remove: Sequence[str] = (), actor: str
 ) -> None:
     def work(tx: Tx) -> None:
-        row = run_row(tx.conn, run_id)
+        row = locked_run(tx, run_id)
         missing = [k for k in remove if k not in _tag_keys(tx.conn, row.pk)]
         if missing:
             raise NotFound(f"run {run_id} has no tag {missing[0]!r}")
@@ -178,7 +184,7 @@ def _tag_keys(conn: Connection, run_pk: int) -> set[str]:
 
 def update_run(store: Store, *, run_id: str, body: RunUpdate, actor: str) -> RunPublic:
     def work(tx: Tx) -> None:
-        row = run_row(tx.conn, run_id)
+        row = locked_run(tx, run_id)
         urn = run_urn(run_id)
         if body.name is not None and body.name != row.name:
             props = _aspects(tx.conn, [urn])[urn].get("run_properties", {})
@@ -222,7 +228,7 @@ def _close_open_steps(tx: Tx, run_pk: int, run_id: str, run_status: str) -> None
             status, error = "failed", f"the run was {run_status}"
         state = StepState(
             status=status,
-            progress=s.progress,
+            progress=1.0 if status == "finished" else s.progress,
             message=s.message,
             start_time=s.start_time,
             end_time=tx.now,
@@ -231,7 +237,7 @@ def _close_open_steps(tx: Tx, run_pk: int, run_id: str, run_status: str) -> None
         tx.conn.execute(
             update(t.step)
             .where(t.step.c.run_pk == run_pk, t.step.c.name == s.name)
-            .values(status=status, end_time=tx.now, error=error)
+            .values(status=status, end_time=tx.now, error=error, progress=state.progress)
         )
         tx.put_aspect(step_urn(run_id, s.name), state)
 
