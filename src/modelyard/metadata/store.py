@@ -20,6 +20,7 @@ from sqlalchemy import (
     Engine,
     Table,
     and_,
+    bindparam,
     func,
     insert,
     select,
@@ -91,59 +92,45 @@ class Tx:
             raise InvalidInput(f"a {entity_type} cannot carry the aspect {name!r}")
         # Canonical JSON (sorted keys), so a value equal up to dict order is an identical write.
         payload = orjson.dumps(value.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
-        latest = select(t.aspect.c.payload).where(
-            t.aspect.c.urn == urn, t.aspect.c.aspect == name, t.aspect.c.version == 0
-        )
-        if self.is_postgres:
-            latest = latest.with_for_update()
-        current = self.conn.execute(latest).scalar_one_or_none()
+        key = {"urn": urn, "aspect": name}
+        latest = _LATEST_FOR_UPDATE if self.is_postgres else _LATEST
+        current = self.conn.execute(latest, key).scalar_one_or_none()
         if current == payload:
             return None
         row = {
+            **key,
             "payload": payload,
             "created_at": self.now,
             "created_by": self.actor,
             "created_for": created_for,
         }
         if current is None:
-            self.conn.execute(insert(t.aspect).values(urn=urn, aspect=name, version=0, **row))
+            self.conn.execute(_INSERT_ASPECT, {**row, "version": 0})
             version, previous = 1, None
         else:
-            history = self.conn.execute(
-                select(func.coalesce(func.max(t.aspect.c.version), 0)).where(
-                    t.aspect.c.urn == urn, t.aspect.c.aspect == name
-                )
-            ).scalar_one()
-            old = t.aspect.alias("old")
+            history = self.conn.execute(_HISTORY_SIZE, key).scalar_one()
+            self.conn.execute(_COPY_LATEST, {**key, "shift": history + 1})
             self.conn.execute(
-                insert(t.aspect).from_select(
-                    list(t.aspect.c.keys()),
-                    select(
-                        old.c.urn,
-                        old.c.aspect,
-                        old.c.version + history + 1,
-                        old.c.payload,
-                        old.c.created_at,
-                        old.c.created_by,
-                        old.c.created_for,
-                    ).where(old.c.urn == urn, old.c.aspect == name, old.c.version == 0),
-                )
-            )
-            self.conn.execute(
-                update(t.aspect)
-                .where(t.aspect.c.urn == urn, t.aspect.c.aspect == name, t.aspect.c.version == 0)
-                .values(**row)
+                _UPDATE_LATEST,
+                {
+                    "b_urn": urn,
+                    "b_aspect": name,
+                    "new_payload": payload,
+                    "new_at": self.now,
+                    "new_by": self.actor,
+                    "new_for": created_for,
+                },
             )
             version, previous = history + 2, history + 1
         self.conn.execute(
-            insert(t.change_log).values(
-                urn=urn,
-                aspect=name,
-                version=version,
-                previous_version=previous,
-                actor=self.actor,
-                created_at=self.now,
-            )
+            _INSERT_CHANGE,
+            {
+                **key,
+                "version": version,
+                "previous_version": previous,
+                "actor": self.actor,
+                "created_at": self.now,
+            },
         )
         self._derive_edges(urn, name, value)
         return version
@@ -153,7 +140,7 @@ class Tx:
         if derive is None:
             return
         rel = t.relationship
-        self.conn.execute(rel.delete().where(rel.c.owner_urn == urn, rel.c.owner_aspect == name))
+        self.conn.execute(_DELETE_EDGES, {"urn": urn, "aspect": name})
         edges = {(s, k, d): lineage for s, k, d, lineage in derive(urn, value)}
         if edges:
             self.conn.execute(
@@ -170,6 +157,45 @@ class Tx:
                     for (s, k, d), lineage in edges.items()
                 ],
             )
+
+
+# Statements of the write path, built once so SQLAlchemy reuses their compiled form.
+_A = t.aspect
+_OF = (_A.c.urn == bindparam("urn"), _A.c.aspect == bindparam("aspect"))
+_LATEST = select(_A.c.payload).where(*_OF, _A.c.version == 0)
+_LATEST_FOR_UPDATE = _LATEST.with_for_update()
+_HISTORY_SIZE = select(func.coalesce(func.max(_A.c.version), 0)).where(*_OF)
+_INSERT_ASPECT = insert(_A)
+_OLD = _A.alias("old")
+_COPY_LATEST = insert(_A).from_select(
+    list(_A.c.keys()),
+    select(
+        _OLD.c.urn,
+        _OLD.c.aspect,
+        _OLD.c.version + bindparam("shift"),
+        _OLD.c.payload,
+        _OLD.c.created_at,
+        _OLD.c.created_by,
+        _OLD.c.created_for,
+    ).where(
+        _OLD.c.urn == bindparam("urn"), _OLD.c.aspect == bindparam("aspect"), _OLD.c.version == 0
+    ),
+)
+_UPDATE_LATEST = (
+    update(_A)
+    .where(_A.c.urn == bindparam("b_urn"), _A.c.aspect == bindparam("b_aspect"), _A.c.version == 0)
+    .values(
+        payload=bindparam("new_payload"),
+        created_at=bindparam("new_at"),
+        created_by=bindparam("new_by"),
+        created_for=bindparam("new_for"),
+    )
+)
+_INSERT_CHANGE = insert(t.change_log)
+_DELETE_EDGES = t.relationship.delete().where(
+    t.relationship.c.owner_urn == bindparam("urn"),
+    t.relationship.c.owner_aspect == bindparam("aspect"),
+)
 
 
 def aspect_name(value: Aspect) -> str:
