@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from modelyard.metadata.tables import MAX_KEY
@@ -48,6 +49,18 @@ INT64_MAX = 2**63 - 1
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _encode_values(values: list[Any]) -> list[Any]:
+    """JSON has no NaN or infinities: those travel as the strings the API knows."""
+    arr = np.asarray(values, dtype=np.float64)
+    special = np.flatnonzero(~np.isfinite(arr))
+    if not len(special):
+        return values
+    out = list(values)
+    for i in special.tolist():
+        out[i] = _json_value(out[i])
+    return out
 
 
 def _json_value(v: float) -> float | str:
@@ -247,10 +260,10 @@ class ActiveRun:
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self._keys: list[str] = []
-        self._values: list[float | str] = []
+        self._values: list[float] = []
         self._steps: list[int] = []
         self._stamps: list[int] = []
-        self._unsent: list[tuple[str, dict[str, list[Any]]]] = []
+        self._unsent: list[tuple[str, bytes]] = []  # (idempotency key, JSON body)
         self._buffer_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._stop = threading.Event()
@@ -293,11 +306,11 @@ class ActiveRun:
             raise ValueError(f"metric timestamps are milliseconds since the epoch, got {stamp}")
         if not -INT64_MAX <= step_no <= INT64_MAX:
             raise ValueError(f"metric steps are 64-bit integers, got {step_no}")
-        points: list[tuple[str, float | str]] = []
+        points: list[tuple[str, float]] = []
         for key, value in metrics.items():
             if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY:
                 raise ValueError(f"metric keys have 1 to {MAX_KEY} characters, got {key!r:.80}")
-            points.append((key, _json_value(float(value))))
+            points.append((key, float(value)))
         with self._buffer_lock:
             for key, encoded in points:
                 self._keys.append(key)
@@ -347,15 +360,16 @@ class ActiveRun:
                     "step": steps[start:end],
                     "timestamp": stamps[start:end],
                 }
-                self._unsent.append((uuid.uuid4().hex, cols))
+                cols["value"] = _encode_values(cols["value"])
+                self._unsent.append((uuid.uuid4().hex, orjson.dumps({"columns": cols})))
             while self._unsent:
                 batch_key, unsent = self._unsent[0]
                 try:
                     self.client._call(
                         "POST",
                         f"/runs/{self.id}/batch",
-                        json={"columns": unsent},
-                        headers={"Idempotency-Key": batch_key},
+                        content=unsent,
+                        headers={"Idempotency-Key": batch_key, "Content-Type": "application/json"},
                     )
                 except BaseException as exc:
                     if not _transient(exc):
