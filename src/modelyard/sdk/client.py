@@ -9,7 +9,6 @@ with client.start_run(project="churn", name="gbm-3", params={"max_depth": 6}) as
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -26,6 +25,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from modelyard.floats import encode_float
 from modelyard.metadata.tables import MAX_KEY
 from modelyard.schemas import (
     ArtifactPublic,
@@ -59,16 +59,8 @@ def _encode_values(values: list[Any]) -> list[Any]:
         return values
     out = list(values)
     for i in special.tolist():
-        out[i] = _json_value(out[i])
+        out[i] = encode_float(out[i])
     return out
-
-
-def _json_value(v: float) -> float | str:
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "Infinity" if v > 0 else "-Infinity"
-    return v
 
 
 @dataclass(frozen=True)

@@ -111,32 +111,20 @@ def _record(
                 f"artifact path {path!r} clashes with the artifact {clash!r}: "
                 "a path cannot be both a file and a folder"
             )
-        tx.conn.execute(
-            insert(t.artifact).values(
-                run_pk=run_pk,
-                path=path,
-                step=step,
-                size=staged.size,
-                sha256=staged.sha256,
-                media_type=media,
-                kind=kind,
-                created_at=tx.now,
-            )
+        props = ArtifactProperties(
+            run_id=run_id,
+            path=path,
+            step=step,
+            size=staged.size,
+            sha256=staged.sha256,
+            media_type=media,
+            kind=kind,
         )
+        row = props.model_dump(exclude={"run_id"})
+        tx.conn.execute(insert(t.artifact).values(run_pk=run_pk, created_at=tx.now, **row))
         urn = artifact_urn(run_id, path)
         tx.ensure_entity(urn)
-        tx.put_aspect(
-            urn,
-            ArtifactProperties(
-                run_id=run_id,
-                path=path,
-                step=step,
-                size=staged.size,
-                sha256=staged.sha256,
-                media_type=media,
-                kind=kind,
-            ),
-        )
+        tx.put_aspect(urn, props)
         # Published before commit: if the commit fails the file is an orphan, never a
         # record without content.
         artifacts.publish(staged, run_id, path)

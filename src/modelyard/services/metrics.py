@@ -11,18 +11,12 @@ import numpy as np
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select
 
 from modelyard.errors import InvalidInput, NotFound, PayloadTooLarge
+from modelyard.floats import SPECIAL_FLOATS, encode_float
 from modelyard.metadata import tables as t
 from modelyard.metadata.store import Store, Tx, dialect_insert
 from modelyard.schemas import MetricPointIn
 
-SPECIAL = {
-    "NaN": math.nan,
-    "nan": math.nan,
-    "Infinity": math.inf,
-    "inf": math.inf,
-    "-Infinity": -math.inf,
-    "-inf": -math.inf,
-}
+SPECIAL = SPECIAL_FLOATS
 INT64_MAX = 2**63 - 1
 
 
@@ -215,12 +209,8 @@ _BLOCK_INSERT = insert(t.metric_block)
 
 
 def encode_value(value: float, is_nan: bool) -> float | str:
-    """JSON has no NaN or infinities; they travel as strings, like MLflow's JSON API."""
-    if is_nan:
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
+    """A stored value (NaN kept as a flag) as JSON can carry it."""
+    return encode_float(math.nan if is_nan else value)
 
 
 @dataclass(frozen=True)

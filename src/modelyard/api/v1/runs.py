@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.deps import Actor, SettingsDep, StoreDep, parse_body
+from modelyard.floats import encode_float
 from modelyard.metadata.store import now_ms
 from modelyard.schemas import (
     BatchLog,
@@ -179,7 +180,7 @@ def metric_history(
     special = ~np.isfinite(hist.values)
     values: list[float | str] = hist.values.tolist()
     for i in np.flatnonzero(special).tolist():
-        values[i] = metrics.encode_value(hist.values[i], bool(np.isnan(hist.values[i])))
+        values[i] = encode_float(float(hist.values[i]))
     body = {"key": key, "steps": hist.steps, "timestamps": hist.timestamps, "values": values}
     return Response(
         orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
