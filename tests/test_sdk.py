@@ -593,3 +593,12 @@ def test_modelyard_uri_selects_the_transport(
     with my.Client() as fallback:
         assert fallback.uri == str(settings.data_dir.resolve())
         assert fallback.get_run(run.id).status == "finished"
+
+
+def test_logging_after_the_run_ended_fails_at_once(client: Client) -> None:
+    with client.start_run(project="after") as run:
+        run.log_metric("loss", 1.0, step=0)
+    with pytest.raises(RuntimeError, match="has ended"):
+        run.log_metric("loss", 0.5, step=1)
+    series = client.get_metric_history(run.id, "loss")
+    assert series.steps.tolist() == [0]

@@ -289,6 +289,8 @@ class ActiveRun:
     def log_metrics(
         self, metrics: Mapping[str, float], step: int | None = None, timestamp: int | None = None
     ) -> None:
+        if self._ended:
+            raise RuntimeError(f"run {self.id} has ended; start a new run to log more metrics")
         if self._error is not None:
             self._raise_background_error()
         # Checked here, where a mistake is made, rather than when a whole batch is refused.
