@@ -555,9 +555,10 @@ def test_api_errors_carry_status_code_and_message(client: Client) -> None:
     assert err.value.code == "INVALID_INPUT"
     assert err.value.message
 
-    run.log_metric("late", 1.0)  # buffered: the run has ended, so sending it fails
-    with pytest.raises(ModelyardAPIError) as err:
-        run.flush()
+    with pytest.raises(ModelyardAPIError) as err:  # the run has ended
+        client._call(
+            "POST", f"/runs/{run.id}/batch", json={"metrics": [{"key": "late", "value": 1.0}]}
+        )
     assert err.value.status == 409
     assert err.value.code == "INVALID_STATE"
     assert "finished" in err.value.message

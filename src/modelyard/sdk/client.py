@@ -22,10 +22,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-import orjson
 import pyarrow as pa
 
-from modelyard.floats import encode_float
 from modelyard.metadata.tables import MAX_KEY
 from modelyard.schemas import (
     ArtifactPublic,
@@ -51,16 +49,26 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _encode_values(values: list[Any]) -> list[Any]:
-    """JSON has no NaN or infinities: those travel as the strings the API knows."""
-    arr = np.asarray(values, dtype=np.float64)
-    special = np.flatnonzero(~np.isfinite(arr))
-    if not len(special):
-        return values
-    out = list(values)
-    for i in special.tolist():
-        out[i] = encode_float(out[i])
-    return out
+ARROW = "application/vnd.apache.arrow.stream"
+
+
+def _arrow_batch(
+    keys: list[str], values: list[float], steps: list[int], stamps: list[int]
+) -> bytes:
+    """A batch as an Arrow IPC stream: compact, NaN and infinities as they are, and parsed by
+    the server without any text handling."""
+    table = pa.table(
+        {
+            "key": pa.array(keys, pa.string()).dictionary_encode(),
+            "value": pa.array(values, pa.float64()),
+            "step": pa.array(steps, pa.int64()),
+            "timestamp": pa.array(stamps, pa.int64()),
+        }
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
 
 
 @dataclass(frozen=True)
@@ -348,14 +356,10 @@ class ActiveRun:
                 self._keys, self._values, self._steps, self._stamps = [], [], [], []
             for start in range(0, len(keys), self.batch_size):
                 end = start + self.batch_size
-                cols: dict[str, list[Any]] = {
-                    "key": keys[start:end],
-                    "value": values[start:end],
-                    "step": steps[start:end],
-                    "timestamp": stamps[start:end],
-                }
-                cols["value"] = _encode_values(cols["value"])
-                self._unsent.append((uuid.uuid4().hex, orjson.dumps({"columns": cols})))
+                body = _arrow_batch(
+                    keys[start:end], values[start:end], steps[start:end], stamps[start:end]
+                )
+                self._unsent.append((uuid.uuid4().hex, body))
             while self._unsent:
                 batch_key, unsent = self._unsent[0]
                 try:
@@ -363,7 +367,7 @@ class ActiveRun:
                         "POST",
                         f"/runs/{self.id}/batch",
                         content=unsent,
-                        headers={"Idempotency-Key": batch_key, "Content-Type": "application/json"},
+                        headers={"Idempotency-Key": batch_key, "Content-Type": ARROW},
                     )
                 except BaseException as exc:
                     if not _transient(exc):

@@ -116,7 +116,10 @@ def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _inline_schema(BatchLog)}},
+            "content": {
+                "application/json": {"schema": _inline_schema(BatchLog)},
+                ARROW: {"schema": {"type": "string", "format": "binary"}},
+            },
         }
     },
 )
@@ -132,13 +135,29 @@ async def log_batch(
 ) -> None:
     """Metric points (rows or columns), params and tags in one transaction.
 
-    NaN and infinities are sent as the strings "NaN", "Infinity" and "-Infinity". Send an
+    NaN and infinities are sent as the strings "NaN", "Infinity" and "-Infinity". Points may
+    also be sent as an Arrow IPC stream (Content-Type application/vnd.apache.arrow.stream)
+    with columns key, value and optionally step and timestamp. Send an
     ``Idempotency-Key`` header (the SDK does): a batch sent again with the same key, e.g. a
     retry after a lost response, is a no-op, so retries never duplicate points.
     """
+    raw = await request.body()
+    if request.headers.get("content-type", "").startswith(ARROW):
+        points = metrics.columns_from_arrow(raw, now_ms(), settings.max_batch_points)
+        await run_in_threadpool(
+            runs.log_batch,
+            store,
+            run_id=run_id,
+            params={},
+            tags={},
+            points=points,
+            actor=actor,
+            batch_key=idempotency_key,
+        )
+        return
     # The body is parsed here with orjson rather than by the framework: batches are the
     # hottest path of the API and this parses them several times faster.
-    body = parse_body(await request.body(), BatchLog)
+    body = parse_body(raw, BatchLog)
     values = (body.columns or {}).get("value", [])  # a string here is refused below, not counted
     metrics.check_size(
         len(body.metrics) + (len(values) if isinstance(values, list) else 0),
