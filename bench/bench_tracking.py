@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pyarrow as pa
 
 from bench.common import server, summary
 from modelyard import Client
@@ -55,6 +56,32 @@ def ingest_api(http: httpx.Client, run_id: str, points: int, batch: int) -> floa
     return time.perf_counter() - t0
 
 
+def ingest_api_arrow(http: httpx.Client, run_id: str, points: int, batch: int) -> float:
+    """Raw API: the same batches as Arrow IPC streams (what the SDK sends); returns seconds."""
+    rng = np.random.default_rng(0)
+    bodies = []
+    for start in range(0, points, batch):
+        n = min(batch, points - start)
+        table = pa.table(
+            {
+                "key": pa.array(["loss"] * n).dictionary_encode(),
+                "value": rng.random(n),
+                "step": np.arange(start, start + n, dtype=np.int64),
+                "timestamp": np.full(n, 1_700_000_000_000 + start, dtype=np.int64),
+            }
+        )
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        bodies.append(sink.getvalue().to_pybytes())
+    headers = {"content-type": "application/vnd.apache.arrow.stream"}
+    t0 = time.perf_counter()
+    for body in bodies:
+        r = http.post(f"/api/v1/runs/{run_id}/batch", content=body, headers=headers)
+        assert r.status_code == 204, r.text
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", type=int, default=1_000_000)
@@ -70,6 +97,16 @@ def main() -> None:
         seconds = ingest_api(http, run.id, args.points, args.batch)
         emit(
             figure="ingest_api_points_per_s",
+            points=args.points,
+            batch=args.batch,
+            seconds=round(seconds, 3),
+            value=round(args.points / seconds),
+        )
+
+        arrow_run = client.start_run("bench", "ingest-arrow")
+        seconds = ingest_api_arrow(http, arrow_run.id, args.points, args.batch)
+        emit(
+            figure="ingest_api_arrow_points_per_s",
             points=args.points,
             batch=args.batch,
             seconds=round(seconds, 3),

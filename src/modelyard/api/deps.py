@@ -34,22 +34,24 @@ def parse_body(raw: bytes, model: type[M]) -> M:
         raise RequestValidationError(exc.errors(include_url=False)) from None
 
 
-def get_store(request: Request) -> Store:
+# Dependencies are coroutines on purpose: FastAPI runs plain functions in its thread pool,
+# and a thread hop per dependency costs more than everything they do.
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_artifacts(request: Request) -> LocalArtifactStore:
+async def get_artifacts(request: Request) -> LocalArtifactStore:
     artifacts: LocalArtifactStore = request.app.state.artifacts
     return artifacts
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_actor(request: Request) -> str:
+async def get_actor(request: Request) -> str:
     """Who is acting. Local mode has one implicit user."""
     return LOCAL_USER
 

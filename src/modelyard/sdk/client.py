@@ -22,8 +22,10 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pyarrow as pa
 
+from modelyard.floats import encode_float
 from modelyard.metadata.tables import MAX_KEY
 from modelyard.schemas import (
     ArtifactPublic,
@@ -49,26 +51,16 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-ARROW = "application/vnd.apache.arrow.stream"
-
-
-def _arrow_batch(
-    keys: list[str], values: list[float], steps: list[int], stamps: list[int]
-) -> bytes:
-    """A batch as an Arrow IPC stream: compact, NaN and infinities as they are, and parsed by
-    the server without any text handling."""
-    table = pa.table(
-        {
-            "key": pa.array(keys, pa.string()).dictionary_encode(),
-            "value": pa.array(values, pa.float64()),
-            "step": pa.array(steps, pa.int64()),
-            "timestamp": pa.array(stamps, pa.int64()),
-        }
+def _json_batch(keys: list[str], values: list[float], steps: list[int], stamps: list[int]) -> bytes:
+    """A batch as columnar JSON (measured faster end to end than Arrow for batches of 1,000).
+    JSON has no NaN or infinities: those travel as the strings the API knows."""
+    special = np.flatnonzero(~np.isfinite(np.asarray(values, dtype=np.float64)))
+    encoded: list[float | str] = list(values)
+    for i in special.tolist():
+        encoded[i] = encode_float(values[i])
+    return orjson.dumps(
+        {"columns": {"key": keys, "value": encoded, "step": steps, "timestamp": stamps}}
     )
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
 
 
 @dataclass(frozen=True)
@@ -356,7 +348,7 @@ class ActiveRun:
                 self._keys, self._values, self._steps, self._stamps = [], [], [], []
             for start in range(0, len(keys), self.batch_size):
                 end = start + self.batch_size
-                body = _arrow_batch(
+                body = _json_batch(
                     keys[start:end], values[start:end], steps[start:end], stamps[start:end]
                 )
                 self._unsent.append((uuid.uuid4().hex, body))
@@ -367,7 +359,10 @@ class ActiveRun:
                         "POST",
                         f"/runs/{self.id}/batch",
                         content=unsent,
-                        headers={"Idempotency-Key": batch_key, "Content-Type": ARROW},
+                        headers={
+                            "Idempotency-Key": batch_key,
+                            "Content-Type": "application/json",
+                        },
                     )
                 except BaseException as exc:
                     if not _transient(exc):
