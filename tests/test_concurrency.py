@@ -265,7 +265,8 @@ class Pump(threading.Thread):
                     run.log_metric(key, j * 0.5, step=j, timestamp=1_000_000 + j)
                 self.in_flight.clear()
                 self.sent.append(key)
-                run.log_metric(key, -1.0, step=BATCH - 1, timestamp=1)  # fills it: sent now
+                run.log_metric(key, -1.0, step=BATCH - 1, timestamp=1)  # fills it
+                run.flush()  # returns once the server confirmed it (or raises)
                 self.durations.append(time.monotonic() - self._started_at)
                 self.acked.append(key)
         except BaseException as exc:

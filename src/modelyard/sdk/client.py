@@ -51,6 +51,10 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# Points waiting beyond this many batches make the logging call itself send them.
+MAX_BUFFERED_BATCHES = 20
+
+
 def _json_batch(keys: list[str], values: list[float], steps: list[int], stamps: list[int]) -> bytes:
     """A batch as columnar JSON (measured faster end to end than Arrow for batches of 1,000).
     JSON has no NaN or infinities: those travel as the strings the API knows."""
@@ -259,6 +263,7 @@ class ActiveRun:
         self._buffer_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
         self._error: BaseException | None = None
         self._ended = False
@@ -311,19 +316,27 @@ class ActiveRun:
                 self._values.append(encoded)
                 self._steps.append(step_no)
                 self._stamps.append(stamp)
-            full = len(self._keys) >= self.batch_size
-        if full:
-            self.flush()
-        elif (self._flusher is None or not self._flusher.is_alive()) and not self._stop.is_set():
+            waiting = len(self._keys)
+        if waiting >= self.batch_size * MAX_BUFFERED_BATCHES:
+            self.flush()  # the server is slower than the loop: wait for it rather than grow
+            return
+        if (self._flusher is None or not self._flusher.is_alive()) and not self._stop.is_set():
             self._flusher = threading.Thread(
                 target=self._flush_loop, daemon=True, name=f"modelyard-flush-{self.id[:8]}"
             )
             self._flusher.start()
+        if waiting >= self.batch_size:
+            self._wake.set()  # full batches go out from the background thread
 
     def _flush_loop(self) -> None:
-        while not self._stop.wait(self.flush_interval):
+        while not self._stop.is_set():
+            woken = self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return  # end() sends what is left
             try:
-                self.flush()
+                # Woken by a full batch: send full batches only. On the interval: everything.
+                self.flush(full_batches_only=woken)
             except BaseException as exc:
                 if _transient(exc):
                     continue  # the points are back in the buffer: sent again next time
@@ -334,7 +347,7 @@ class ActiveRun:
         err, self._error = self._error, None
         raise RuntimeError(f"sending metrics in the background failed: {err}") from err
 
-    def flush(self) -> None:
+    def flush(self, *, full_batches_only: bool = False) -> None:
         """Send every buffered point now, ``batch_size`` points a request.
 
         Each batch gets an idempotency key when it leaves the buffer. When the server cannot
@@ -344,8 +357,13 @@ class ActiveRun:
         """
         with self._send_lock:
             with self._buffer_lock:
-                keys, values, steps, stamps = self._keys, self._values, self._steps, self._stamps
-                self._keys, self._values, self._steps, self._stamps = [], [], [], []
+                take = len(self._keys)
+                if full_batches_only:
+                    take -= take % self.batch_size
+                keys, values = self._keys[:take], self._values[:take]
+                steps, stamps = self._steps[:take], self._stamps[:take]
+                del self._keys[:take], self._values[:take], self._steps[:take]
+                del self._stamps[:take]
             for start in range(0, len(keys), self.batch_size):
                 end = start + self.batch_size
                 body = _json_batch(
@@ -435,6 +453,7 @@ class ActiveRun:
         if self._ended:
             return self.client.get_run(self.id)
         self._stop.set()
+        self._wake.set()
         if self._flusher is not None:
             self._flusher.join()
         try:
