@@ -112,6 +112,10 @@ run = Table(
     Column("start_time", BigInteger, nullable=False),
     Column("end_time", BigInteger, nullable=True),
     Column("created_by", String(MAX_NAME), nullable=False),
+    # Copies of run_properties / run_state fields, so a page of runs loads from this table.
+    Column("source", Text, nullable=True),
+    Column("git_commit", String(64), nullable=True),
+    Column("error", Text, nullable=True),
     Index("ix_run_project_start", "project_id", "start_time", "pk"),
 )
 

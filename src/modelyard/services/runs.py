@@ -8,7 +8,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
 
 from modelyard.errors import Conflict, InvalidState, NotFound
 from modelyard.metadata import tables as t
@@ -68,6 +78,8 @@ def create_run(store: Store, *, body: RunCreate, actor: str) -> RunPublic:
                 start_time=start,
                 end_time=None,
                 created_by=tx.actor,
+                source=body.source,
+                git_commit=body.git_commit,
             )
             .returning(t.run.c.pk)
         ).scalar_one()
@@ -202,7 +214,9 @@ def update_run(store: Store, *, run_id: str, body: RunUpdate, actor: str) -> Run
         if end < row.start_time:
             raise Conflict(f"end_time {end} is before the run's start_time {row.start_time}")
         tx.conn.execute(
-            update(t.run).where(t.run.c.pk == row.pk).values(status=body.status, end_time=end)
+            update(t.run)
+            .where(t.run.c.pk == row.pk)
+            .values(status=body.status, end_time=end, error=body.error)
         )
         tx.put_aspect(
             urn,
@@ -249,11 +263,13 @@ _RUNS = (
     .join(t.project, t.project.c.id == t.run.c.project_id)
     .where(t.run.c.pk.in_(bindparam("pks", expanding=True)))
 )
-_PARAMS = select(t.run_param.c.run_pk, t.run_param.c.key, t.run_param.c.value).where(
-    t.run_param.c.run_pk.in_(bindparam("pks", expanding=True))
-)
-_TAGS = select(t.run_tag.c.run_pk, t.run_tag.c.key, t.run_tag.c.value).where(
-    t.run_tag.c.run_pk.in_(bindparam("pks", expanding=True))
+_PARAMS_AND_TAGS = union_all(
+    select(literal(0), t.run_param.c.run_pk, t.run_param.c.key, t.run_param.c.value).where(
+        t.run_param.c.run_pk.in_(bindparam("pks", expanding=True))
+    ),
+    select(literal(1), t.run_tag.c.run_pk, t.run_tag.c.key, t.run_tag.c.value).where(
+        t.run_tag.c.run_pk.in_(bindparam("pks", expanding=True))
+    ),
 )
 _METRICS = (
     select(
@@ -284,25 +300,19 @@ def load_runs(conn: Connection, pks: Sequence[int]) -> list[RunPublic]:
     bind = {"pks": list(pks)}
     rows = conn.execute(_RUNS, bind).all()
     params: dict[int, dict[str, str]] = defaultdict(dict)
-    for pk, k, v in conn.execute(_PARAMS, bind).all():
-        params[pk][k] = v
     tags: dict[int, dict[str, str]] = defaultdict(dict)
-    for pk, k, v in conn.execute(_TAGS, bind).all():
-        tags[pk][k] = v
+    for is_tag, pk, k, v in conn.execute(_PARAMS_AND_TAGS, bind).all():
+        (tags if is_tag else params)[pk][k] = v
     metrics: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     for pk, k, step, ts, value, is_nan in conn.execute(_METRICS, bind).all():
         metrics[pk][k] = {"value": encode_value(value, is_nan), "step": step, "timestamp": ts}
-    aspects = _aspects(conn, [run_urn(r.id) for r in rows])
     by_pk = {}
     for r in rows:
-        urn = run_urn(r.id)
-        a = aspects.get(urn, {})
-        props, state = a.get("run_properties", {}), a.get("run_state", {})
         # One validation per run (nested metrics included) is much cheaper than one per metric.
         by_pk[r.pk] = RunPublic.model_validate(
             {
                 "run_id": r.id,
-                "urn": urn,
+                "urn": run_urn(r.id),
                 "project": r.project,
                 "project_id": r.project_id,
                 "name": r.name,
@@ -310,9 +320,9 @@ def load_runs(conn: Connection, pks: Sequence[int]) -> list[RunPublic]:
                 "start_time": r.start_time,
                 "end_time": r.end_time,
                 "created_by": r.created_by,
-                "error": state.get("error"),
-                "source": props.get("source"),
-                "git_commit": props.get("git_commit"),
+                "error": r.error,
+                "source": r.source,
+                "git_commit": r.git_commit,
                 "params": params[r.pk],
                 "tags": tags[r.pk],
                 "metrics": metrics[r.pk],

@@ -224,6 +224,9 @@ def upgrade() -> None:
         sa.Column("start_time", sa.BigInteger(), nullable=False),
         sa.Column("end_time", sa.BigInteger(), nullable=True),
         sa.Column("created_by", sa.String(length=256), nullable=False),
+        sa.Column("source", sa.Text(), nullable=True),
+        sa.Column("git_commit", sa.String(length=64), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["project_id"], ["project.id"], name=op.f("fk_run_project_id_project")
         ),
