@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -54,21 +55,32 @@ def pg_template() -> Iterator[str | None]:
     admin.dispose()
 
 
+@contextmanager
+def scratch_postgres(prefix: str, template: str | None) -> Iterator[str]:
+    """A PostgreSQL database made for one test (copied from ``template`` if given), dropped
+    afterwards."""
+    assert PG_URL is not None
+    name = f"{make_url(PG_URL).database}_{prefix}{uuid.uuid4().hex[:12]}"
+    admin = create_engine(_admin_url(PG_URL), isolation_level="AUTOCOMMIT")
+    copy = f' TEMPLATE "{template}"' if template else ""
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
 def database_url(tmp_path: Path, pg_template: str | None) -> Iterator[str]:
     """A fresh, migrated database for one test."""
     if pg_template is None:
         yield f"sqlite:///{tmp_path / 'modelyard.db'}"
         return
-    assert PG_URL is not None
-    name = f"{make_url(PG_URL).database}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(_admin_url(PG_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_postgres("", pg_template) as url:
+        yield url
 
 
 @pytest.fixture
@@ -77,15 +89,8 @@ def empty_database_url(tmp_path: Path, pg_template: str | None) -> Iterator[str]
     if pg_template is None:
         yield f"sqlite:///{tmp_path / 'empty' / 'modelyard.db'}"
         return
-    assert PG_URL is not None
-    name = f"{make_url(PG_URL).database}_empty_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(_admin_url(PG_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_postgres("empty_", None) as url:
+        yield url
 
 
 @pytest.fixture
