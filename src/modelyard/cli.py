@@ -92,6 +92,24 @@ def serve(
     )
 
 
+@main.command()
+@data_dir_option
+@database_option
+def demo(data_dir: Path | None, database_url: str | None) -> None:
+    """Build the demo workspace (real scikit-learn runs; nothing is downloaded). Idempotent."""
+    from modelyard.demo import build_demo
+    from modelyard.sdk.client import Client
+
+    settings = _settings(data_dir, database_url)
+    if settings.database_url:
+        import os
+
+        os.environ["MODELYARD_DATABASE_URL"] = settings.database_url
+    with Client(str(settings.data_dir)) as client:
+        built = build_demo(client)
+    click.echo("demo workspace built" if built else "demo workspace already present")
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""

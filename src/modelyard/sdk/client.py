@@ -449,6 +449,16 @@ class ActiveRun:
         return urns[0]
 
     # --- ending
+    def detach(self) -> None:
+        """Send what is buffered and stop sending in the background, leaving the run running
+        (another process may carry on with it)."""
+        self._stop.set()
+        self._wake.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        self.flush()
+        self._ended = True
+
     def end(self, status: str = "finished", error: str | None = None) -> RunPublic:
         if self._ended:
             return self.client.get_run(self.id)
@@ -518,7 +528,9 @@ class ActiveStep:
         )
 
     def start(self) -> StepPublic:
-        return self._put(depends_on=self.depends_on, status="running")
+        # Without depends_on here, a step planned with run.plan() keeps its planned ones.
+        deps = {"depends_on": self.depends_on} if self.depends_on else {}
+        return self._put(**deps, status="running")
 
     def set_progress(self, fraction: float, message: str | None = None) -> StepPublic:
         """Progress from 0 to 1, with an optional message shown beside the bar."""
