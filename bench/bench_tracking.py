@@ -27,37 +27,24 @@ def emit(**fields: object) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def ingest_api(http: httpx.Client, run_id: str, points: int, batch: int) -> float:
-    """Raw API: columnar batches of `batch` points; returns seconds."""
+def json_bodies(points: int, batch: int) -> list[bytes]:
+    """Columnar JSON batches of one metric."""
     rng = np.random.default_rng(0)
     bodies = []
     for start in range(0, points, batch):
         n = min(batch, points - start)
-        bodies.append(
-            json.dumps(
-                {
-                    "columns": {
-                        "key": "loss",
-                        "value": rng.random(n).tolist(),
-                        "step": list(range(start, start + n)),
-                        "timestamp": [1_700_000_000_000 + start] * n,
-                    }
-                }
-            ).encode()
-        )
-    t0 = time.perf_counter()
-    for body in bodies:
-        r = http.post(
-            f"/api/v1/runs/{run_id}/batch",
-            content=body,
-            headers={"content-type": "application/json"},
-        )
-        assert r.status_code == 204, r.text
-    return time.perf_counter() - t0
+        cols = {
+            "key": "loss",
+            "value": rng.random(n).tolist(),
+            "step": list(range(start, start + n)),
+            "timestamp": [1_700_000_000_000 + start] * n,
+        }
+        bodies.append(json.dumps({"columns": cols}).encode())
+    return bodies
 
 
-def ingest_api_arrow(http: httpx.Client, run_id: str, points: int, batch: int) -> float:
-    """Raw API: the same batches as Arrow IPC streams (what the SDK sends); returns seconds."""
+def arrow_bodies(points: int, batch: int) -> list[bytes]:
+    """The same batches as Arrow IPC streams."""
     rng = np.random.default_rng(0)
     bodies = []
     for start in range(0, points, batch):
@@ -74,7 +61,12 @@ def ingest_api_arrow(http: httpx.Client, run_id: str, points: int, batch: int) -
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
         bodies.append(sink.getvalue().to_pybytes())
-    headers = {"content-type": "application/vnd.apache.arrow.stream"}
+    return bodies
+
+
+def post_all(http: httpx.Client, run_id: str, bodies: list[bytes], content_type: str) -> float:
+    """Send prepared batches one after another; returns seconds."""
+    headers = {"content-type": content_type}
     t0 = time.perf_counter()
     for body in bodies:
         r = http.post(f"/api/v1/runs/{run_id}/batch", content=body, headers=headers)
@@ -94,24 +86,28 @@ def main() -> None:
         http = httpx.Client(base_url=url, timeout=120)
 
         run = client.start_run("bench", "ingest")
-        seconds = ingest_api(http, run.id, args.points, args.batch)
-        emit(
-            figure="ingest_api_points_per_s",
-            points=args.points,
-            batch=args.batch,
-            seconds=round(seconds, 3),
-            value=round(args.points / seconds),
-        )
-
-        arrow_run = client.start_run("bench", "ingest-arrow")
-        seconds = ingest_api_arrow(http, arrow_run.id, args.points, args.batch)
-        emit(
-            figure="ingest_api_arrow_points_per_s",
-            points=args.points,
-            batch=args.batch,
-            seconds=round(seconds, 3),
-            value=round(args.points / seconds),
-        )
+        for name, bodies, content_type, run_id in (
+            (
+                "ingest_api_points_per_s",
+                json_bodies(args.points, args.batch),
+                "application/json",
+                run.id,
+            ),
+            (
+                "ingest_api_arrow_points_per_s",
+                arrow_bodies(args.points, args.batch),
+                "application/vnd.apache.arrow.stream",
+                client.start_run("bench", "ingest-arrow").id,
+            ),
+        ):
+            seconds = post_all(http, run_id, bodies, content_type)
+            emit(
+                figure=name,
+                points=args.points,
+                batch=args.batch,
+                seconds=round(seconds, 3),
+                value=round(args.points / seconds),
+            )
 
         sdk_run = client.start_run("bench", "sdk-ingest", batch_size=args.batch)
         t0 = time.perf_counter()
