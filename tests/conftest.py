@@ -9,9 +9,10 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -108,8 +109,27 @@ def app(settings: Settings) -> Iterator[FastAPI]:
 @pytest.fixture
 def api(app: FastAPI) -> Iterator[httpx.Client]:
     """An HTTP client talking to the app in-process."""
-    with httpx.Client(transport=InProcessTransport(app), base_url="http://test") as client:
+    with in_process_client(app) as client:
         yield client
+
+
+def in_process_client(app: FastAPI) -> httpx.Client:
+    return httpx.Client(transport=InProcessTransport(app), base_url="http://test")
+
+
+@pytest.fixture
+def app_with(tmp_path: Path, database_url: str) -> Iterator[Callable[..., FastAPI]]:
+    """Builds apps on the test's database with some settings changed (e.g. smaller limits)."""
+    made: list[FastAPI] = []
+
+    def make(**changes: Any) -> FastAPI:
+        folder = tmp_path / f"app-{len(made)}"
+        made.append(create_app(Settings(data_dir=folder, database_url=database_url, **changes)))
+        return made[-1]
+
+    yield make
+    for application in made:
+        application.state.store.engine.dispose()
 
 
 def free_port() -> int:

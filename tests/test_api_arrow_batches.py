@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import httpx
 import numpy as np
 import pyarrow as pa
 import pytest
+from fastapi import FastAPI
 
-from modelyard.app import create_app
-from modelyard.sdk.transport import InProcessTransport
-from modelyard.settings import Settings
+from tests.conftest import in_process_client
+from tests.helpers import new_run
 
 ARROW = "application/vnd.apache.arrow.stream"
 
@@ -22,12 +23,6 @@ def arrow_body(**columns: pa.Array) -> bytes:
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())
-
-
-def new_run(api: httpx.Client) -> str:
-    resp = api.post("/api/v1/runs", json={"project": "arrow"})
-    assert resp.status_code == 201, resp.text
-    return str(resp.json()["run_id"])
 
 
 def post(api: httpx.Client, run_id: str, body: bytes, **headers: str) -> httpx.Response:
@@ -50,7 +45,7 @@ def test_arrow_batch_round_trips_exactly(api: httpx.Client) -> None:
     stamps = rng.integers(0, 2**41, n)
     values = rng.normal(size=n)
     values[:3] = [math.nan, math.inf, -math.inf]
-    run_id = new_run(api)
+    run_id = new_run(api, "arrow")
     body = arrow_body(
         key=pa.array(keys).dictionary_encode(),
         value=pa.array(values),
@@ -68,7 +63,7 @@ def test_arrow_batch_round_trips_exactly(api: httpx.Client) -> None:
 
 
 def test_arrow_defaults_and_idempotency_key(api: httpx.Client) -> None:
-    run_id = new_run(api)
+    run_id = new_run(api, "arrow")
     body = arrow_body(key=pa.array(["m", "m"]), value=pa.array([1, 2], pa.int32()))
     for _ in range(2):
         assert post(api, run_id, body, **{"Idempotency-Key": "k1"}).status_code == 204
@@ -104,7 +99,7 @@ def test_arrow_defaults_and_idempotency_key(api: httpx.Client) -> None:
 def test_bad_arrow_batches_are_refused_and_store_nothing(
     api: httpx.Client, columns: dict[str, pa.Array], message: str
 ) -> None:
-    run_id = new_run(api)
+    run_id = new_run(api, "arrow")
     resp = post(api, run_id, arrow_body(**columns))
     assert resp.status_code == 400, resp.text
     assert message in resp.json()["error"]["message"]
@@ -112,19 +107,17 @@ def test_bad_arrow_batches_are_refused_and_store_nothing(
 
 
 def test_a_body_that_is_not_arrow_is_refused(api: httpx.Client) -> None:
-    run_id = new_run(api)
+    run_id = new_run(api, "arrow")
     resp = post(api, run_id, b"not arrow at all")
     assert resp.status_code == 400
     assert "Arrow IPC stream" in resp.json()["error"]["message"]
 
 
-def test_an_arrow_batch_over_the_point_limit_is_413(settings: Settings) -> None:
-    app = create_app(settings.model_copy(update={"max_batch_points": 5}))
-    with httpx.Client(transport=InProcessTransport(app), base_url="http://test") as api:
-        run_id = new_run(api)
+def test_an_arrow_batch_over_the_point_limit_is_413(app_with: Callable[..., FastAPI]) -> None:
+    with in_process_client(app_with(max_batch_points=5)) as api:
+        run_id = new_run(api, "arrow")
         body = arrow_body(key=pa.array(["m"] * 6), value=pa.array([1.0] * 6))
         resp = post(api, run_id, body)
         assert resp.status_code == 413
         assert "limit is 5" in resp.json()["error"]["message"]
         assert api.get(f"/api/v1/runs/{run_id}").json()["metrics"] == {}
-    app.state.store.engine.dispose()

@@ -7,18 +7,17 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import numpy as np
 import pyarrow as pa
 import pytest
+from fastapi import FastAPI
 
-from modelyard.app import create_app
-from modelyard.sdk.transport import InProcessTransport
-from modelyard.settings import Settings
+from tests.conftest import in_process_client
+from tests.helpers import assert_error, new_run
 
 API = "/api/v1"
 T0 = 1_700_000_000_000  # a timestamp in milliseconds
@@ -27,28 +26,6 @@ ENCODED = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def assert_error(resp: httpx.Response, status: int | tuple[int, ...], code: str = "") -> str:
-    """``resp`` is an error in the one JSON shape; returns its message."""
-    statuses = (status,) if isinstance(status, int) else status
-    assert resp.status_code in statuses, resp.text
-    assert resp.headers["content-type"].startswith("application/json")
-    body = resp.json()
-    assert set(body) == {"error"}, body
-    err = body["error"]
-    assert {"code", "message"} <= set(err) <= {"code", "message", "details"}, err
-    assert isinstance(err["message"], str)
-    assert err["message"].strip()
-    if code:
-        assert err["code"] == code, err
-    return str(err["message"])
-
-
-def new_run(api: httpx.Client, **body: Any) -> str:
-    resp = api.post(f"{API}/runs", json={"project": "p", **body})
-    assert resp.status_code == 201, resp.text
-    return str(resp.json()["run_id"])
 
 
 def get_run(api: httpx.Client, run_id: str) -> dict[str, Any]:
@@ -427,13 +404,10 @@ def test_many_points_in_one_batch_match_numpy(api: httpx.Client) -> None:
 
 
 @pytest.fixture
-def small_api(tmp_path: Path, database_url: str) -> Iterator[httpx.Client]:
+def small_api(app_with: Callable[..., FastAPI]) -> Iterator[httpx.Client]:
     """An API whose batches hold at most 5 metric points."""
-    settings = Settings(data_dir=tmp_path / "small", database_url=database_url, max_batch_points=5)
-    app = create_app(settings)
-    with httpx.Client(transport=InProcessTransport(app), base_url="http://test") as client:
+    with in_process_client(app_with(max_batch_points=5)) as client:
         yield client
-    app.state.store.engine.dispose()
 
 
 def _points(n: int, start: int = 0) -> list[dict[str, Any]]:

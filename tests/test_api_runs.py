@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from modelyard.api.deps import LOCAL_USER
+from tests.helpers import assert_error
 
 API = "/api/v1"
 TERMINAL = ("finished", "failed", "killed")
@@ -20,23 +21,6 @@ TERMINAL = ("finished", "failed", "killed")
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def assert_error(resp: httpx.Response, status: int, code: str | None = None) -> str:
-    """``resp`` is an error in the one JSON shape; returns its message."""
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("application/json")
-    body = resp.json()
-    assert set(body) == {"error"}, body
-    err = body["error"]
-    assert {"code", "message"} <= set(err) <= {"code", "message", "details"}, err
-    assert isinstance(err["code"], str)
-    assert err["code"]
-    assert isinstance(err["message"], str)
-    assert err["message"].strip()
-    if code is not None:
-        assert err["code"] == code, err
-    return str(err["message"])
 
 
 def new_run(api: httpx.Client, project: str = "p", **body: Any) -> dict[str, Any]:

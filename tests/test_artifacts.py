@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -16,24 +16,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from conftest import ServerThread
-from modelyard.app import create_app
 from modelyard.artifacts.local import LocalArtifactStore
 from modelyard.errors import PayloadTooLarge
 from modelyard.metadata.urn import artifact_urn, run_urn, step_urn
-from modelyard.sdk.transport import InProcessTransport
 from modelyard.services import artifacts as artifact_service
-from modelyard.settings import Settings
+from tests.conftest import ServerThread, in_process_client
+from tests.helpers import assert_error, new_run
 
 API = "/api/v1"
 EMPTY_SHA = hashlib.sha256(b"").hexdigest()
-
-
-def new_run(api: httpx.Client) -> str:
-    resp = api.post(f"{API}/runs", json={"project": "files"})
-    assert resp.status_code == 201, resp.text
-    run_id: str = resp.json()["run_id"]
-    return run_id
 
 
 def url(run_id: str, path: str) -> str:
@@ -87,16 +78,11 @@ def assert_incoming_empty(root: Path) -> None:
     assert not incoming.exists() or list(incoming.iterdir()) == []
 
 
-def assert_error(resp: httpx.Response, status: int, code: str) -> None:
-    assert resp.status_code == status, resp.text
-    assert resp.json()["error"]["code"] == code
-
-
 # --- round trips
 
 
 def test_upload_and_download_are_byte_exact(api: httpx.Client, app: FastAPI) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     data = bytes(range(256)) * 4096 + os.urandom(12_345) + b"\x00\r\n\xff"
     meta = uploaded(api, rid, "models/weights.bin", data)
 
@@ -126,7 +112,7 @@ def test_upload_and_download_are_byte_exact(api: httpx.Client, app: FastAPI) -> 
 
 
 def test_an_empty_artifact(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     meta = uploaded(api, rid, "empty.txt", b"")
     assert (meta["size"], meta["sha256"]) == (0, EMPTY_SHA)
     resp = api.get(url(rid, "empty.txt"))
@@ -134,7 +120,7 @@ def test_an_empty_artifact(api: httpx.Client) -> None:
 
 
 def test_paths_with_unusual_characters_round_trip(api: httpx.Client, app: FastAPI) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     paths = ["reports/résumé 1.txt", "100% done.txt", "a?b#c.txt", "ab:cd/z.txt", ".hidden"]
     for i, path in enumerate(paths):
         meta = uploaded(api, rid, path, f"content {i}".encode())
@@ -161,7 +147,7 @@ def test_paths_with_unusual_characters_round_trip(api: httpx.Client, app: FastAP
 def test_media_type_is_guessed_or_taken_from_the_request(
     api: httpx.Client, path: str, content_type: str | None, expected: str
 ) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     headers = {"content-type": content_type} if content_type else None
     meta = uploaded(api, rid, path, b"a,b\n1,2\n", headers=headers)
     assert meta["media_type"] == expected
@@ -172,7 +158,7 @@ def test_media_type_is_guessed_or_taken_from_the_request(
 
 
 def test_an_artifact_attached_to_a_step(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     api.put(f"{API}/runs/{rid}/steps/featurize", json={"status": "running"}).raise_for_status()
     api.put(f"{API}/runs/{rid}/steps/train", json={}).raise_for_status()
     feats = uploaded(api, rid, "features.parquet", b"feats", step="featurize", kind="dataset")
@@ -202,14 +188,14 @@ def test_an_artifact_attached_to_a_step(api: httpx.Client) -> None:
 
 
 def test_an_unknown_kind_is_refused(api: httpx.Client, app: FastAPI) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     assert_error(upload(api, rid, "a.txt", b"x", kind="weird"), 400, "INVALID_INPUT")
     assert listing(api, rid) == []
     assert not (root_of(app) / rid).exists()
 
 
 def test_listing_with_a_prefix(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     for path in [
         "data/b.csv",
         "data/a.csv",
@@ -241,7 +227,7 @@ def test_listing_with_a_prefix(api: httpx.Client) -> None:
 
 
 def test_artifacts_of_other_runs_are_separate(api: httpx.Client) -> None:
-    a, b = new_run(api), new_run(api)
+    a, b = new_run(api, "files"), new_run(api, "files")
     uploaded(api, a, "same.txt", b"from a")
     uploaded(api, b, "same.txt", b"from b")
     assert api.get(url(a, "same.txt")).content == b"from a"
@@ -253,7 +239,7 @@ def test_artifacts_of_other_runs_are_separate(api: httpx.Client) -> None:
 
 
 def test_re_uploading_identical_content_is_a_no_op(api: httpx.Client, app: FastAPI) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     first = uploaded(api, rid, "model.bin", b"weights")
     again = uploaded(api, rid, "model.bin", b"weights")
     assert again == first
@@ -268,7 +254,7 @@ def test_re_uploading_identical_content_is_a_no_op(api: httpx.Client, app: FastA
 
 
 def test_re_uploading_other_content_is_a_conflict(api: httpx.Client, app: FastAPI) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     first = uploaded(api, rid, "model.bin", b"weights v1")
     resp = upload(api, rid, "model.bin", b"weights v2")
     assert_error(resp, 409, "CONFLICT")
@@ -283,7 +269,7 @@ def test_re_uploading_other_content_is_a_conflict(api: httpx.Client, app: FastAP
 def test_a_path_cannot_be_both_a_file_and_a_folder(
     api: httpx.Client, app: FastAPI, first: str, second: str
 ) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     meta = uploaded(api, rid, first, b"first")
     assert_error(upload(api, rid, second, b"second"), 409, "CONFLICT")
     assert listing(api, rid) == [meta]
@@ -297,7 +283,7 @@ def test_a_path_cannot_be_both_a_file_and_a_folder(
 def test_an_unknown_step_is_a_404_and_writes_nothing(
     api: httpx.Client, app: FastAPI, tmp_path: Path
 ) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     before = files_under(tmp_path)
     resp = upload(api, rid, "features.parquet", b"data", step="featurize")
     assert_error(resp, 404, "NOT_FOUND")
@@ -331,7 +317,7 @@ BAD_PATHS = [
 def test_bad_paths_are_refused_and_write_nothing(
     api: httpx.Client, app: FastAPI, tmp_path: Path, raw: str
 ) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     uploaded(api, rid, "ok.txt", b"fine")
     before = files_under(tmp_path)
     base = f"{API}/runs/{rid}/artifacts/"
@@ -346,7 +332,7 @@ def test_bad_paths_are_refused_and_write_nothing(
 
 
 def test_the_longest_path_is_accepted(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     path = "/".join(["d" * 9] * 50)  # 499 characters
     path += "x"
     assert len(path) == 500
@@ -358,7 +344,7 @@ def test_a_long_non_ascii_path_is_accepted_or_refused_cleanly(
     api: httpx.Client, app: FastAPI
 ) -> None:
     # 500 characters, but its URN (percent-encoded UTF-8) is far longer.
-    rid = new_run(api)
+    rid = new_run(api, "files")
     path = "é" * 500
     resp = upload(api, rid, path, b"x")
     assert resp.status_code in (201, 400), resp.text
@@ -385,7 +371,7 @@ def outside(tmp_path: Path) -> Path:
 def test_uploads_through_a_symlinked_folder_cannot_escape(
     api: httpx.Client, app: FastAPI, outside: Path
 ) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     run_dir = root_of(app) / rid
     run_dir.mkdir(parents=True)
     (run_dir / "link").symlink_to(outside, target_is_directory=True)
@@ -403,7 +389,7 @@ def test_uploads_through_a_symlinked_folder_cannot_escape(
 def test_uploads_into_a_symlinked_run_folder_cannot_escape(
     api: httpx.Client, app: FastAPI, outside: Path
 ) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     root_of(app).mkdir(parents=True, exist_ok=True)
     (root_of(app) / rid).symlink_to(outside, target_is_directory=True)
     resp = upload(api, rid, "escape.txt", b"evil")
@@ -415,7 +401,7 @@ def test_uploads_into_a_symlinked_run_folder_cannot_escape(
 def test_uploads_cannot_reach_another_run_through_a_symlink(
     api: httpx.Client, app: FastAPI
 ) -> None:
-    a, b = new_run(api), new_run(api)
+    a, b = new_run(api, "files"), new_run(api, "files")
     uploaded(api, b, "model.bin", b"b's model")
     (root_of(app) / a).mkdir(parents=True)
     (root_of(app) / a / "other").symlink_to(root_of(app) / b, target_is_directory=True)
@@ -430,7 +416,7 @@ def test_uploads_cannot_reach_another_run_through_a_symlink(
 def test_downloads_through_a_symlinked_folder_cannot_escape(
     api: httpx.Client, app: FastAPI, outside: Path
 ) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     uploaded(api, rid, "data/secret.txt", b"inside")
     data_dir = root_of(app) / rid / "data"
     (data_dir / "secret.txt").unlink()
@@ -445,7 +431,7 @@ def test_downloads_through_a_symlinked_folder_cannot_escape(
 def test_downloads_through_a_symlinked_file_cannot_escape(
     api: httpx.Client, app: FastAPI, outside: Path
 ) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     uploaded(api, rid, "report.txt", b"inside")
     stored = root_of(app) / rid / "report.txt"
     stored.unlink()
@@ -460,26 +446,21 @@ def test_downloads_through_a_symlinked_file_cannot_escape(
 
 
 @pytest.fixture
-def small_app(tmp_path: Path, database_url: str) -> Iterator[FastAPI]:
+def small_app(app_with: Callable[..., FastAPI]) -> FastAPI:
     """An app that takes artifacts of at most 1 KiB."""
-    settings = Settings(
-        data_dir=tmp_path / "small", database_url=database_url, max_upload_bytes=1024
-    )
-    application = create_app(settings)
-    yield application
-    application.state.store.engine.dispose()
+    return app_with(max_upload_bytes=1024)
 
 
 @pytest.fixture
 def small_api(small_app: FastAPI) -> Iterator[httpx.Client]:
-    with httpx.Client(transport=InProcessTransport(small_app), base_url="http://test") as c:
-        yield c
+    with in_process_client(small_app) as client:
+        yield client
 
 
 def test_an_oversized_upload_is_a_413_and_leaves_nothing(
     small_api: httpx.Client, small_app: FastAPI, tmp_path: Path
 ) -> None:
-    rid = new_run(small_api)
+    rid = new_run(small_api, "files")
     before = files_under(tmp_path)
     resp = upload(small_api, rid, "big.bin", b"x" * 1025)
     assert_error(resp, 413, "PAYLOAD_TOO_LARGE")
@@ -534,7 +515,7 @@ def test_the_stream_limit_cleans_up_its_temporary_file(small_app: FastAPI) -> No
 def test_the_service_refuses_an_oversized_stream(
     small_api: httpx.Client, small_app: FastAPI
 ) -> None:
-    rid = new_run(small_api)
+    rid = new_run(small_api, "files")
 
     async def body() -> AsyncIterator[bytes]:
         for _ in range(4):
@@ -568,7 +549,7 @@ def test_the_service_refuses_an_oversized_stream(
 def test_uploads_to_an_ended_run_are_refused(
     api: httpx.Client, app: FastAPI, tmp_path: Path, status: str
 ) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     kept = uploaded(api, rid, "before.txt", b"kept")
     api.patch(f"{API}/runs/{rid}", json={"status": status}).raise_for_status()
     before = files_under(tmp_path)
@@ -582,7 +563,7 @@ def test_uploads_to_an_ended_run_are_refused(
 
 
 def test_unknown_artifacts_and_runs_are_404(api: httpx.Client, app: FastAPI) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     assert_error(api.get(url(rid, "missing.txt")), 404, "NOT_FOUND")
     uploaded(api, rid, "dir/file.txt", b"x")
     assert_error(api.get(url(rid, "dir")), 404, "NOT_FOUND")
@@ -594,7 +575,7 @@ def test_unknown_artifacts_and_runs_are_404(api: httpx.Client, app: FastAPI) -> 
 
 
 def test_a_record_whose_file_is_gone_is_a_404(api: httpx.Client, app: FastAPI) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     uploaded(api, rid, "gone.txt", b"x")
     (root_of(app) / rid / "gone.txt").unlink()
     assert_error(api.get(url(rid, "gone.txt")), 404, "NOT_FOUND")
@@ -606,7 +587,7 @@ def test_a_record_whose_file_is_gone_is_a_404(api: httpx.Client, app: FastAPI) -
 def test_concurrent_uploads_to_one_path_keep_one_consistent_artifact(
     api: httpx.Client, app: FastAPI
 ) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     bodies = [f"version {i}".encode() * 1000 for i in range(8)]
     with ThreadPoolExecutor(8) as pool:
         resps = list(pool.map(lambda b: upload(api, rid, "model.bin", b), bodies))
@@ -620,7 +601,7 @@ def test_concurrent_uploads_to_one_path_keep_one_consistent_artifact(
 
 
 def test_concurrent_uploads_to_different_paths_all_land(api: httpx.Client, app: FastAPI) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "files")
     paths = [f"shards/part-{i:02d}.bin" for i in range(16)]
     with ThreadPoolExecutor(8) as pool:
         resps = list(pool.map(lambda p: upload(api, rid, p, p.encode()), paths))

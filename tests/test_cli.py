@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import inspect, text
 
-from conftest import free_port
 from modelyard._version import __version__
 from modelyard.cli import main
 from modelyard.metadata.engine import is_current, make_engine
@@ -18,6 +17,7 @@ from modelyard.metadata.tables import metadata
 from modelyard.sdk.client import Client
 from modelyard.sdk.transport import ModelyardAPIError
 from modelyard.settings import Settings
+from tests.conftest import free_port
 
 
 def invoke(*args: str) -> Result:

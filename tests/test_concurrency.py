@@ -19,10 +19,10 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from conftest import free_port
 from modelyard.metadata.engine import make_engine
 from modelyard.sdk.client import Client
 from modelyard.sdk.transport import ModelyardAPIError
+from tests.conftest import free_port
 
 PROCESSES = 8
 POINTS = 1_000  # per process and key

@@ -10,15 +10,9 @@ import httpx
 import pytest
 
 from modelyard.metadata.urn import artifact_urn, dataset_urn, model_urn, run_urn, step_urn
+from tests.helpers import assert_error, new_run
 
 API = "/api/v1"
-
-
-def new_run(api: httpx.Client) -> str:
-    resp = api.post(f"{API}/runs", json={"project": "lineage"})
-    assert resp.status_code == 201, resp.text
-    run_id: str = resp.json()["run_id"]
-    return run_id
 
 
 def inputs(api: httpx.Client, run_id: str, **body: Any) -> httpx.Response:
@@ -64,16 +58,11 @@ def aspects(api: httpx.Client, urn: str) -> dict[str, Any]:
     return body
 
 
-def assert_error(resp: httpx.Response, status: int, code: str) -> None:
-    assert resp.status_code == status, resp.text
-    assert resp.json()["error"]["code"] == code
-
-
 # --- inputs and outputs
 
 
 def test_datasets_consumed_by_a_run(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "lineage")
     run = run_urn(rid)
     urns = ok(
         inputs(
@@ -110,7 +99,7 @@ def test_datasets_consumed_by_a_run(api: httpx.Client) -> None:
 
 
 def test_models_and_datasets_produced_by_a_run(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "lineage")
     run = run_urn(rid)
     urns = ok(
         outputs(
@@ -134,7 +123,7 @@ def test_models_and_datasets_produced_by_a_run(api: httpx.Client) -> None:
 
 
 def test_artifacts_produced_by_a_run(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "lineage")
     run = run_urn(rid)
     api.put(f"{API}/runs/{rid}/steps/train", json={"status": "running"}).raise_for_status()
     model_file = upload(api, rid, "model.bin", b"weights", step="train", kind="model")
@@ -151,7 +140,7 @@ def test_artifacts_produced_by_a_run(api: httpx.Client) -> None:
 
 
 def test_consuming_another_runs_artifact_links_the_two_runs(api: httpx.Client) -> None:
-    producer, consumer = new_run(api), new_run(api)
+    producer, consumer = new_run(api, "lineage"), new_run(api, "lineage")
     feats = upload(api, producer, "features.parquet", b"features")
     assert ok(inputs(api, consumer, artifacts=[feats])) == [feats]
     p, c = run_urn(producer), run_urn(consumer)
@@ -169,7 +158,7 @@ def test_consuming_another_runs_artifact_links_the_two_runs(api: httpx.Client) -
 
 
 def test_inputs_accept_dataset_and_model_urns(api: httpx.Client) -> None:
-    first, second = new_run(api), new_run(api)
+    first, second = new_run(api, "lineage"), new_run(api, "lineage")
     [model] = ok(outputs(api, first, models=[{"name": "base"}]))
     ok(inputs(api, first, datasets=[{"name": "d"}]))
     assert ok(inputs(api, second, artifacts=[model, dataset_urn("d")])) == [
@@ -191,7 +180,7 @@ def test_inputs_accept_dataset_and_model_urns(api: httpx.Client) -> None:
 @pytest.fixture
 def chain(api: httpx.Client) -> dict[str, str]:
     """dataset -> run1 -> artifact -> run2 -> model."""
-    r1, r2 = new_run(api), new_run(api)
+    r1, r2 = new_run(api, "lineage"), new_run(api, "lineage")
     ok(inputs(api, r1, datasets=[{"name": "raw"}]))
     art = upload(api, r1, "features.parquet", b"f")
     ok(inputs(api, r2, artifacts=[art]))
@@ -305,7 +294,7 @@ def test_a_missing_urn_is_a_422(api: httpx.Client) -> None:
 
 
 def test_consuming_an_unknown_artifact_records_nothing(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "lineage")
     ghost = artifact_urn(rid, "never-uploaded.bin")
     resp = inputs(api, rid, datasets=[{"name": "side-effect"}], artifacts=[ghost])
     assert_error(resp, 404, "NOT_FOUND")
@@ -320,7 +309,7 @@ def test_consuming_an_unknown_artifact_records_nothing(api: httpx.Client) -> Non
 
 @pytest.mark.parametrize("bad", ["run", "step", "malformed"])
 def test_a_run_cannot_consume_what_is_not_data(api: httpx.Client, bad: str) -> None:
-    rid, other = new_run(api), new_run(api)
+    rid, other = new_run(api, "lineage"), new_run(api, "lineage")
     api.put(f"{API}/runs/{other}/steps/s", json={}).raise_for_status()
     urn = {"run": run_urn(other), "step": step_urn(other, "s"), "malformed": "features.parquet"}[
         bad
@@ -339,7 +328,7 @@ def test_inputs_and_outputs_of_an_unknown_run_are_404(api: httpx.Client) -> None
 
 @pytest.mark.parametrize("status", ["finished", "failed", "killed"])
 def test_an_ended_run_takes_no_more_inputs_or_outputs(api: httpx.Client, status: str) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "lineage")
     ok(inputs(api, rid, datasets=[{"name": "before"}]))
     api.patch(f"{API}/runs/{rid}", json={"status": status}).raise_for_status()
     assert_error(inputs(api, rid, datasets=[{"name": "after"}]), 409, "INVALID_STATE")
@@ -357,7 +346,7 @@ def test_an_ended_run_takes_no_more_inputs_or_outputs(api: httpx.Client, status:
     ],
 )
 def test_malformed_inputs_are_a_422(api: httpx.Client, body: dict[str, Any]) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "lineage")
     assert_error(api.post(f"{API}/runs/{rid}/inputs", json=body), 422, "INVALID_INPUT")
     assert "run_lineage" not in aspects(api, run_urn(rid))
 
@@ -366,7 +355,7 @@ def test_malformed_inputs_are_a_422(api: httpx.Client, body: dict[str, Any]) -> 
 
 
 def test_logging_the_same_inputs_again_is_a_no_op(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "lineage")
     run = run_urn(rid)
     body = {"datasets": [{"name": "raw", "uri": "s3://raw"}]}
     first = ok(inputs(api, rid, **body))
@@ -381,7 +370,7 @@ def test_logging_the_same_inputs_again_is_a_no_op(api: httpx.Client) -> None:
 
 
 def test_lineage_accumulates_across_calls(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "lineage")
     run = run_urn(rid)
     ok(inputs(api, rid, datasets=[{"name": "a"}]))
     ok(inputs(api, rid, datasets=[{"name": "b"}, {"name": "a"}]))
@@ -406,7 +395,7 @@ def test_lineage_accumulates_across_calls(api: httpx.Client) -> None:
 
 
 def test_two_runs_sharing_a_dataset(api: httpx.Client) -> None:
-    a, b = new_run(api), new_run(api)
+    a, b = new_run(api, "lineage"), new_run(api, "lineage")
     ok(inputs(api, a, datasets=[{"name": "shared"}]))
     ok(inputs(api, b, datasets=[{"name": "shared"}]))
     shared = dataset_urn("shared")
@@ -417,7 +406,7 @@ def test_two_runs_sharing_a_dataset(api: httpx.Client) -> None:
 
 
 def test_inputs_logged_concurrently_are_all_kept(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "lineage")
     names = [f"part-{i:02d}" for i in range(24)]
     with ThreadPoolExecutor(8) as pool:
         codes = list(

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import modelyard as my
-from conftest import ServerThread
 from modelyard.sdk.client import ActiveRun, Client
 from modelyard.sdk.transport import ModelyardAPIError
 from modelyard.settings import Settings
+from tests.conftest import ServerThread
 
 WRITES = frozenset({"POST", "PUT", "PATCH"})
 

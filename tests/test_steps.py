@@ -11,15 +11,9 @@ import httpx
 import pytest
 
 from modelyard.metadata.urn import step_urn
+from tests.helpers import assert_error, new_run
 
 API = "/api/v1"
-
-
-def new_run(api: httpx.Client) -> str:
-    resp = api.post(f"{API}/runs", json={"project": "pipelines"})
-    assert resp.status_code == 201, resp.text
-    run_id: str = resp.json()["run_id"]
-    return run_id
 
 
 def step_path(run_id: str, name: str) -> str:
@@ -64,16 +58,11 @@ def state_aspect(api: httpx.Client, run_id: str, name: str) -> dict[str, Any]:
     return data
 
 
-def assert_error(resp: httpx.Response, status: int, code: str) -> None:
-    assert resp.status_code == status, resp.text
-    assert resp.json()["error"]["code"] == code
-
-
 # --- the DAG
 
 
 def test_steps_form_a_dag_listed_in_creation_order(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     ok(api, rid, "load")
     ok(api, rid, "clean", depends_on=["load"])
     ok(api, rid, "featurize", depends_on=["clean"])
@@ -102,7 +91,7 @@ def test_steps_form_a_dag_listed_in_creation_order(api: httpx.Client) -> None:
 
 
 def test_steps_of_different_runs_are_separate(api: httpx.Client) -> None:
-    a, b = new_run(api), new_run(api)
+    a, b = new_run(api, "pipelines"), new_run(api, "pipelines")
     ok(api, a, "load")
     assert steps(api, b) == []
     assert_error(put(api, b, "train", depends_on=["load"]), 400, "INVALID_INPUT")
@@ -112,7 +101,7 @@ def test_steps_of_different_runs_are_separate(api: httpx.Client) -> None:
 
 
 def test_depends_on_an_unknown_step_is_refused_and_creates_nothing(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     ok(api, rid, "load")
     for deps in (["featurize"], ["load", "featurize"], ["train"]):
         resp = put(api, rid, "train", depends_on=deps, status="running")
@@ -129,7 +118,7 @@ def test_depends_on_an_unknown_step_is_refused_and_creates_nothing(api: httpx.Cl
 
 
 def test_dependencies_cannot_change_once_created(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     ok(api, rid, "a")
     ok(api, rid, "b")
     ok(api, rid, "c", depends_on=["a"])
@@ -141,7 +130,7 @@ def test_dependencies_cannot_change_once_created(api: httpx.Client) -> None:
 
 
 def test_step_aspects_record_the_dag(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     ok(api, rid, "a")
     ok(api, rid, "b", depends_on=["a"])
     urn = quote(step_urn(rid, "b"), safe="")
@@ -154,7 +143,7 @@ def test_step_aspects_record_the_dag(api: httpx.Client) -> None:
 
 
 def test_a_step_runs_then_finishes(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     created = ok(api, rid, "train")
     assert (created["status"], created["start_time"], created["end_time"]) == (
         "pending",
@@ -193,7 +182,7 @@ def test_a_step_runs_then_finishes(api: httpx.Client) -> None:
 
 
 def test_a_step_created_running_or_finished(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     running = ok(api, rid, "a", status="running", progress=0.25, message="go")
     assert (running["status"], running["progress"], running["message"]) == ("running", 0.25, "go")
     assert running["start_time"] is not None
@@ -208,7 +197,7 @@ def test_a_step_created_running_or_finished(api: httpx.Client) -> None:
 
 
 def test_a_step_fails_with_an_error(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     ok(api, rid, "train", status="running", progress=0.3)
     failed = ok(api, rid, "train", status="failed", error="CUDA out of memory")
     assert failed["status"] == "failed"
@@ -221,7 +210,7 @@ def test_a_step_fails_with_an_error(api: httpx.Client) -> None:
 
 
 def test_a_pending_step_may_be_skipped(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     ok(api, rid, "optional")
     skipped = ok(api, rid, "optional", status="skipped")
     assert skipped["status"] == "skipped"
@@ -242,7 +231,7 @@ def test_a_pending_step_may_be_skipped(api: httpx.Client) -> None:
     ],
 )
 def test_refused_status_transitions(api: httpx.Client, path: list[str], refused: list[str]) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     ok(api, rid, "s")
     for status in path:
         ok(api, rid, "s", status=status)
@@ -256,7 +245,7 @@ def test_refused_status_transitions(api: httpx.Client, path: list[str], refused:
 
 
 def test_repeating_a_terminal_status_is_an_idempotent_no_op(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     ok(api, rid, "s", status="running")
     done = ok(api, rid, "s", status="finished")
     assert ok(api, rid, "s", status="finished") == done
@@ -268,14 +257,14 @@ def test_repeating_a_terminal_status_is_an_idempotent_no_op(api: httpx.Client) -
 
 @pytest.mark.parametrize("progress", [0.0, 0.001, 0.999, 1.0])
 def test_progress_bounds_are_inclusive(api: httpx.Client, progress: float) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     ok(api, rid, "s", status="running")
     assert ok(api, rid, "s", progress=progress)["progress"] == progress
 
 
 @pytest.mark.parametrize("progress", [1.5, -0.1, 1.0000001, "half", None])
 def test_progress_out_of_range_is_a_422(api: httpx.Client, progress: Any) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     ok(api, rid, "s", status="running", progress=0.2)
     body: dict[str, Any] = {"progress": progress}
     if progress is None:
@@ -292,7 +281,7 @@ def test_progress_out_of_range_is_a_422(api: httpx.Client, progress: Any) -> Non
 
 
 def test_progress_of_an_unknown_new_step_out_of_range_creates_nothing(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     assert put(api, rid, "s", progress=1.5).status_code == 422
     assert steps(api, rid) == []
 
@@ -308,14 +297,14 @@ def test_progress_of_an_unknown_new_step_out_of_range_creates_nothing(api: httpx
     ],
 )
 def test_malformed_step_bodies_are_a_422(api: httpx.Client, body: dict[str, Any]) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     assert_error(api.put(step_path(rid, "s"), json=body), 422, "INVALID_INPUT")
     assert steps(api, rid) == []
 
 
 @pytest.mark.parametrize("terminal", ["finished", "failed", "skipped"])
 def test_progress_of_a_terminal_step_is_final(api: httpx.Client, terminal: str) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     ok(api, rid, "s", status="running" if terminal != "skipped" else "pending", progress=0.4)
     ok(api, rid, "s", status=terminal, message="closing")
     before = get(api, rid, "s")
@@ -328,7 +317,7 @@ def test_progress_of_a_terminal_step_is_final(api: httpx.Client, terminal: str) 
 
 
 def test_message_alone_updates_a_running_step(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     ok(api, rid, "s", status="running", progress=0.1, message="a")
     updated = ok(api, rid, "s", message="b")
     assert (updated["progress"], updated["message"]) == (0.1, "b")
@@ -339,7 +328,7 @@ def test_message_alone_updates_a_running_step(api: httpx.Client) -> None:
 
 @pytest.mark.parametrize("run_status", ["finished", "failed", "killed"])
 def test_ending_a_run_closes_its_open_steps(api: httpx.Client, run_status: str) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     ok(api, rid, "done", status="running")
     done = ok(api, rid, "done", status="finished")
     broken = ok(api, rid, "broken", status="failed", error="bad input")
@@ -378,7 +367,7 @@ def test_ending_a_run_closes_its_open_steps(api: httpx.Client, run_status: str) 
 
 
 def test_a_step_finished_by_the_run_reports_full_progress(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     ok(api, rid, "active", status="running", progress=0.4)
     end_run(api, rid, "finished")
     assert get(api, rid, "active")["progress"] == 1.0
@@ -387,7 +376,7 @@ def test_a_step_finished_by_the_run_reports_full_progress(api: httpx.Client) -> 
 
 @pytest.mark.parametrize("run_status", ["finished", "failed", "killed"])
 def test_steps_of_an_ended_run_cannot_change(api: httpx.Client, run_status: str) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     ok(api, rid, "a", status="running")
     end_run(api, rid, run_status)
     before = steps(api, rid)
@@ -402,7 +391,7 @@ def test_steps_of_an_ended_run_cannot_change(api: httpx.Client, run_status: str)
 
 
 def test_step_names_have_1_to_256_characters(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     longest = "s" * 256
     assert ok(api, rid, longest)["name"] == longest
     assert get(api, rid, longest)["name"] == longest
@@ -414,7 +403,7 @@ def test_step_names_have_1_to_256_characters(api: httpx.Client) -> None:
 
 def test_a_long_non_ascii_step_name_is_accepted_or_refused_cleanly(api: httpx.Client) -> None:
     # 256 characters, but its URN (percent-encoded UTF-8) is far longer.
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     name = "日本" * 128
     resp = put(api, rid, name)
     assert resp.status_code in (200, 400), resp.text
@@ -425,7 +414,7 @@ def test_a_long_non_ascii_step_name_is_accepted_or_refused_cleanly(api: httpx.Cl
 
 
 def test_step_names_may_hold_any_character(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     names = ["train: stage 1", "ünïcødé ✓", "50% done", "a?b#c", "x:y:z"]
     for name in names:
         created = ok(api, rid, name)
@@ -437,7 +426,7 @@ def test_step_names_may_hold_any_character(api: httpx.Client) -> None:
 
 
 def test_unknown_runs_and_steps_are_404(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     assert_error(api.get(step_path(rid, "nope")), 404, "NOT_FOUND")
     ghost = "0" * 32
     assert_error(api.get(f"{API}/runs/{ghost}/steps"), 404, "NOT_FOUND")
@@ -449,7 +438,7 @@ def test_unknown_runs_and_steps_are_404(api: httpx.Client) -> None:
 
 
 def test_steps_created_concurrently_get_distinct_positions(api: httpx.Client) -> None:
-    rid = new_run(api)
+    rid = new_run(api, "pipelines")
     names = [f"shard-{i:02d}" for i in range(24)]
     with ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(lambda n: put(api, rid, n, status="running").status_code, names))
@@ -461,7 +450,7 @@ def test_steps_created_concurrently_get_distinct_positions(api: httpx.Client) ->
 
 def test_a_run_ending_while_steps_are_created_leaves_no_open_step(api: httpx.Client) -> None:
     for _ in range(3):
-        rid = new_run(api)
+        rid = new_run(api, "pipelines")
         with ThreadPoolExecutor(8) as pool:
             created = [pool.submit(put, api, rid, f"s{i}", status="running") for i in range(8)]
             ended = pool.submit(end_run, api, rid, "finished")

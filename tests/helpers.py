@@ -1,0 +1,36 @@
+"""Helpers the API tests share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+API = "/api/v1"
+
+
+def assert_error(
+    resp: httpx.Response, status: int | tuple[int, ...], code: str | None = None
+) -> str:
+    """``resp`` is an error in the API's one JSON shape; returns its message."""
+    statuses = (status,) if isinstance(status, int) else status
+    assert resp.status_code in statuses, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    body = resp.json()
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert {"code", "message"} <= set(err) <= {"code", "message", "details"}, err
+    assert isinstance(err["code"], str)
+    assert err["code"]
+    assert isinstance(err["message"], str)
+    assert err["message"].strip()
+    if code:
+        assert err["code"] == code, err
+    return str(err["message"])
+
+
+def new_run(api: httpx.Client, project: str = "p", **body: Any) -> str:
+    """Start a run through the API; returns its id."""
+    resp = api.post(f"{API}/runs", json={"project": project, **body})
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["run_id"])
