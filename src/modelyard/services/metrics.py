@@ -17,7 +17,6 @@ from modelyard.metadata import tables as t
 from modelyard.metadata.store import Store, Tx, dialect_insert
 from modelyard.schemas import MetricPointIn
 
-SPECIAL = SPECIAL_FLOATS
 INT64_MAX = 2**63 - 1
 
 
@@ -38,11 +37,11 @@ def _float(v: object, i: int) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float | str):
         raise InvalidInput(f"metric value #{i} must be a number, got {v!r}")
     if isinstance(v, str):
-        if v not in SPECIAL:
+        if v not in SPECIAL_FLOATS:
             raise InvalidInput(
                 f"metric value #{i} must be a number or one of NaN, Infinity, -Infinity; got {v!r}"
             )
-        return SPECIAL[v]
+        return SPECIAL_FLOATS[v]
     try:
         return float(v)
     except OverflowError:  # an int beyond any float
