@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
@@ -21,17 +21,35 @@ from modelyard.errors import ModelyardError
 from modelyard.metadata.engine import ensure_schema, make_engine
 from modelyard.metadata.store import Store
 from modelyard.settings import Settings
+from modelyard.web import error_page, install_web, is_page
 
 log = logging.getLogger("modelyard")
 
 
+TITLES = {
+    400: "That request could not be understood",
+    404: "Not found",
+    405: "Not allowed",
+    409: "Conflict",
+    413: "Too large",
+    422: "That request could not be understood",
+    500: "Something went wrong",
+}
+
+
 def _error(
+    request: Request,
     status: int,
     code: str,
     message: str,
     details: object = None,
     headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
+) -> Response:
+    if is_page(request):
+        title = TITLES.get(status, "That did not work")
+        response = error_page(request, status, title, message)
+        response.headers.update(headers or {})
+        return response
     body: dict[str, object] = {"code": code, "message": message}
     if details is not None:
         body["details"] = details
@@ -66,16 +84,16 @@ def _allowed_methods(request: Request) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ModelyardError)
-    async def domain_error(_: Request, exc: ModelyardError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message, exc.details)
+    async def domain_error(request: Request, exc: ModelyardError) -> Response:
+        return _error(request, exc.status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         message, details = _validation_message(exc)
-        return _error(422, "INVALID_INPUT", message, details)
+        return _error(request, 422, "INVALID_INPUT", message, details)
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
         codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
         message = str(exc.detail)
         where = f"{request.method} {request.url.path}"
@@ -86,12 +104,16 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = _allowed_methods(request)
             message = f"{where} is not allowed; this path takes {headers['Allow']}"
         code = codes.get(exc.status_code, "HTTP_ERROR")
-        return _error(exc.status_code, code, message, headers=headers)
+        if is_page(request) and exc.status_code == 404 and message.startswith("there is no"):
+            message = f"there is no page at {request.url.path}"
+        return _error(request, exc.status_code, code, message, headers=headers)
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
-        return _error(500, "INTERNAL_ERROR", "the server hit an unexpected error; see its log")
+        return _error(
+            request, 500, "INTERNAL_ERROR", "the server hit an unexpected error; see its log"
+        )
 
 
 def install_docs(app: FastAPI) -> None:
@@ -128,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_v1)
     install_docs(app)
+    install_web(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

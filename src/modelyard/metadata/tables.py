@@ -147,6 +147,17 @@ Index(
     func.substr(run_tag.c.value, 1, VALUE_INDEX_PREFIX),
 )
 
+# Every param, tag and metric key seen in a project, so a page can offer them as columns
+# without scanning the project's runs.
+project_key = Table(
+    "project_key",
+    metadata,
+    Column("project_id", Integer, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("key", String(MAX_KEY), nullable=False),
+    PrimaryKeyConstraint("project_id", "kind", "key"),
+)
+
 metric_key = Table(
     "metric_key",
     metadata,

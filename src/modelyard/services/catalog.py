@@ -158,3 +158,31 @@ def list_changes(
             conn, urn=urn, actor=actor, since=since, before_id=before_id, limit=limit
         )
     return [ChangePublic(**r) for r in rows]
+
+
+def entity_labels(store: Store, *, urns: list[str]) -> dict[str, str]:
+    """A short human name for each URN: a run's name, "run › step", an artifact's path."""
+    parsed = {u: parse_urn(u) for u in set(urns)}
+    run_ids = {p.parts[0] for p in parsed.values() if p.type in ("run", "step", "artifact")}
+    project_ids = [int(p.id) for p in parsed.values() if p.type == "project" and p.id.isdigit()]
+    with store.read() as conn:
+        run_names = dict(
+            conn.execute(select(t.run.c.id, t.run.c.name).where(t.run.c.id.in_(run_ids))).all()
+        )
+        project_names = dict(
+            conn.execute(
+                select(t.project.c.id, t.project.c.name).where(t.project.c.id.in_(project_ids))
+            ).all()
+        )
+    labels = {}
+    for urn, p in parsed.items():
+        parts = p.parts
+        if p.type == "project":
+            labels[urn] = project_names.get(int(p.id), p.id) if p.id.isdigit() else p.id
+        elif p.type == "run":
+            labels[urn] = run_names.get(parts[0], parts[0])
+        elif p.type in ("step", "artifact") and len(parts) > 1:
+            labels[urn] = f"{run_names.get(parts[0], parts[0])} › {parts[1]}"
+        else:
+            labels[urn] = ":".join(parts)
+    return labels

@@ -107,3 +107,16 @@ def list_projects(store: Store) -> list[ProjectPublic]:
             .order_by(t.project.c.name)
         ).all()
     return [_public(r, r.run_count) for r in rows]
+
+
+def project_keys(store: Store, *, project_id: int) -> dict[str, list[str]]:
+    """The param, tag and metric keys the project's runs use, sorted, by kind."""
+    pk = t.project_key
+    keys: dict[str, list[str]] = {"metric": [], "param": [], "tag": []}
+    with store.read() as conn:
+        rows = conn.execute(
+            select(pk.c.kind, pk.c.key).where(pk.c.project_id == project_id).order_by(pk.c.key)
+        ).all()
+    for kind, key in rows:
+        keys.setdefault(kind, []).append(key)
+    return keys

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -94,9 +94,21 @@ def create_run(store: Store, *, body: RunCreate, actor: str) -> RunPublic:
         tx.put_aspect(urn, RunState(status="running", start_time=start))
         write_params(tx, run_pk, run_id, body.params)
         write_tags(tx, run_pk, run_id, body.tags)
+        note_keys(tx, project_id, param=body.params, tag=body.tags)
 
     store.transact(work, actor=actor)
     return get_run(store, run_id=run_id)
+
+
+def note_keys(tx: Tx, project_id: int, **keys_by_kind: Iterable[str]) -> None:
+    """Remember which param, tag and metric keys a project uses (for its column chooser)."""
+    rows = [
+        {"project_id": project_id, "kind": kind, "key": key}
+        for kind, keys in keys_by_kind.items()
+        for key in set(keys)
+    ]
+    if rows:
+        tx.conn.execute(dialect_insert(tx.conn, t.project_key).on_conflict_do_nothing(), rows)
 
 
 def write_params(tx: Tx, run_pk: int, run_id: str, params: dict[str, str]) -> None:
@@ -172,6 +184,7 @@ def log_batch(
         write_params(tx, row.pk, run_id, params)
         write_tags(tx, row.pk, run_id, tags)
         insert_points(tx, store, row.pk, points)
+        note_keys(tx, row.project_id, param=params, tag=tags, metric=points.keys)
         return True
 
     return store.transact(work, actor=actor)
@@ -186,6 +199,7 @@ def set_tags(
         if missing:
             raise NotFound(f"run {run_id} has no tag {missing[0]!r}")
         write_tags(tx, row.pk, run_id, tags, remove)
+        note_keys(tx, row.project_id, tag=tags)
 
     store.transact(work, actor=actor)
 

@@ -402,3 +402,8 @@ def parse_order_by(term: str) -> OrderTerm:
     if p.peek() is not None:
         raise p.error(f"unexpected {p.found()} in {term!r}; use '<field> [asc|desc]'")
     return OrderTerm(kind, key, descending)
+
+
+def quote_string(value: str) -> str:
+    """A string literal for a filter: single-quoted, inner quotes doubled."""
+    return "'" + value.replace("'", "''") + "'"

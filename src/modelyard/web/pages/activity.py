@@ -1,0 +1,5 @@
+"""activity pages."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

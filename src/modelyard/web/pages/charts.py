@@ -1,0 +1,30 @@
+"""Chart data for the pages: figures as JSON, reduced on the server to what a chart can show."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from modelyard.api.deps import StoreDep
+from modelyard.services.series import metric_series
+from modelyard.web.charts import metric_figure
+
+router = APIRouter()
+
+
+@router.get("/charts/metric")
+def metric_chart(
+    store: StoreDep,
+    key: Annotated[str, Query(min_length=1, max_length=250)],
+    run: Annotated[list[str], Query(min_length=1)],
+    x0: float | None = None,
+    x1: float | None = None,
+    points: Annotated[int, Query(ge=10, le=20_000)] = 1500,
+) -> Response:
+    """One metric's history for one or more runs, with ``x0``/``x1`` for a zoomed range."""
+    data = metric_series(store, run_ids=run, key=key, x0=x0, x1=x1, points=points)
+    body = orjson.dumps(metric_figure(data), option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})

@@ -1,0 +1,5 @@
+"""lineage pages."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

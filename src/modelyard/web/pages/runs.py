@@ -1,0 +1,5 @@
+"""runs pages."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,157 @@
+// modelyard portal behaviour: theme switch, charts (embedded or fetched, refined on zoom),
+// run selection for comparison. Plain JS, no build step.
+(function () {
+  "use strict";
+
+  function cssVar(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  }
+
+  function themed(layout) {
+    var text = cssVar("--text"), line = cssVar("--line"), muted = cssVar("--muted");
+    var base = {
+      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+      font: { color: text, size: 12 }, margin: { l: 52, r: 12, t: 12, b: 38 },
+      legend: { orientation: "h", y: -0.2 }, hovermode: "x unified",
+    };
+    var out = Object.assign(base, layout || {});
+    ["xaxis", "yaxis"].forEach(function (ax) {
+      out[ax] = Object.assign({ gridcolor: line, zerolinecolor: line, linecolor: muted }, out[ax] || {});
+    });
+    return out;
+  }
+
+  var CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+
+  function draw(el, figure) {
+    if (!window.Plotly) { return; }
+    el.textContent = "";
+    window.Plotly.react(el, figure.data || [], themed(figure.layout), CONFIG);
+    el.dataset.drawn = "1";
+  }
+
+  // A fetched chart asks the server again for the visible range when the user zooms, so a
+  // long history shows every detail up close while only a few thousand points travel.
+  function fetchFigure(el, range) {
+    var url = el.dataset.chartSrc;
+    if (range) {
+      url += (url.indexOf("?") < 0 ? "?" : "&") + "x0=" + encodeURIComponent(range[0]) +
+        "&x1=" + encodeURIComponent(range[1]);
+    }
+    var token = (el._fetchToken || 0) + 1;
+    el._fetchToken = token;
+    return fetch(url, { headers: { Accept: "application/json" } })
+      .then(function (r) {
+        if (!r.ok) {
+          return r.json().then(function (b) { throw new Error((b.error || {}).message || r.statusText); });
+        }
+        return r.json();
+      })
+      .then(function (figure) {
+        if (token !== el._fetchToken) { return; }
+        if (range) {
+          figure.layout = figure.layout || {};
+          figure.layout.xaxis = Object.assign(figure.layout.xaxis || {}, { range: range, autorange: false });
+        }
+        draw(el, figure);
+        el.dataset.loaded = "1";
+        el.dispatchEvent(new CustomEvent("modelyard:chart-loaded", { bubbles: true }));
+      })
+      .catch(function (err) {
+        el.innerHTML = "";
+        var p = document.createElement("p");
+        p.className = "notice notice-error";
+        p.textContent = "This chart could not be loaded: " + err.message;
+        el.appendChild(p);
+      });
+  }
+
+  function watchZoom(el) {
+    if (el._zoomWatched) { return; }
+    el._zoomWatched = true;
+    el.on("plotly_relayout", function (ev) {
+      if (ev["xaxis.range[0]"] !== undefined) {
+        fetchFigure(el, [ev["xaxis.range[0]"], ev["xaxis.range[1]"]]);
+      } else if (ev["xaxis.autorange"]) {
+        fetchFigure(el, null);
+      }
+    });
+  }
+
+  var observer = "IntersectionObserver" in window ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (entry) {
+      if (entry.isIntersecting) {
+        observer.unobserve(entry.target);
+        fetchFigure(entry.target, null).then(function () {
+          if (entry.target.on) { watchZoom(entry.target); }
+        });
+      }
+    });
+  }, { rootMargin: "200px" }) : null;
+
+  function initCharts(root) {
+    root.querySelectorAll("script[data-chart-for]").forEach(function (script) {
+      var el = document.getElementById(script.dataset.chartFor);
+      if (el && !el.dataset.drawn) { draw(el, JSON.parse(script.textContent)); }
+    });
+    root.querySelectorAll("[data-chart-src]").forEach(function (el) {
+      if (el.dataset.observed) { return; }
+      el.dataset.observed = "1";
+      if (observer) { observer.observe(el); } else { fetchFigure(el, null); }
+    });
+  }
+
+  function redrawAll() {
+    document.querySelectorAll(".chart-plot[data-drawn]").forEach(function (el) {
+      if (window.Plotly && el.layout) {
+        window.Plotly.relayout(el, themed({ xaxis: el.layout.xaxis, yaxis: el.layout.yaxis }));
+      }
+    });
+  }
+
+  function initThemeToggle() {
+    document.querySelectorAll("[data-theme-toggle]").forEach(function (btn) {
+      btn.addEventListener("click", function () {
+        var dark = cssVar("color-scheme") === "dark";
+        var next = dark ? "light" : "dark";
+        document.documentElement.setAttribute("data-theme", next);
+        try { localStorage.setItem("modelyard-theme", next); } catch (e) { /* private mode */ }
+        redrawAll();
+      });
+    });
+  }
+
+  // Runs table: the compare button is live once two or more runs are ticked.
+  function initSelection(root) {
+    root.querySelectorAll("form[data-compare]").forEach(function (form) {
+      var button = form.querySelector("[data-compare-button]");
+      var count = form.querySelector("[data-selected-count]");
+      function update() {
+        var n = form.querySelectorAll("input[name=run]:checked").length;
+        if (button) { button.disabled = n < 2; }
+        if (count) { count.textContent = n ? n + " selected" : ""; }
+      }
+      var all = form.querySelector("[data-select-all]");
+      if (all) {
+        all.addEventListener("change", function () {
+          form.querySelectorAll("input[name=run]").forEach(function (box) { box.checked = all.checked; });
+          update();
+        });
+      }
+      form.addEventListener("change", update);
+      update();
+    });
+  }
+
+  function init(root) {
+    initCharts(root);
+    initSelection(root);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    initThemeToggle();
+    init(document);
+    document.body.addEventListener("htmx:afterSettle", function (ev) { init(ev.target); });
+  });
+  window.modelyard = { draw: draw, fetchFigure: fetchFigure };
+})();

@@ -1,0 +1,149 @@
+"""Jinja2 environment of the portal: autoescaped templates, formatting filters, asset URLs."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from modelyard._version import __version__
+from modelyard.web.assets import Assets
+from modelyard.web.urls import entity_page
+
+
+def when(ms: int | None) -> str:
+    """A timestamp in milliseconds as UTC date and time to the minute."""
+    if ms is None:
+        return "—"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def when_iso(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+
+
+def ago(ms: int | None, now: float | None = None) -> str:
+    """How long ago, in the largest unit that fits: "5 min ago"."""
+    if ms is None:
+        return "—"
+    seconds = max(0.0, (now if now is not None else time.time()) - ms / 1000)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"
+
+
+def duration(start: int | None, end: int | None, now: float | None = None) -> str:
+    """Elapsed time between two millisecond stamps (to now while still running): "3m 05s"."""
+    if start is None:
+        return "—"
+    stop = end if end is not None else int((now if now is not None else time.time()) * 1000)
+    total = max(0, (stop - start) // 1000)
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {seconds:02d}s"
+    if stop - start < 10_000:
+        return f"{(stop - start) / 1000:.1f}s"
+    return f"{seconds}s"
+
+
+def number(value: float | int | str | None, digits: int = 4) -> str:
+    """A metric value, compact but exact enough to compare: 0.9731, 1.2e-05, NaN, +inf."""
+    if value is None:
+        return ""
+    if isinstance(value, str):  # NaN and infinities travel as strings
+        return {"Infinity": "+inf", "-Infinity": "-inf"}.get(value, value)
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e15):
+        return f"{int(value):,}"
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+inf" if value > 0 else "-inf"
+    return f"{value:.{digits}g}"
+
+
+def nbytes(size: int | None) -> str:
+    if size is None:
+        return ""
+    amount = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if amount < 1024 or unit == "GB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} TB"
+
+
+def pct(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.0f}%"
+
+
+def path_quote(value: str) -> str:
+    return quote(value, safe="/")
+
+
+def make_environment(assets: Assets, extra_template_dirs: list[Path] | None = None) -> Environment:
+    loaders: list[Any] = [PackageLoader("modelyard.web", "templates")]
+    loaders += [FileSystemLoader(str(d)) for d in extra_template_dirs or []]
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        when=when,
+        when_iso=when_iso,
+        ago=ago,
+        duration=duration,
+        number=number,
+        nbytes=nbytes,
+        pct=pct,
+        q=lambda v: quote(str(v), safe=""),
+        pathq=path_quote,
+        json=safe_json,
+    )
+    env.globals.update(
+        asset=assets.url,
+        entity_page=entity_page,
+        version=__version__,
+        urlencode=lambda pairs: urlencode(list(pairs), doseq=True),
+    )
+    return env
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    env: Environment = request.app.state.templates
+    ctx = {"request": request, "nav": "", **(context or {})}
+    html = env.get_template(template).render(ctx)
+    return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def safe_json(value: Any) -> Markup:
+    """JSON for a <script type="application/json"> block: '<', '>' and '&' escaped so no
+    user text can close the script element."""
+    import orjson
+
+    text = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)
