@@ -492,7 +492,7 @@ def test_params_and_tags_of_an_unknown_run_are_404(api: httpx.Client) -> None:
 
 
 def test_unknown_route_is_404_in_the_error_shape(api: httpx.Client) -> None:
-    for path in (f"{API}/nothing-here", "/nothing-here", f"{API}/runs/x/nothing"):
+    for path in (f"{API}/nothing-here", f"{API}/runs/x/nothing"):
         message = assert_error(api.get(path), 404, "NOT_FOUND")
         assert path in message
 

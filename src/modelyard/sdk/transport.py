@@ -114,7 +114,8 @@ class InProcessTransport(httpx.BaseTransport):
                 request.method, request.url, headers=request.headers, content=body
             )
             resp = await self._asgi.handle_async_request(inner)
-            content = await resp.aread()
+            # The body as sent (still compressed if it was): the outer response decodes it.
+            content = b"".join([chunk async for chunk in resp.aiter_raw()])
             return httpx.Response(resp.status_code, headers=resp.headers, content=content)
 
         return asyncio.run_coroutine_threadsafe(call(), self._loop).result()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.metadata import tables as t
@@ -186,3 +186,25 @@ def entity_labels(store: Store, *, urns: list[str]) -> dict[str, str]:
         else:
             labels[urn] = ":".join(parts)
     return labels
+
+
+def find_entities(store: Store, *, text: str, limit: int = 20) -> list[str]:
+    """URNs of datasets and models whose name contains ``text`` (case-insensitive)."""
+    needle = text.lower()
+    with store.read() as conn:
+        datasets = conn.execute(
+            select(t.dataset.c.name)
+            .where(func.lower(t.dataset.c.name).contains(needle, autoescape=True))
+            .order_by(t.dataset.c.name)
+            .limit(limit)
+        ).scalars()
+        found = [dataset_urn(n) for n in datasets]
+        models = conn.execute(
+            select(t.entity.c.urn).where(t.entity.c.type == "model").order_by(t.entity.c.urn)
+        ).scalars()
+        for urn in models:
+            if len(found) >= 2 * limit:
+                break
+            if needle in parse_urn(urn).parts[0].lower():
+                found.append(urn)
+    return found

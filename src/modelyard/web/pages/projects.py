@@ -25,7 +25,7 @@ def project_list(request: Request, store: StoreDep) -> HTMLResponse:
     )
 
 
-@router.get("/projects/{ref}", response_class=HTMLResponse)
+@router.get("/projects/{ref:path}", response_class=HTMLResponse)
 def project_page(
     request: Request,
     ref: str,

@@ -1,5 +1,149 @@
-"""search pages."""
+"""Comparison of runs, and the global search box."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from modelyard.api.deps import StoreDep
+from modelyard.errors import InvalidInput
+from modelyard.schemas import RunPublic, RunSearch
+from modelyard.services import catalog, projects, runs, search
+from modelyard.services.search_grammar import quote_string
+from modelyard.services.series import MAX_RUNS
+from modelyard.web.templating import render
+from modelyard.web.urls import entity_page
 
 router = APIRouter()
+LOWER_IS_BETTER = re.compile(r"loss|err|mse|mae|rmse|brier|perplexity|latency|time|duration", re.I)
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+# Text that reads as a filter is run as one (and its mistakes reported); other text is a name.
+FILTER_WORDS = re.compile(
+    r"[=<>!]|\b(like|ilike|in|is)\b|^\s*(metrics|params|tags|attributes)\.", re.I
+)
+
+
+def lower_is_better(key: str) -> bool:
+    """Whether a smaller value of this metric is the better one (losses, errors, times)."""
+    return bool(LOWER_IS_BETTER.search(key))
+
+
+def _numeric(run: RunPublic, key: str) -> float | None:
+    point = run.metrics.get(key)
+    if point is None or isinstance(point.value, str):
+        return None
+    return point.value
+
+
+def metric_rows(compared: list[RunPublic]) -> list[dict[str, Any]]:
+    """Per metric: each run's value, its delta from the first run, and the best run(s)."""
+    keys = sorted({k for r in compared for k in r.metrics})
+    rows = []
+    for key in keys:
+        values = [_numeric(r, key) for r in compared]
+        present = [v for v in values if v is not None]
+        low = lower_is_better(key)
+        best = (min(present) if low else max(present)) if len(present) > 1 else None
+        base = values[0]
+        rows.append(
+            {
+                "key": key,
+                "lower_is_better": low,
+                "cells": [
+                    {
+                        "value": r.metrics[key].value if key in r.metrics else None,
+                        "delta": None if v is None or base is None or i == 0 else v - base,
+                        "best": best is not None and v == best and len(set(present)) > 1,
+                    }
+                    for i, (r, v) in enumerate(zip(compared, values, strict=True))
+                ],
+            }
+        )
+    return rows
+
+
+def param_rows(compared: list[RunPublic]) -> list[dict[str, Any]]:
+    keys = sorted({k for r in compared for k in r.params})
+    return [
+        {
+            "key": key,
+            "by_run": [r.params.get(key) for r in compared],
+            "differs": len({r.params.get(key) for r in compared}) > 1,
+        }
+        for key in keys
+    ]
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare(
+    request: Request,
+    store: StoreDep,
+    run: Annotated[list[str] | None, Query()] = None,
+    only_diff: bool = False,
+) -> HTMLResponse:
+    ids = list(dict.fromkeys(run or []))
+    if len(ids) < 2:
+        raise InvalidInput(
+            "pick at least two runs to compare (tick them in a project's runs table)"
+        )
+    if len(ids) > MAX_RUNS:
+        raise InvalidInput(
+            f"at most {MAX_RUNS} runs can be compared at once; {len(ids)} were picked"
+        )
+    compared = [runs.get_run(store, run_id=i) for i in ids]
+    params = param_rows(compared)
+    context = {
+        "nav": "projects",
+        "charts": True,
+        "runs": compared,
+        "params": [p for p in params if p["differs"]] if only_diff else params,
+        "param_total": len(params),
+        "only_diff": only_diff,
+        "metrics": metric_rows(compared),
+        "projects": sorted({r.project for r in compared}),
+        "run_query": "&".join(f"run={r.run_id}" for r in compared),
+    }
+    return render(request, "compare.html", context)
+
+
+def _runs_matching(store: StoreDep, q: str, page: str | None) -> tuple[Any, str | None, str]:
+    """Runs for the search box: the text as a filter if it is one, else a name search."""
+    as_filter = bool(FILTER_WORDS.search(q))
+    how = "filter" if as_filter else "name"
+    text = q if as_filter else f"name ilike {quote_string('%' + _like_escape(q) + '%')}"
+    req = RunSearch(filter=text, order_by=["start_time desc"], page_size=50, page_token=page)
+    found = search.search_runs(store, req=req)
+    return found.runs, found.next_page_token, how
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@router.get("/search", response_class=HTMLResponse)
+def global_search(
+    request: Request,
+    store: StoreDep,
+    q: Annotated[str, Query(max_length=10_000)] = "",
+    page: Annotated[str | None, Query(max_length=10_000)] = None,
+) -> Response:
+    q = q.strip()
+    if q.startswith("urn:modelyard:"):
+        return RedirectResponse(entity_page(q), status_code=303)
+    if RUN_ID.fullmatch(q):
+        return RedirectResponse(f"/runs/{q}", status_code=303)
+    context: dict[str, Any] = {"search_q": q, "error": None, "runs": [], "next": None}
+    if q:
+        needle = q.lower()
+        context["projects"] = [p for p in projects.list_projects(store) if needle in p.name.lower()]
+        urns = catalog.find_entities(store, text=q)
+        labels = catalog.entity_labels(store, urns=urns)
+        context["entities"] = [(u, labels[u]) for u in urns]
+        try:
+            context["runs"], context["next"], context["how"] = _runs_matching(store, q, page)
+        except InvalidInput as exc:
+            context["error"] = exc.message
+    return render(request, "search.html", {"projects": [], "entities": [], "how": "", **context})
