@@ -345,6 +345,7 @@ def change_log_page(
     urn: str | None = None,
     actor: str | None = None,
     since: int | None = None,
+    until: int | None = None,
     before_id: int | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
@@ -357,6 +358,8 @@ def change_log_page(
         conds.append(cl.c.actor == actor)
     if since is not None:
         conds.append(cl.c.created_at >= since)
+    if until is not None:
+        conds.append(cl.c.created_at <= until)
     if before_id is not None:
         conds.append(cl.c.id < before_id)
     if conds:

@@ -152,10 +152,12 @@ def list_changes(
     since: int | None,
     before_id: int | None,
     limit: int,
+    until: int | None = None,
 ) -> list[ChangePublic]:
+    """The change log, newest first; ``since`` and ``until`` bound it in time (inclusive)."""
     with store.read() as conn:
         rows = change_log_page(
-            conn, urn=urn, actor=actor, since=since, before_id=before_id, limit=limit
+            conn, urn=urn, actor=actor, since=since, until=until, before_id=before_id, limit=limit
         )
     return [ChangePublic(**r) for r in rows]
 
