@@ -101,6 +101,11 @@ def seed(data_dir: Path, runs: int) -> None:
                     for k in range(10)
                 ],
             )
+        keys = [("param", f"p{j}") for j in range(10)] + [("metric", f"m{k}") for k in range(10)]
+        conn.execute(
+            insert(t.project_key),
+            [{"project_id": 1, "kind": kind, "key": key} for kind, key in [*keys, ("tag", "team")]],
+        )
     with engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
     engine.dispose()

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
 from markupsafe import Markup
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 
 from modelyard._version import __version__
 from modelyard.web.assets import Assets
@@ -136,7 +137,29 @@ def render(
     env: Environment = request.app.state.templates
     ctx = {"request": request, "nav": "", **(context or {})}
     html = env.get_template(template).render(ctx)
-    return HTMLResponse(html, status_code=status, headers=headers)
+    return compressed(request, html.encode(), HTMLResponse, status=status, headers=headers)
+
+
+R = TypeVar("R", bound=Response)
+
+
+def compressed(
+    request: Request,
+    body: bytes,
+    kind: type[R],
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    media_type: str | None = None,
+) -> R:
+    """A response gzipped (quickly) when the client takes it and it is worth it: pages and
+    chart data are text that shrinks four- to eightfold."""
+    out = dict(headers or {})
+    if len(body) > 1400 and "gzip" in request.headers.get("accept-encoding", ""):
+        body = gzip.compress(body, compresslevel=5, mtime=0)
+        out["Content-Encoding"] = "gzip"
+        out["Vary"] = "Accept-Encoding"
+    return kind(body, status_code=status, headers=out, media_type=media_type)
 
 
 def safe_json(value: Any) -> Markup:
