@@ -610,3 +610,20 @@ def test_concurrent_uploads_to_different_paths_all_land(api: httpx.Client, app: 
     for p in paths:
         assert api.get(url(rid, p)).content == p.encode()
     assert_incoming_empty(root_of(app))
+
+
+def test_downloads_cannot_run_scripts_on_the_portal(api: httpx.Client) -> None:
+    run_id = new_run(api)
+    page = b"<html><script>document.cookie</script></html>"
+    resp = api.put(
+        f"{API}/runs/{run_id}/artifacts/report.html",
+        content=page,
+        headers={"Content-Type": "text/html"},
+    )
+    assert resp.status_code == 201, resp.text
+    got = api.get(f"{API}/runs/{run_id}/artifacts/report.html")
+    assert got.content == page
+    policy = got.headers["content-security-policy"]
+    assert "sandbox" in policy
+    assert "default-src 'none'" in policy
+    assert got.headers["x-content-type-options"] == "nosniff"

@@ -459,3 +459,13 @@ def test_a_run_ending_while_steps_are_created_leaves_no_open_step(api: httpx.Cli
             codes = {f.result().status_code for f in created}
         assert codes <= {200, 409}
         assert [s["name"] for s in steps(api, rid) if s["status"] in ("pending", "running")] == []
+
+
+def test_step_names_may_hold_slashes(api: httpx.Client) -> None:
+    run_id = new_run(api)
+    name = "etl/2024-01/partition a"
+    resp = api.put(f"{API}/runs/{run_id}/steps/{quote(name, safe='')}", json={"status": "running"})
+    assert resp.status_code in (200, 201), resp.text
+    got = api.get(f"{API}/runs/{run_id}/steps/{quote(name, safe='')}")
+    assert got.status_code == 200
+    assert got.json()["name"] == name

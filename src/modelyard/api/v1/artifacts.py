@@ -62,5 +62,13 @@ def download_artifact(run_id: str, path: str, store: StoreDep, files: ArtifactsD
     return FileResponse(
         file,
         media_type=meta.media_type,
-        headers={"ETag": f'"{meta.sha256}"', "X-Content-SHA256": meta.sha256},
+        headers={
+            "ETag": f'"{meta.sha256}"',
+            "X-Content-SHA256": meta.sha256,
+            # Uploaded files are served from the portal's own origin: an HTML or SVG file
+            # opened directly must never run scripts there.
+            "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self' data:; "
+            "style-src 'unsafe-inline'",
+            "X-Content-Type-Options": "nosniff",
+        },
     )

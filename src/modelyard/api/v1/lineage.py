@@ -58,12 +58,14 @@ def list_changes(
     urn: str | None = None,
     actor: str | None = None,
     since: Annotated[int | None, Query(ge=0)] = None,
+    until: Annotated[int | None, Query(ge=0)] = None,
     before_id: Annotated[int | None, Query(ge=1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ChangePublic]:
-    """The change log, newest first; page with ``before_id``."""
+    """The change log, newest first; page with ``before_id``; ``since`` and ``until``
+    (epoch ms, inclusive) bound it in time."""
     return catalog.list_changes(
-        store, urn=urn, actor=actor, since=since, before_id=before_id, limit=limit
+        store, urn=urn, actor=actor, since=since, until=until, before_id=before_id, limit=limit
     )
 
 

@@ -15,12 +15,12 @@ def list_steps(run_id: str, store: StoreDep) -> list[StepPublic]:
     return steps.list_steps(store, run_id=run_id)
 
 
-@router.get("/{name}")
+@router.get("/{name:path}")
 def get_step(run_id: str, name: str, store: StoreDep) -> StepPublic:
     return steps.get_step(store, run_id=run_id, name=name)
 
 
-@router.put("/{name}")
+@router.put("/{name:path}")
 def upsert_step(
     run_id: str, name: str, body: StepUpsert, store: StoreDep, actor: Actor
 ) -> StepPublic:

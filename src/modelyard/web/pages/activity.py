@@ -1,5 +1,157 @@
-"""activity pages."""
+"""Activity and audit: the change log with filters, and an aspect's versions with diffs."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import HTMLResponse
+
+from modelyard.api.deps import StoreDep
+from modelyard.errors import InvalidInput, NotFound
+from modelyard.metadata.urn import parse_urn
+from modelyard.schemas import AspectVersion, ChangePublic
+from modelyard.services import catalog
+from modelyard.web.diff import changed_keys, line_diff
+from modelyard.web.templating import render
 
 router = APIRouter()
+
+PAGE_SIZE = 50
+MOMENT_FORMATS = (  # a date, or what a datetime-local input sends (with or without seconds)
+    ("%Y-%m-%d", timedelta(days=1)),
+    ("%Y-%m-%dT%H:%M", timedelta(minutes=1)),
+    ("%Y-%m-%dT%H:%M:%S", timedelta(seconds=1)),
+)
+
+
+def parse_moment(text: str, *, end: bool = False) -> int:
+    """A date or date and time (UTC) as epoch milliseconds: the first millisecond of that day
+    or minute, or with ``end`` its last one, so "until 2024-05-01" includes that whole day."""
+    value = text.strip()
+    for fmt, period in MOMENT_FORMATS:
+        try:
+            moment = datetime.strptime(value, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        start = int(moment.timestamp() * 1000)
+        return start + int(period.total_seconds() * 1000) - 1 if end else start
+    raise InvalidInput(f"{text!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)")
+
+
+def read_filters(urn: str, since: str, until: str) -> tuple[dict[str, int | None], list[str]]:
+    """The time window in milliseconds, and what is wrong with the filters, if anything."""
+    errors: list[str] = []
+    window: dict[str, int | None] = {"since": None, "until": None}
+    for name, text in (("since", since), ("until", until)):
+        if text.strip():
+            try:
+                window[name] = parse_moment(text, end=name == "until")
+            except InvalidInput as exc:
+                errors.append(f"{name.capitalize()}: {exc.message}")
+    start, stop = window["since"], window["until"]
+    if start is not None and stop is not None and start > stop:
+        errors.append("Since must be before until.")
+    if urn.strip():
+        try:
+            parse_urn(urn.strip())
+        except InvalidInput as exc:
+            errors.append(f"Entity: {exc.message}")
+    return window, errors
+
+
+def page_link(filters: dict[str, str], before: int | None = None) -> str:
+    pairs = [(k, v) for k, v in filters.items() if v]
+    if before is not None:
+        pairs.append(("before", str(before)))
+    return "/activity" + ("?" + urlencode(pairs) if pairs else "")
+
+
+@router.get("/activity", response_class=HTMLResponse)
+def activity(
+    request: Request,
+    store: StoreDep,
+    urn: Annotated[str, Query(max_length=4096)] = "",
+    actor: Annotated[str, Query(max_length=250)] = "",
+    since: Annotated[str, Query(max_length=40)] = "",
+    until: Annotated[str, Query(max_length=40)] = "",
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> HTMLResponse:
+    """The change log, newest first, filtered by entity, actor and time; "Older" pages on."""
+    filters = {"urn": urn.strip(), "actor": actor.strip(), "since": since, "until": until}
+    window, errors = read_filters(urn, since, until)
+    changes: list[ChangePublic] = []
+    if not errors:
+        changes = catalog.list_changes(
+            store,
+            urn=filters["urn"] or None,
+            actor=filters["actor"] or None,
+            since=window["since"],
+            until=window["until"],
+            before_id=before,
+            limit=PAGE_SIZE + 1,
+        )
+    older = page_link(filters, changes[PAGE_SIZE - 1].id) if len(changes) > PAGE_SIZE else None
+    changes = changes[:PAGE_SIZE]
+    context = {
+        "nav": "activity",
+        "filters": filters,
+        "errors": errors,
+        "changes": changes,
+        "labels": catalog.entity_labels(store, urns=[c.urn for c in changes]),
+        "older": older,
+        "newest": page_link(filters) if before is not None else None,
+        "filtered": any(filters.values()),
+    }
+    return render(request, "activity.html", context, status=400 if errors else 200)
+
+
+def pick(versions: list[AspectVersion], number: int | None, what: str) -> AspectVersion | None:
+    if number is None:
+        return None
+    for v in versions:
+        if v.version == number:
+            return v
+    raise NotFound(f"there is no version {number} of {what}; it has 1 to {versions[-1].version}")
+
+
+def diff_context(
+    versions: list[AspectVersion], version: int | None, against: int | None
+) -> dict[str, Any]:
+    """The two versions compared (``against`` defaults to the one before ``version``, which
+    defaults to the latest), their line diff and the keys that changed."""
+    what = "this aspect"
+    new = pick(versions, version, what) or versions[-1]
+    default_old = new.version - 1 if new.version > 1 else None
+    old = pick(versions, against if against is not None else default_old, what)
+    return {
+        "new": new,
+        "old": old,
+        "lines": line_diff(old.value if old else None, new.value),
+        "summary": [str(c) for c in changed_keys(old.value, new.value)] if old else [],
+    }
+
+
+@router.get("/history", response_class=HTMLResponse)
+def history(
+    request: Request,
+    store: StoreDep,
+    urn: Annotated[str, Query(max_length=4096)],
+    aspect: Annotated[str, Query(max_length=100)],
+    version: Annotated[int | None, Query(ge=1)] = None,
+    against: Annotated[int | None, Query(ge=1)] = None,
+) -> HTMLResponse:
+    """Every version of one aspect of an entity, and the diff between two of them."""
+    versions = catalog.get_aspect_history(store, urn=urn, aspect=aspect)
+    context = {
+        "nav": "activity",
+        "urn": urn,
+        "aspect": aspect,
+        "type": parse_urn(urn).type,
+        "label": catalog.entity_labels(store, urns=[urn])[urn],
+        "versions": list(reversed(versions)),
+        **diff_context(versions, version, against),
+    }
+    return render(request, "history.html", context)

@@ -1,5 +1,88 @@
-"""runs pages."""
+"""A run's page: header, pipeline DAG (polled while running), params, tags, metrics, charts
+and artifacts; and each artifact's preview page."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import HTMLResponse
+
+from modelyard.api.deps import ArtifactsDep, StoreDep
+from modelyard.metadata.store import Store
+from modelyard.schemas import RunPublic, StepPublic
+from modelyard.services import artifacts, previews, runs, steps
+from modelyard.web.graph import Layout, layered, longest_path_layers
+from modelyard.web.templating import render
 
 router = APIRouter()
+
+# How often the pipeline fragment is fetched again while the run is running.
+POLL_EVERY = "2s"
+NODE_WIDTH = 190
+NODE_HEIGHT = 58
+
+
+def pipeline_layout(run_steps: list[StepPublic]) -> Layout:
+    """The steps as a left-to-right DAG: each step one layer right of what it depends on."""
+    ids = [s.name for s in run_steps]
+    known = set(ids)
+    edges = [(dep, s.name) for s in run_steps for dep in s.depends_on if dep in known]
+    return layered(
+        ids,
+        edges,
+        longest_path_layers(ids, edges),
+        node_width=NODE_WIDTH,
+        node_height=NODE_HEIGHT,
+    )
+
+
+def pipeline_context(store: Store, run: RunPublic) -> dict[str, Any]:
+    run_steps = steps.list_steps(store, run_id=run.run_id)
+    return {
+        "run": run,
+        "steps": run_steps,
+        "layout": pipeline_layout(run_steps),
+        "poll": POLL_EVERY if run.status == "running" else None,
+    }
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: str, store: StoreDep) -> HTMLResponse:
+    run = runs.get_run(store, run_id=run_id)
+    context = {
+        "nav": "projects",
+        "charts": True,
+        "params": sorted(run.params.items()),
+        "tags": sorted(run.tags.items()),
+        "metrics": sorted(run.metrics.items()),
+        "artifacts": artifacts.list_artifacts(store, run_id=run_id),
+        "oob": False,
+        **pipeline_context(store, run),
+    }
+    return render(request, "run.html", context)
+
+
+@router.get("/runs/{run_id}/pipeline", response_class=HTMLResponse)
+def pipeline_fragment(request: Request, run_id: str, store: StoreDep) -> HTMLResponse:
+    """The pipeline alone, for htmx to swap in; it stops asking once the run has ended."""
+    run = runs.get_run(store, run_id=run_id)
+    context = {**pipeline_context(store, run), "oob": True}
+    return render(request, "_pipeline.html", context, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/runs/{run_id}/artifacts/{path:path}", response_class=HTMLResponse)
+def artifact_page(
+    request: Request, run_id: str, path: str, store: StoreDep, files: ArtifactsDep
+) -> HTMLResponse:
+    run = runs.get_run(store, run_id=run_id)
+    preview = previews.preview_artifact(store, files, run_id=run_id, path=path)
+    context = {
+        "nav": "projects",
+        "run": run,
+        "artifact": preview.artifact,
+        "preview": preview,
+        "text_limit": previews.TEXT_LIMIT,
+        "row_limit": previews.ROW_LIMIT,
+    }
+    return render(request, "artifact.html", context)
