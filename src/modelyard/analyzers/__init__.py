@@ -1,0 +1,1 @@
+"""Evaluation analyzers: plugins that turn a table of predictions into exact, stored results."""

@@ -1,0 +1,246 @@
+"""What an analyzer is, and the prediction table it reads.
+
+An analyzer declares the tasks it applies to and the columns it needs, computes a JSON-able
+result from a :class:`PredictionTable`, and renders that result as panels (Plotly figures or
+template fragments). Third-party analyzers subclass :class:`Analyzer` and return instances
+from the ``register_analyzers`` hook; they may ship templates and static files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from modelyard.errors import InvalidInput
+
+Task = Literal["binary", "multiclass", "regression"]
+TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression")
+Floats = np.ndarray[Any, np.dtype[np.float64]]
+MAX_GROUPS = 1000
+
+
+@dataclass(slots=True)
+class PredictionTable:
+    """Validated columns: ``y_true``; ``y_score`` (1-D for binary and regression, n × classes
+    for multiclass); optional ``weights`` and ``groups`` (name → labels, one per row)."""
+
+    task: Task
+    y_true: np.ndarray[Any, Any]
+    y_score: np.ndarray[Any, Any]
+    weights: Floats | None = None
+    groups: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
+    classes: list[Any] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.y_true)
+
+    @property
+    def w(self) -> Floats:
+        """Weights, ones when none were given."""
+        return self.weights if self.weights is not None else np.ones(len(self), dtype=np.float64)
+
+
+@dataclass(slots=True)
+class Panel:
+    """One block of an evaluation page: a Plotly figure, or a template with its context."""
+
+    title: str
+    figure: dict[str, Any] | None = None
+    template: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    wide: bool = False
+
+
+class Analyzer:
+    """Base class of analyzers; subclasses set the class attributes and implement
+    :meth:`compute` and :meth:`panels`."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    tasks: ClassVar[frozenset[str]]
+    requires: ClassVar[frozenset[str]] = frozenset({"y_true", "y_score"})
+    template_dirs: ClassVar[tuple[Path, ...]] = ()
+    static_dirs: ClassVar[tuple[Path, ...]] = ()
+
+    def applies_to(self, table: PredictionTable) -> bool:
+        if table.task not in self.tasks:
+            return False
+        return "groups" not in self.requires or bool(table.groups)
+
+    def compute(self, table: PredictionTable) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def panels(self, result: dict[str, Any]) -> list[Panel]:
+        return []
+
+
+def _column(name: str, values: Any) -> np.ndarray[Any, Any]:
+    arr = np.asarray(values)
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            arr = arr.astype(str)
+    if arr.ndim == 0:
+        raise InvalidInput(f"{name} must be a column of values, not a single value")
+    return arr
+
+
+def _finite_scores(y_score: np.ndarray[Any, Any]) -> Floats:
+    if not np.issubdtype(y_score.dtype, np.number) or y_score.dtype == np.bool_:
+        raise InvalidInput("y_score must hold numbers")
+    scores = y_score.astype(np.float64, copy=False)
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        first = int(np.flatnonzero(bad.reshape(len(scores), -1).any(axis=1))[0])
+        raise InvalidInput(
+            f"y_score holds {int(bad.sum()):,} NaN or infinite value(s), the first in row {first}; "
+            "every score must be a finite number"
+        )
+    return scores
+
+
+def detect_task(y_true: np.ndarray[Any, Any], y_score: np.ndarray[Any, Any]) -> Task:
+    """Binary when the labels are 0/1 (or booleans) and there is one score per row;
+    multiclass when there is a score per class; otherwise regression."""
+    if y_score.ndim == 2 and y_score.shape[1] > 1:
+        return "multiclass"
+    if y_true.dtype == np.bool_ or y_true.dtype.kind in "US":
+        return "binary"
+    labels = np.unique(y_true)
+    if len(labels) <= 2 and np.isin(labels, (0, 1)).all():
+        return "binary"
+    return "regression"
+
+
+def _binary_labels(y_true: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.int8]]:
+    if y_true.dtype == np.bool_:
+        return y_true.astype(np.int8)
+    if not np.issubdtype(y_true.dtype, np.number):
+        raise InvalidInput("y_true of a binary task must be 0 or 1 (or true/false)")
+    outside = ~np.isin(y_true, (0, 1))
+    if outside.any():
+        first = int(np.flatnonzero(outside)[0])
+        shown = sorted({float(v) for v in np.unique(y_true[outside])[:5]})
+        raise InvalidInput(
+            f"y_true of a binary task must be 0 or 1; found {shown} (first in row {first})"
+        )
+    return y_true.astype(np.int8)
+
+
+def _multiclass_labels(
+    y_true: np.ndarray[Any, Any], scores: Floats, classes: list[Any] | None
+) -> tuple[np.ndarray[Any, np.dtype[np.int64]], list[Any]]:
+    """Labels as class indices 0..k-1 (columns of ``scores``), and the class names."""
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise InvalidInput("a multiclass task takes one score column per class (n rows × k)")
+    k = scores.shape[1]
+    if not classes:
+        found = np.unique(y_true)
+        if np.issubdtype(y_true.dtype, np.integer) and found.min() >= 0 and found.max() < k:
+            classes = list(range(k))
+        elif len(found) == k:
+            classes = found.tolist()
+        else:
+            raise InvalidInput(
+                f"y_true has {len(found)} distinct labels but y_score has {k} columns; "
+                "name the classes (one per column)"
+            )
+    if len(classes) != k:
+        raise InvalidInput(f"{len(classes)} classes named but y_score has {k} columns")
+    names = np.asarray(classes)
+    order = np.argsort(names, kind="stable")
+    pos = np.searchsorted(names[order], y_true)
+    pos = np.clip(pos, 0, k - 1)
+    index = order[pos]
+    unknown = names[index] != y_true
+    if unknown.any():
+        first = int(np.flatnonzero(unknown)[0])
+        raise InvalidInput(
+            f"y_true holds a label that is not a class: {y_true[first]!r} (row {first})"
+        )
+    return index.astype(np.int64), list(classes)
+
+
+def _weights(weights: Any, n: int) -> Floats | None:
+    if weights is None:
+        return None
+    w = _column("weights", weights)
+    if not np.issubdtype(w.dtype, np.number):
+        raise InvalidInput("weights must be numbers")
+    w = w.astype(np.float64)
+    if len(w) != n:
+        raise InvalidInput(f"weights has {len(w):,} rows but y_true has {n:,}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise InvalidInput("weights must be finite and not negative")
+    if not w.sum() > 0:
+        raise InvalidInput("the weights sum to zero")
+    return w
+
+
+def _groups(groups: dict[str, Any] | None, n: int) -> dict[str, np.ndarray[Any, Any]]:
+    out = {}
+    for name, values in (groups or {}).items():
+        g = _column(f"group column {name!r}", values)
+        if len(g) != n:
+            raise InvalidInput(f"group column {name!r} has {len(g):,} rows but y_true has {n:,}")
+        labels = np.unique(g.astype(str))
+        if len(labels) < 2:
+            raise InvalidInput(
+                f"group column {name!r} has a single group ({labels[0] if len(labels) else '—'}); "
+                "fairness needs at least two groups to compare"
+            )
+        if len(labels) > MAX_GROUPS:
+            raise InvalidInput(
+                f"group column {name!r} has {len(labels):,} groups; at most {MAX_GROUPS}"
+            )
+        out[name] = g.astype(str)
+    return out
+
+
+def prediction_table(
+    y_true: Any,
+    y_score: Any,
+    *,
+    weights: Any = None,
+    groups: dict[str, Any] | None = None,
+    task: Task | None = None,
+    classes: list[Any] | None = None,
+) -> PredictionTable:
+    """Check the columns and build the table; every problem is an InvalidInput naming it."""
+    truth = _column("y_true", y_true)
+    score = _column("y_score", y_score)
+    n = len(truth)
+    if n == 0:
+        raise InvalidInput("the prediction table is empty")
+    if len(score) != n:
+        raise InvalidInput(f"y_true has {n:,} rows but y_score has {len(score):,}")
+    if truth.ndim != 1:
+        raise InvalidInput("y_true must be one column")
+    scores = _finite_scores(score)
+    task = task or detect_task(truth, scores)
+    if task not in TASKS:
+        raise InvalidInput(f"unknown task {task!r}; one of {', '.join(TASKS)}")
+    if task == "binary":
+        if scores.ndim != 1:
+            raise InvalidInput("a binary task takes one score per row (the positive class's)")
+        truth = _binary_labels(truth)
+    elif task == "multiclass":
+        truth, classes = _multiclass_labels(truth, scores, classes)
+    elif task == "regression":
+        if scores.ndim != 1:
+            raise InvalidInput("a regression task takes one prediction per row")
+        if not np.issubdtype(truth.dtype, np.number):
+            raise InvalidInput("y_true of a regression task must be numbers")
+        truth = _finite_scores(truth.astype(np.float64))
+    return PredictionTable(
+        task=task,
+        y_true=truth,
+        y_score=scores,
+        weights=_weights(weights, n),
+        groups=_groups(groups, n),
+        classes=list(classes or []),
+    )
