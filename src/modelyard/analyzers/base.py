@@ -160,7 +160,7 @@ def _multiclass_labels(
     if unknown.any():
         first = int(np.flatnonzero(unknown)[0])
         raise InvalidInput(
-            f"y_true holds a label that is not a class: {y_true[first]!r} (row {first})"
+            f"y_true holds a label that is not a class: {y_true[first].item()!r} (row {first})"
         )
     return index.astype(np.int64), list(classes)
 

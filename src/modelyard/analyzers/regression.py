@@ -24,6 +24,7 @@ Result (JSON)::
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -108,7 +109,10 @@ def evaluate_regression(table: PredictionTable) -> dict[str, Any]:
     counts, edges = np.histogram(residual, bins=HISTOGRAM_BINS, weights=w)
     return {
         "metrics": metrics,
-        "residual_quantiles": {"q": q.tolist(), "value": weighted_quantiles(residual, w, q).tolist()},
+        "residual_quantiles": {
+            "q": q.tolist(),
+            "value": weighted_quantiles(residual, w, q).tolist(),
+        },
         "residual_histogram": {"edges": edges.tolist(), "weight": counts.astype(float).tolist()},
         "scatter": scatter_sample(y, p),
         "weighted": weighted,
@@ -122,11 +126,23 @@ def scatter_figure(scatter: dict[str, Any]) -> dict[str, Any]:
     hi = max(max(actual), max(predicted))
     return {
         "data": [
-            {"type": "scattergl", "mode": "markers", "name": "rows", "x": actual,
-             "y": predicted, "marker": {"size": 4, "opacity": 0.6}},
-            {"type": "scatter", "mode": "lines", "name": "y = x", "x": [lo, hi], "y": [lo, hi],
-             "line": {"dash": "dash", "width": 1}},
-        ],  # fmt: skip
+            {
+                "type": "scattergl",
+                "mode": "markers",
+                "name": "rows",
+                "x": actual,
+                "y": predicted,
+                "marker": {"size": 4, "opacity": 0.6},
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "y = x",
+                "x": [lo, hi],
+                "y": [lo, hi],
+                "line": {"dash": "dash", "width": 1},
+            },
+        ],
         "layout": {
             "xaxis": {"title": {"text": "actual"}},
             "yaxis": {"title": {"text": "predicted"}},
@@ -137,11 +153,18 @@ def scatter_figure(scatter: dict[str, Any]) -> dict[str, Any]:
 
 def histogram_figure(histogram: dict[str, Any]) -> dict[str, Any]:
     edges = histogram["edges"]
-    centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    widths = [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    centres = [(a + b) / 2 for a, b in pairwise(edges)]
+    widths = [b - a for a, b in pairwise(edges)]
     return {
-        "data": [{"type": "bar", "x": centres, "y": histogram["weight"], "width": widths,
-                  "name": "residuals"}],  # fmt: skip
+        "data": [
+            {
+                "type": "bar",
+                "x": centres,
+                "y": histogram["weight"],
+                "width": widths,
+                "name": "residuals",
+            }
+        ],
         "layout": {
             "xaxis": {"title": {"text": "residual (actual − predicted)"}},
             "yaxis": {"title": {"text": "rows (weighted)"}},

@@ -25,7 +25,7 @@
 
   function draw(el, figure) {
     if (!window.Plotly) { return; }
-    el.textContent = "";
+    if (!el.dataset.drawn) { el.textContent = ""; }  // the "loading" note, first time only
     window.Plotly.react(el, figure.data || [], themed(figure.layout), CONFIG);
     el.dataset.drawn = "1";
   }
@@ -49,10 +49,9 @@
       })
       .then(function (figure) {
         if (token !== el._fetchToken) { return; }
-        if (range) {
-          figure.layout = figure.layout || {};
-          figure.layout.xaxis = Object.assign(figure.layout.xaxis || {}, { range: range, autorange: false });
-        }
+        // The zoomed range stays as the user set it: figures carry a constant uirevision,
+        // so Plotly keeps user-made axis ranges across redraws (and a double-click still
+        // resets to the whole history).
         draw(el, figure);
         el.dataset.loaded = "1";
         el.dispatchEvent(new CustomEvent("modelyard:chart-loaded", { bubbles: true }));
