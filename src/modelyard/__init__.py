@@ -2,5 +2,13 @@
 
 from modelyard._version import __version__
 from modelyard.sdk.client import ActiveRun, ActiveStep, Client, ModelyardAPIError
+from modelyard.sdk.evaluations import Evaluation
 
-__all__ = ["ActiveRun", "ActiveStep", "Client", "ModelyardAPIError", "__version__"]
+__all__ = [
+    "ActiveRun",
+    "ActiveStep",
+    "Client",
+    "Evaluation",
+    "ModelyardAPIError",
+    "__version__",
+]

@@ -20,6 +20,7 @@ from modelyard.artifacts.local import LocalArtifactStore
 from modelyard.errors import ModelyardError
 from modelyard.metadata.engine import ensure_schema, make_engine
 from modelyard.metadata.store import Store
+from modelyard.plugins import make_plugins
 from modelyard.settings import Settings
 from modelyard.web import error_page, install_web, is_page
 
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = Store(engine)
     app.state.artifacts = LocalArtifactStore(settings.resolved_artifact_root)
+    app.state.plugins = make_plugins()
     install_error_handlers(app)
     app.include_router(api_v1)
     install_docs(app)

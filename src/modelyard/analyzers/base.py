@@ -33,6 +33,7 @@ class PredictionTable:
     weights: Floats | None = None
     groups: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
     classes: list[Any] = field(default_factory=list)
+    threshold: float = 0.5  # the decision threshold (score >= it is positive) for rates
 
     def __len__(self) -> int:
         return len(self.y_true)
@@ -112,6 +113,11 @@ def detect_task(y_true: np.ndarray[Any, Any], y_score: np.ndarray[Any, Any]) -> 
         return "binary"
     labels = np.unique(y_true)
     if len(labels) <= 2 and np.isin(labels, (0, 1)).all():
+        return "binary"
+    # Two whole-number labels scored with probabilities read as a binary task with a label
+    # mistake (e.g. 1/2 instead of 0/1), which the binary checks then explain.
+    whole = bool(np.all(np.mod(labels, 1) == 0)) if len(labels) else False
+    if len(labels) <= 2 and whole and y_score.min() >= 0 and y_score.max() <= 1:
         return "binary"
     return "regression"
 
@@ -209,6 +215,7 @@ def prediction_table(
     groups: dict[str, Any] | None = None,
     task: Task | None = None,
     classes: list[Any] | None = None,
+    threshold: float = 0.5,
 ) -> PredictionTable:
     """Check the columns and build the table; every problem is an InvalidInput naming it."""
     truth = _column("y_true", y_true)
@@ -243,4 +250,5 @@ def prediction_table(
         weights=_weights(weights, n),
         groups=_groups(groups, n),
         classes=list(classes or []),
+        threshold=threshold,
     )

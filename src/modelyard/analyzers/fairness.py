@@ -304,7 +304,10 @@ class Fairness(Analyzer):
     requires = frozenset({"y_true", "y_score", "groups"})
 
     def compute(self, table: PredictionTable) -> dict[str, Any]:
-        return fairness_report(table)
+        # Fewer permutations on very large tables keep an evaluation to seconds; with that
+        # many rows any real gap is far beyond what chance would give anyway.
+        permutations = int(min(1000, max(99, 20_000_000 // max(1, len(table)))))
+        return fairness_report(table, threshold=table.threshold, permutations=permutations)
 
     def panels(self, result: dict[str, Any]) -> list[Panel]:
         return [

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from modelyard.artifacts.local import LocalArtifactStore
 from modelyard.errors import InvalidInput
 from modelyard.metadata.store import Store
+from modelyard.plugins import Plugins
 from modelyard.settings import Settings
 
 LOCAL_USER = "local"
@@ -46,6 +47,11 @@ async def get_artifacts(request: Request) -> LocalArtifactStore:
     return artifacts
 
 
+async def get_plugins(request: Request) -> Plugins:
+    plugins: Plugins = request.app.state.plugins
+    return plugins
+
+
 async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -59,4 +65,5 @@ async def get_actor(request: Request) -> str:
 StoreDep = Annotated[Store, Depends(get_store)]
 ArtifactsDep = Annotated[LocalArtifactStore, Depends(get_artifacts)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+PluginsDep = Annotated[Plugins, Depends(get_plugins)]
 Actor = Annotated[str, Depends(get_actor)]

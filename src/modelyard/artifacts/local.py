@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -68,6 +68,24 @@ class LocalArtifactStore:
             os.unlink(name)
             raise
         return Staged(Path(name), size, digest.hexdigest())
+
+    def stage_written(self, write: Callable[[Path], None]) -> Staged:
+        """Stage a file the server writes itself (``write`` gets the temporary path)."""
+        tmp_dir = self.root / ".incoming"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=tmp_dir)
+        os.close(fd)
+        temp = Path(name)
+        try:
+            write(temp)
+            digest = hashlib.sha256()
+            with temp.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return Staged(temp, temp.stat().st_size, digest.hexdigest())
 
     def publish(self, staged: Staged, run_id: str, path: str) -> Path:
         dest = self._dest(run_id, path)

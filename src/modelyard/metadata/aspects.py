@@ -89,6 +89,23 @@ class RunLineage(Aspect):
     produces: list[str] = Field(default_factory=list)
 
 
+class EvaluationProperties(Aspect):
+    run_id: str
+    name: str
+    dataset: str | None = None
+    task: str
+    analyzers: list[str]
+    rows: int
+    weighted: bool = False
+    groups: list[str] = Field(default_factory=list)
+    threshold: float = 0.5
+    files: dict[str, str] = Field(default_factory=dict)  # role -> artifact path in the run
+
+
+class EvaluationMetrics(Aspect):
+    metrics: dict[str, dict[str, float | None]]  # analyzer -> headline metric -> value
+
+
 class Status(Aspect):
     removed: bool = False
 
@@ -105,6 +122,8 @@ ASPECTS: dict[str, type[Aspect]] = {
     "dataset_properties": DatasetProperties,
     "model_properties": ModelProperties,
     "run_lineage": RunLineage,
+    "evaluation_properties": EvaluationProperties,
+    "evaluation_metrics": EvaluationMetrics,
     "status": Status,
 }
 
@@ -117,6 +136,7 @@ ENTITY_ASPECTS: dict[str, frozenset[str]] = {
     "artifact": frozenset({"artifact_properties", "tags", "status"}),
     "dataset": frozenset({"dataset_properties", "tags", "status"}),
     "model": frozenset({"model_properties", "tags", "status"}),
+    "evaluation": frozenset({"evaluation_properties", "evaluation_metrics", "tags", "status"}),
 }
 
 # (source, type, destination, is_lineage)
@@ -157,7 +177,16 @@ def _lineage_edges(urn: str, a: Aspect) -> list[Edge]:
     ]
 
 
+def _evaluation_edges(urn: str, a: Aspect) -> list[Edge]:
+    assert isinstance(a, EvaluationProperties)
+    edges: list[Edge] = [(urn, "DerivedFrom", run_urn(a.run_id), True)]
+    if a.dataset is not None:
+        edges.append((urn, "EvaluatedOn", make_urn("dataset", a.dataset), True))
+    return edges
+
+
 EDGE_DERIVERS: dict[str, Callable[[str, Aspect], list[Edge]]] = {
+    "evaluation_properties": _evaluation_edges,
     "run_properties": _run_edges,
     "step_properties": _step_edges,
     "artifact_properties": _artifact_edges,

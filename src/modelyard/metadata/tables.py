@@ -158,6 +158,22 @@ project_key = Table(
     PrimaryKeyConstraint("project_id", "kind", "key"),
 )
 
+# Evaluations of runs: the index a run's page lists; results live in the evaluation's
+# aspects and files.
+evaluation = Table(
+    "evaluation",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("run_pk", BigInteger, nullable=False),
+    Column("name", String(MAX_NAME), nullable=False),
+    Column("dataset", String(MAX_NAME), nullable=True),
+    Column("task", String(16), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    Index("ix_evaluation_run", "run_pk", "created_at"),
+)
+
 metric_key = Table(
     "metric_key",
     metadata,

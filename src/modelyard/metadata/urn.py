@@ -77,3 +77,7 @@ def dataset_urn(name: str) -> str:
 
 def model_urn(name: str) -> str:
     return make_urn("model", name)
+
+
+def evaluation_urn(evaluation_id: str) -> str:
+    return make_urn("evaluation", evaluation_id)

@@ -29,12 +29,14 @@ from modelyard.floats import encode_float
 from modelyard.metadata.tables import MAX_KEY
 from modelyard.schemas import (
     ArtifactPublic,
+    EvaluationPublic,
     LineagePublic,
     ProjectPublic,
     RunPage,
     RunPublic,
     StepPublic,
 )
+from modelyard.sdk.evaluations import Evaluation, evaluate
 from modelyard.sdk.transport import (
     ModelyardAPIError,
     local_transport,
@@ -231,6 +233,18 @@ class Client:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(resp.content)
         return out
+
+    def evaluate(self, run_id: str, y_true: Any, y_score: Any, **options: Any) -> Evaluation:
+        """Evaluate predictions of a run; see :meth:`ActiveRun.evaluate`."""
+        return evaluate(self, run_id, y_true, y_score, **options)
+
+    def get_evaluation(self, evaluation_id: str) -> Evaluation:
+        public = EvaluationPublic.model_validate(self._call("GET", f"/evaluations/{evaluation_id}"))
+        return Evaluation(self, public)
+
+    def list_evaluations(self, run_id: str) -> list[Evaluation]:
+        rows = self._call("GET", f"/runs/{run_id}/evaluations")
+        return [Evaluation(self, EvaluationPublic.model_validate(r)) for r in rows]
 
     def lineage(self, urn: str, *, upstream: int = 3, downstream: int = 3) -> LineagePublic:
         return LineagePublic.model_validate(
@@ -438,6 +452,27 @@ class ActiveRun:
             "POST", f"/runs/{self.id}/inputs", json={"datasets": [ds]}
         )
         return urns[0]
+
+    def evaluate(
+        self,
+        y_true: Any,
+        y_score: Any,
+        *,
+        dataset: str | None = None,
+        name: str | None = None,
+        groups: Mapping[str, Any] | None = None,
+        weights: Any = None,
+        task: str | None = None,
+        classes: Sequence[Any] | None = None,
+        threshold: float = 0.5,
+    ) -> Evaluation:
+        """Evaluate this run's predictions with every analyzer that applies (a binary task is
+        detected from 0/1 labels); ``groups`` adds fairness by each group column. Stored as an
+        evaluation linked to the run and the dataset."""
+        return evaluate(
+            self.client, self.id, y_true, y_score, dataset=dataset, name=name, groups=groups,
+            weights=weights, task=task, classes=classes, threshold=threshold,
+        )  # fmt: skip
 
     def log_model(self, name: str, description: str = "") -> str:
         """Record a model this run produced; returns its URN."""

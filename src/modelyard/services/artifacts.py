@@ -96,41 +96,56 @@ def _record(
 ) -> ArtifactPublic:
     def work(tx: Tx) -> None:
         run_pk = _check_target(tx, run_id, step)
-        existing = tx.conn.execute(
-            select(t.artifact).where(t.artifact.c.run_pk == run_pk, t.artifact.c.path == path)
-        ).first()
-        if existing is not None:
-            if existing.sha256 != staged.sha256:
-                raise Conflict(
-                    f"artifact {path!r} already exists with other content; artifacts are immutable"
-                )
-            return
-        clash = _clashing_path(tx, run_pk, path)
-        if clash is not None:
-            raise Conflict(
-                f"artifact path {path!r} clashes with the artifact {clash!r}: "
-                "a path cannot be both a file and a folder"
-            )
-        props = ArtifactProperties(
-            run_id=run_id,
-            path=path,
-            step=step,
-            size=staged.size,
-            sha256=staged.sha256,
-            media_type=media,
-            kind=kind,
-        )
-        row = props.model_dump(exclude={"run_id"})
-        tx.conn.execute(insert(t.artifact).values(run_pk=run_pk, created_at=tx.now, **row))
-        urn = artifact_urn(run_id, path)
-        tx.ensure_entity(urn)
-        tx.put_aspect(urn, props)
-        # Published before commit: if the commit fails the file is an orphan, never a
-        # record without content.
-        artifacts.publish(staged, run_id, path)
+        record_staged(tx, artifacts, staged, run_pk, run_id, path, step, kind, media)
 
     store.transact(work, actor=actor)
     return get_artifact(store, run_id=run_id, path=path)
+
+
+def record_staged(
+    tx: Tx,
+    artifacts: LocalArtifactStore,
+    staged: Staged,
+    run_pk: int,
+    run_id: str,
+    path: str,
+    step: str | None,
+    kind: str | None,
+    media: str,
+) -> None:
+    """Record a staged file as the run's artifact ``path`` and publish it, in ``tx``."""
+    existing = tx.conn.execute(
+        select(t.artifact).where(t.artifact.c.run_pk == run_pk, t.artifact.c.path == path)
+    ).first()
+    if existing is not None:
+        if existing.sha256 != staged.sha256:
+            raise Conflict(
+                f"artifact {path!r} already exists with other content; artifacts are immutable"
+            )
+        return
+    clash = _clashing_path(tx, run_pk, path)
+    if clash is not None:
+        raise Conflict(
+            f"artifact path {path!r} clashes with the artifact {clash!r}: "
+            "a path cannot be both a file and a folder"
+        )
+    props = ArtifactProperties(
+        run_id=run_id,
+        path=path,
+        step=step,
+        size=staged.size,
+        sha256=staged.sha256,
+        media_type=media,
+        kind=kind,
+    )
+    row = props.model_dump(exclude={"run_id"})
+    tx.conn.execute(insert(t.artifact).values(run_pk=run_pk, created_at=tx.now, **row))
+    urn = artifact_urn(run_id, path)
+    tx.ensure_entity(urn)
+    tx.put_aspect(urn, props)
+    # Published before commit: if the commit fails the file is an orphan, never a
+    # record without content.
+    artifacts.publish(staged, run_id, path)
 
 
 def _clashing_path(tx: Tx, run_pk: int, path: str) -> str | None:

@@ -35,7 +35,7 @@ from modelyard.services.runs import active_run
 MAX_HOPS = 20
 
 
-def _put_dataset(tx: Tx, d: DatasetIn) -> str:
+def put_dataset(tx: Tx, d: DatasetIn) -> str:
     urn = dataset_urn(d.name)
     tx.ensure_entity(urn)
     tx.put_aspect(urn, DatasetProperties(**d.model_dump()))
@@ -80,7 +80,7 @@ def log_inputs(store: Store, *, run_id: str, body: RunInputs, actor: str) -> lis
         missing = set(body.artifacts) - entity_exists(tx.conn, body.artifacts)
         if missing:
             raise NotFound(f"{sorted(missing)[0]} does not exist")
-        urns = [_put_dataset(tx, d) for d in body.datasets] + list(body.artifacts)
+        urns = [put_dataset(tx, d) for d in body.datasets] + list(body.artifacts)
         _extend_lineage(tx, run_id, urns, [])
         return urns
 
@@ -94,7 +94,7 @@ def log_outputs(store: Store, *, run_id: str, body: RunOutputs, actor: str) -> l
         tx.lock(t.run, t.run.c.id == run_id)  # run_lineage is read, then extended
         active_run(tx, run_id, "log outputs")
         urns = [_put_model(tx, m) for m in body.models]
-        urns += [_put_dataset(tx, d) for d in body.datasets]
+        urns += [put_dataset(tx, d) for d in body.datasets]
         _extend_lineage(tx, run_id, [], urns)
         return urns
 

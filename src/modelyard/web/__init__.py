@@ -26,9 +26,10 @@ def error_page(request: Request, status: int, title: str, message: str) -> HTMLR
 
 
 def install_web(app: FastAPI) -> None:
-    assets = default_assets()
+    plugins = app.state.plugins
+    assets = default_assets(plugins.static_dirs())
     app.state.assets = assets
-    app.state.templates = make_environment(assets)
+    app.state.templates = make_environment(assets, plugins.template_dirs())
 
     @app.get("/static/{digest}/{name:path}", include_in_schema=False)
     def static(request: Request, digest: str, name: str) -> Response:
