@@ -2,8 +2,17 @@
 
 from fastapi import APIRouter
 
-from modelyard.web.pages import activity, charts, home, lineage, projects, runs, search
+from modelyard.web.pages import (
+    activity,
+    charts,
+    evaluations,
+    home,
+    lineage,
+    projects,
+    runs,
+    search,
+)
 
 router = APIRouter(include_in_schema=False)
-for module in (home, projects, runs, charts, lineage, activity, search):
+for module in (home, projects, runs, charts, evaluations, lineage, activity, search):
     router.include_router(module.router)

@@ -1,0 +1,175 @@
+// Evaluation pages: the threshold slider (and its number box) asks the server for every
+// model's exact confusion matrix at the chosen threshold, then updates the tables in place
+// and moves the markers on the ROC/PR charts; the evaluations list enables "compare" once two
+// are ticked. Plain JS, no build step; charts are drawn by modelyard.js.
+(function () {
+  "use strict";
+
+  var DEBOUNCE_MS = 60;
+  var FIELDS = ["tp", "fp", "tn", "fn", "precision", "recall", "fpr", "f1", "accuracy",
+    "predicted_positive_share"];
+
+  // The same text the server's `number` filter writes: whole numbers with thousands
+  // separators, others to 4 significant digits.
+  function formatNumber(v) {
+    if (v === null || v === undefined) { return null; }
+    if (Number.isInteger(v) && Math.abs(v) < 1e15) { return v.toLocaleString("en-US"); }
+    return String(Number(v.toPrecision(4)));
+  }
+
+  function setCell(cell, v) {
+    var text = formatNumber(v);
+    if (text === null) {
+      cell.removeAttribute("data-value");
+      cell.innerHTML = '<span class="muted">—</span>';
+    } else {
+      cell.setAttribute("data-value", String(v));
+      cell.textContent = text;
+    }
+  }
+
+  function updateTables(control, byId) {
+    control.querySelectorAll("[data-eval]").forEach(function (scope) {
+      var p = byId[scope.dataset.eval];
+      if (!p) { return; }
+      scope.querySelectorAll("[data-cell]").forEach(function (cell) {
+        if (FIELDS.indexOf(cell.dataset.cell) >= 0) { setCell(cell, p[cell.dataset.cell]); }
+      });
+    });
+  }
+
+  function plotOf(wrapper) {
+    var el = wrapper.querySelector(".chart-plot");
+    return el && el.data && window.Plotly ? el : null;
+  }
+
+  // One restyle per chart moves every model's marker: the marker trace holds one point per
+  // model, in the order of the control's evaluation ids.
+  function moveMarkers(ids, byId, t) {
+    document.querySelectorAll("[data-marker-chart]").forEach(function (wrapper) {
+      var el = plotOf(wrapper);
+      if (!el) { return; }
+      var x = wrapper.dataset.markerX, y = wrapper.dataset.markerY;
+      var xs = ids.map(function (id) { return byId[id] ? byId[id][x] : null; });
+      var ys = ids.map(function (id) { return byId[id] ? byId[id][y] : null; });
+      window.Plotly.restyle(el, { x: [xs], y: [ys] }, [Number(wrapper.dataset.markerTrace)]);
+    });
+    document.querySelectorAll("[data-threshold-line]").forEach(function (wrapper) {
+      var el = plotOf(wrapper);
+      if (el) { window.Plotly.relayout(el, { "shapes[0].x0": t, "shapes[0].x1": t }); }
+    });
+  }
+
+  function showNote(control, text, isError) {
+    var note = control.querySelector("[data-threshold-note]");
+    if (!note) { return; }
+    note.textContent = text || "";
+    note.classList.toggle("is-error", Boolean(isError));
+  }
+
+  function errorMessage(response) {
+    return response.json().then(
+      function (body) { return (body.error || {}).message || response.statusText; },
+      function () { return response.statusText; }
+    );
+  }
+
+  function fetchPoints(control, ids, t) {
+    var token = (control._token || 0) + 1;
+    control._token = token;
+    if (control._abort) { control._abort.abort(); }
+    control._abort = "AbortController" in window ? new AbortController() : null;
+    var query = ids.map(function (id) { return "e=" + encodeURIComponent(id); });
+    query.push("t=" + encodeURIComponent(String(t)));
+    var url = control.dataset.endpoint + "?" + query.join("&");
+    control.setAttribute("aria-busy", "true");
+    return fetch(url, {
+      headers: { Accept: "application/json" },
+      signal: control._abort ? control._abort.signal : undefined,
+    }).then(function (response) {
+      if (!response.ok) { return errorMessage(response).then(function (m) { throw new Error(m); }); }
+      return response.json();
+    }).then(function (body) {
+      if (token !== control._token) { return; }  // a newer threshold is on its way
+      var byId = {};
+      body.evaluations.forEach(function (p) { byId[p.id] = p; });
+      updateTables(control, byId);
+      moveMarkers(ids, byId, body.threshold);
+      control.dataset.threshold = String(body.threshold);
+      control.removeAttribute("aria-busy");
+      control.dispatchEvent(new CustomEvent("modelyard:threshold", { bubbles: true, detail: body }));
+    }).catch(function (err) {
+      if (err.name === "AbortError" || token !== control._token) { return; }
+      control.removeAttribute("aria-busy");
+      showNote(control, "Could not update: " + err.message, true);
+    });
+  }
+
+  // The value to use for what was typed: clamped into the scores' range, with a note saying so.
+  function clamp(control, raw) {
+    var lo = Number(control.dataset.min), hi = Number(control.dataset.max);
+    var t = Number(raw);
+    if (raw === "" || !isFinite(t)) { return { t: null, note: "Enter a number between " + lo + " and " + hi + "." }; }
+    if (t < lo) { return { t: lo, note: raw + " is below the lowest score; using " + lo + "." }; }
+    if (t > hi) { return { t: hi, note: raw + " is above the highest score; using " + hi + "." }; }
+    return { t: t, note: "" };
+  }
+
+  function initControl(control) {
+    if (control._ready) { return; }
+    control._ready = true;
+    var range = control.querySelector("[data-threshold-range]");
+    var box = control.querySelector("[data-threshold-number]");
+    var ids = control.dataset.evaluations.split(",").filter(Boolean);
+    var timer = null;
+
+    function schedule(t) {
+      clearTimeout(timer);
+      timer = setTimeout(function () { fetchPoints(control, ids, t); }, DEBOUNCE_MS);
+    }
+    function fromBox(rewrite) {
+      var found = clamp(control, box.value.trim());
+      showNote(control, found.note, found.t === null);
+      if (found.t === null) { return; }
+      range.value = String(found.t);
+      if (rewrite && found.note) { box.value = String(found.t); }
+      schedule(found.t);
+    }
+    range.addEventListener("input", function () {
+      box.value = range.value;
+      showNote(control, "");
+      schedule(Number(range.value));
+    });
+    box.addEventListener("input", function () { fromBox(false); });
+    box.addEventListener("change", function () { fromBox(true); });
+    box.addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter") { ev.preventDefault(); fromBox(true); }
+    });
+  }
+
+  // A run's evaluations list: "compare selected" is live once two or more are ticked.
+  function initCompareForm(form) {
+    if (form._ready) { return; }
+    form._ready = true;
+    var button = form.querySelector("[data-compare-button]");
+    var count = form.querySelector("[data-selected-count]");
+    function update() {
+      var n = form.querySelectorAll("input[name=e]:checked").length;
+      if (button) { button.disabled = n < 2 || n > 8; }
+      if (count) { count.textContent = n ? n + " selected" + (n > 8 ? " (at most 8)" : "") : ""; }
+    }
+    form.addEventListener("change", update);
+    update();
+  }
+
+  function init(root) {
+    root.querySelectorAll("[data-threshold-control]").forEach(initControl);
+    root.querySelectorAll("form[data-evaluation-compare]").forEach(initCompareForm);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    init(document);
+    document.body.addEventListener("htmx:afterSettle", function (ev) { init(ev.target); });
+  });
+  window.modelyardEvaluations = { formatNumber: formatNumber, clamp: clamp };
+})();
