@@ -39,7 +39,7 @@ def test_sdk_evaluates_a_run_exactly(client: Client) -> None:
             d["y"], d["s"], dataset="holdout", groups={"gender": d["g"]}, weights=d["w"]
         )
     assert ev.public.task == "binary"
-    assert ev.public.analyzers == ["binary", "fairness"]
+    assert ev.public.analyzers[:2] == ["binary", "fairness"]  # then any installed plugins
     binary = ev.metrics["binary"]
     assert binary["roc_auc"] == pytest.approx(
         skm.roc_auc_score(d["y"], d["s"], sample_weight=d["w"]), abs=TOL
@@ -53,7 +53,7 @@ def test_sdk_evaluates_a_run_exactly(client: Client) -> None:
         ).ravel()
         assert [point.tn, point.fp, point.fn, point.tp] == pytest.approx([tn, fp, fn, tp], abs=1e-6)
     result = ev.result()
-    assert set(result) == {"binary", "fairness"}
+    assert {"binary", "fairness"} <= set(result)
     assert len(result["binary"]["curves"]["roc"]["fpr"]) > 10
     assert [e.id for e in client.list_evaluations(run.id)] == [ev.id]
     # linked: the run and the dataset are upstream of the evaluation

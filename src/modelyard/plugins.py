@@ -43,7 +43,8 @@ def make_plugins(*, load_entry_points: bool = True) -> Plugins:
     if load_entry_points:
         pm.load_setuptools_entrypoints("modelyard")
     plugins = Plugins(pm)
-    for provided in pm.hook.register_analyzers():
+    # pluggy calls the last registered first: reversed, the built-ins come first.
+    for provided in reversed(pm.hook.register_analyzers()):
         for analyzer in provided:
             if analyzer.name in plugins.analyzers:
                 raise RuntimeError(f"two plugins provide an analyzer named {analyzer.name!r}")

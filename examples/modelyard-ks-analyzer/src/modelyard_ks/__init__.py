@@ -1,0 +1,1 @@
+"""An example modelyard analyzer plugin: Kolmogorov-Smirnov separation of scores."""
