@@ -104,6 +104,16 @@ def _finite_scores(y_score: np.ndarray[Any, Any]) -> Floats:
     return scores
 
 
+def distinct(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """The distinct values, sorted; small-range integers by counting rather than sorting."""
+    if values.size and np.issubdtype(values.dtype, np.integer):
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo < 1_000_000:
+            counts = np.bincount((values - lo).astype(np.intp), minlength=hi - lo + 1)
+            return (np.flatnonzero(counts) + lo).astype(values.dtype)
+    return np.unique(values)
+
+
 def detect_task(y_true: np.ndarray[Any, Any], y_score: np.ndarray[Any, Any]) -> Task:
     """Binary when the labels are 0/1 (or booleans) and there is one score per row;
     multiclass when there is a score per class; otherwise regression."""
@@ -111,7 +121,7 @@ def detect_task(y_true: np.ndarray[Any, Any], y_score: np.ndarray[Any, Any]) -> 
         return "multiclass"
     if y_true.dtype == np.bool_ or y_true.dtype.kind in "US":
         return "binary"
-    labels = np.unique(y_true)
+    labels = distinct(y_true)
     if len(labels) <= 2 and np.isin(labels, (0, 1)).all():
         return "binary"
     # Two whole-number labels scored with probabilities read as a binary task with a label

@@ -68,17 +68,30 @@ def confusion(tp: float, fp: float, pos: float, neg: float) -> dict[str, Any]:
     }
 
 
+def _sorted_unweighted(y: np.ndarray[Any, Any], score: Floats) -> tuple[Floats, Any]:
+    """Scores ascending and whether each is a positive's, without a full argsort: the
+    positives' and negatives' scores are sorted apart (plain sorts are several times faster
+    than an argsort) and then merged, which a stable sort of two sorted runs does in one
+    linear pass."""
+    pos = y == 1
+    both = np.concatenate([np.sort(score[pos]), np.sort(score[~pos])])
+    order = np.argsort(both, kind="stable")
+    return both[order], order < int(pos.sum())
+
+
 def threshold_table(y: np.ndarray[Any, Any], score: Floats, w: Floats | None) -> ThresholdTable:
-    order = np.argsort(score)[::-1]
-    s = score[order]
-    ys = y[order].astype(np.float64)
-    last = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]
     if w is None:
-        tp_all = np.cumsum(ys)
-        tp = tp_all[last]
+        asc, is_pos = _sorted_unweighted(y, score)
+        s, ys = asc[::-1], is_pos[::-1]
+        last = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]
+        tp = np.cumsum(ys, dtype=np.int64)[last].astype(np.float64)
         fp = (last + 1) - tp
     else:
+        order = np.argsort(score)[::-1]
+        s = score[order]
+        ys = y[order].astype(np.float64)
         ws = w[order]
+        last = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]
         tp = np.cumsum(ys * ws)[last]
         fp = np.cumsum((1.0 - ys) * ws)[last]
     return ThresholdTable(s[last], tp, fp, float(tp[-1]), float(fp[-1]))
@@ -108,10 +121,9 @@ def average_precision(t: ThresholdTable) -> float | None:
 
 def log_loss(y: np.ndarray[Any, Any], p: Floats, w: Floats) -> float:
     eps = np.finfo(np.float64).eps
-    pos = np.clip(p, eps, 1 - eps)
-    neg = np.clip(1 - p, eps, 1 - eps)
-    loss = -np.where(y == 1, np.log(pos), np.log(neg))
-    return float(np.average(loss, weights=w))
+    # the probability given to the actual label, clipped as scikit-learn clips each class's
+    p_actual = np.clip(np.where(y == 1, p, 1 - p), eps, 1 - eps)
+    return float(np.average(-np.log(p_actual), weights=w))
 
 
 def brier(y: np.ndarray[Any, Any], p: Floats, w: Floats) -> float:

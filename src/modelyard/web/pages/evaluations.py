@@ -266,6 +266,8 @@ def histogram_figure(item: Loaded, edges: np.ndarray[Any, Any], threshold: float
         "xaxis": {"title": {"text": "score"}, "range": [float(edges[0]), float(edges[-1])]},
         "yaxis": {"title": {"text": "weighted count" if item.ev.weighted else "count"}},
         "shapes": [threshold_line(threshold)],
+        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+        "margin": {"l": 52, "r": 12, "t": 28, "b": 38},
     }
     return {"data": data, "layout": layout}
 
