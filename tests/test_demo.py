@@ -103,3 +103,20 @@ def test_demo_command(tmp_path: Path) -> None:
     assert "built" in first.output
     again = runner.invoke(main, ["demo", "--data-dir", str(settings.data_dir)])
     assert "already present" in again.output
+
+
+def test_finished_runs_are_evaluated_with_fairness_where_there_is_a_group(
+    demo_client: Client,
+) -> None:
+    for project in (CANCER, CHURN):
+        for run in demo_client.iter_runs(project):
+            evaluations = demo_client.list_evaluations(run.run_id)
+            if run.status != "finished":
+                assert evaluations == []
+                continue
+            (ev,) = evaluations
+            assert ev.public.task == "binary"
+            assert ev.metrics["binary"]["roc_auc"] == pytest.approx(
+                run.metrics["auc"].value, abs=1e-12
+            )
+            assert ("fairness" in ev.public.analyzers) == (project == CHURN)

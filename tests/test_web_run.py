@@ -281,7 +281,7 @@ def test_pipeline_fragment_polls_while_running_and_stops_when_the_run_ends(
     assert "out of memory" in ended_text
     assert ended.by_id("run-details")["hx-swap-oob"] == "true"
     assert "so far" not in ended_text  # the duration is final
-    assert "hx-trigger" not in get_page(api, f"/runs/{rid}")
+    assert "hx-trigger" not in Page(get_page(api, f"/runs/{rid}")).by_id("pipeline")
 
 
 def test_a_run_without_steps_says_so(api: httpx.Client) -> None:

@@ -135,7 +135,7 @@ def _pipeline(
         client.start_run(project, name, params=params, tags={"team": "demo"}) as run,
     ):
         run.plan(PIPELINE)
-        x_train, x_test, y_train, y_test = _ingest(run, tmp, x, y, dataset)
+        x_train, x_test, y_train, y_test, test_rows = _ingest(run, tmp, x, y, dataset)
         with run.step("validate") as step:
             report = {
                 "rows": len(y),
@@ -173,6 +173,8 @@ def _pipeline(
             )
             (tmp / "predictions.csv").write_text(buf.getvalue())
             step.log_artifact(tmp / "predictions.csv", kind="table")
+            test_groups = {k: np.asarray(v)[test_rows] for k, v in (groups or {}).items()}
+            run.evaluate(y_test, score, dataset=f"{dataset}-holdout", groups=test_groups or None)
         with run.step("export") as step:
             (tmp / "model.pkl").write_bytes(pickle.dumps(model))
             step.log_artifact(tmp / "model.pkl", kind="model")
@@ -186,8 +188,10 @@ def _ingest(run: ActiveRun, tmp: Path, x: Any, y: Any, dataset: str) -> list[Any
         step.log_artifact(tmp / "data.csv", kind="dataset")
         run.log_input(dataset, uri=f"sklearn://{dataset}", num_rows=len(y))
         step.set_progress(1.0, f"{len(y)} rows")
-        parts: list[Any] = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
-        return parts
+        rows = np.arange(len(y))
+        parts: list[Any] = train_test_split(x, y, rows, test_size=0.3, random_state=0, stratify=y)
+        x_train, x_test, y_train, y_test, _, test_rows = parts
+        return [x_train, x_test, y_train, y_test, test_rows]
 
 
 def _log_training_curve(run: ActiveRun, step: Any, model: Any, x: Any, y: Any) -> None:

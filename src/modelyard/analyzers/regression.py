@@ -106,7 +106,10 @@ def evaluate_regression(table: PredictionTable) -> dict[str, Any]:
         notes.append(f"y_true is 0 in {zeros:,} row(s): MAPE is undefined and left out")
     residual = y - p
     q = np.array(RESIDUAL_QUANTILES)
-    counts, edges = np.histogram(residual, bins=HISTOGRAM_BINS, weights=w)
+    lo, hi = float(residual.min()), float(residual.max())
+    if not hi - lo > 1e-12 * max(1.0, abs(lo), abs(hi)):  # (nearly) constant residuals
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges = np.histogram(residual, bins=HISTOGRAM_BINS, range=(lo, hi), weights=w)
     return {
         "metrics": metrics,
         "residual_quantiles": {

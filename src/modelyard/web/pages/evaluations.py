@@ -38,7 +38,7 @@ THRESHOLD_STEPS = 1000
 MARKED_PANELS = {"ROC curve": ("fpr", "recall"), "Precision-recall curve": ("recall", "precision")}
 HIGHER_IS_BETTER = re.compile(
     r"^(roc_auc.*|average_precision|accuracy|balanced_accuracy|top_\d+_accuracy|"
-    r"(precision|recall|f1)_(macro|micro|weighted)|r2|explained_variance|.*_ratio)$"
+    r"(precision|recall|f1)_(macro|micro|weighted)|r2|explained_variance|ks|.*_ratio)$"
 )
 LOWER_IS_BETTER = re.compile(
     r"^(log_loss|brier|mae|mse|rmse|median_absolute_error|max_error|mape|.*_difference)$"
