@@ -168,3 +168,11 @@ def test_result_and_panels_are_json() -> None:
 def test_applies_only_to_regression() -> None:
     binary = prediction_table([0, 1, 1], [0.2, 0.4, 0.9])
     assert not Regression().applies_to(binary)
+
+
+def test_constant_residuals_still_get_a_histogram() -> None:
+    y = np.linspace(0.0, 10.0, 200)
+    result = Regression().compute(prediction_table(y, y + 0.1, task="regression"))
+    hist = result["residual_histogram"]
+    assert sum(hist["weight"]) == 200
+    assert hist["edges"][0] < -0.1 < hist["edges"][-1]
