@@ -56,7 +56,8 @@ def child(what: str, rows: int) -> None:
         from modelyard.analyzers.base import prediction_table
         from modelyard.analyzers.binary import evaluate_binary
 
-        evaluate_binary(prediction_table(y, s))
+        w = np.random.default_rng(1).exponential(size=rows) if what == "weighted" else None
+        evaluate_binary(prediction_table(y, s, weights=w))
     seconds = time.perf_counter() - t0
     print(json.dumps({"seconds": seconds, "peak_mb": _peak_mb(), "data_mb": before}))
 
@@ -71,7 +72,7 @@ def measure(what: str, rows: int) -> dict[str, float]:
 
 
 def analyzer_figures(rows: int, reps: int) -> None:
-    runs = {"argsort": [], "binary": []}
+    runs: dict[str, list[dict[str, float]]] = {"argsort": [], "binary": [], "weighted": []}
     for _ in range(reps):  # interleaved, so both see the same machine load
         for what in runs:
             runs[what].append(measure(what, rows))
@@ -85,6 +86,13 @@ def analyzer_figures(rows: int, reps: int) -> None:
         ratio_to_argsort=round(best["binary"] / best["argsort"], 2),
         peak_rss_mb=round(max(r["peak_mb"] for r in runs["binary"]), 1),
         rss_with_data_only_mb=round(runs["binary"][0]["data_mb"], 1),
+    )
+    emit(
+        "binary_analyzer_with_sample_weights",
+        rows=rows,
+        seconds_best=round(best["weighted"], 3),
+        ratio_to_argsort=round(best["weighted"] / best["argsort"], 2),
+        peak_rss_mb=round(max(r["peak_mb"] for r in runs["weighted"]), 1),
     )
 
 
@@ -148,12 +156,14 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--child")
+    ap.add_argument("--analyzer-only", action="store_true")
     args = ap.parse_args()
     if args.child:
         child(args.child, args.rows)
         return
     analyzer_figures(args.rows, args.reps)
-    served_figures(args.rows, 40)
+    if not args.analyzer_only:
+        served_figures(args.rows, 40)
 
 
 if __name__ == "__main__":

@@ -20,3 +20,18 @@ def test_every_setting_is_in_the_readme(field: str) -> None:
 @pytest.mark.parametrize("command", sorted(main.list_commands(None)))  # type: ignore[arg-type]
 def test_every_command_is_in_the_readme(command: str) -> None:
     assert f"modelyard {command}" in README
+
+
+def test_every_hook_is_in_the_readme() -> None:
+    import inspect
+
+    from modelyard import hookspecs
+
+    hooks = [
+        name
+        for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+        if hasattr(fn, "modelyard_spec")
+    ]
+    assert hooks
+    for name in hooks:
+        assert f"`{name}`" in README
