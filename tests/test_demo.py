@@ -120,3 +120,11 @@ def test_finished_runs_are_evaluated_with_fairness_where_there_is_a_group(
                 run.metrics["auc"].value, abs=1e-12
             )
             assert ("fairness" in ev.public.analyzers) == (project == CHURN)
+
+
+def test_every_finished_pipeline_registered_a_model_version(demo_client: Client) -> None:
+    for project in (CANCER, CHURN):
+        finished = [r for r in demo_client.iter_runs(project) if r.status == "finished"]
+        versions = demo_client._call("GET", f"/models/{project}-classifier/versions")
+        assert sorted(v["run_id"] for v in versions) == sorted(r.run_id for r in finished)
+        assert sorted(v["version"] for v in versions) == list(range(1, len(finished) + 1))

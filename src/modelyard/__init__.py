@@ -3,12 +3,14 @@
 from modelyard._version import __version__
 from modelyard.sdk.client import ActiveRun, ActiveStep, Client, ModelyardAPIError
 from modelyard.sdk.evaluations import Evaluation
+from modelyard.sdk.models import ModelVersion
 
 __all__ = [
     "ActiveRun",
     "ActiveStep",
     "Client",
     "Evaluation",
+    "ModelVersion",
     "ModelyardAPIError",
     "__version__",
 ]

@@ -179,6 +179,7 @@ def _pipeline(
             (tmp / "model.pkl").write_bytes(pickle.dumps(model))
             step.log_artifact(tmp / "model.pkl", kind="model")
             run.log_model(f"{project}-classifier")
+            run.register_model(f"{project}-classifier", f"{name}: {params['model']}")
 
 
 def _ingest(run: ActiveRun, tmp: Path, x: Any, y: Any, dataset: str) -> list[Any]:

@@ -266,10 +266,37 @@ class EvaluationCreate(Strict):
     threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
 
 
+class ModelVersionCreate(Strict):
+    model: Name
+    description: Annotated[str, StringConstraints(max_length=10_000)] = ""
+
+
+class ModelVersionPublic(BaseModel):
+    model: str
+    version: int
+    urn: str
+    run_id: str
+    run_name: str
+    project: str
+    description: str
+    created_at: int
+    created_by: str
+
+
+class ModelPublic(BaseModel):
+    name: str
+    urn: str
+    versions: int
+    latest_version: int
+    latest_at: int
+
+
 class EvaluationPublic(BaseModel):
     id: str
     urn: str
     run_id: str
+    model: str | None = None
+    model_version: int | None = None
     run_name: str
     project: str
     name: str

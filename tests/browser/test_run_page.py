@@ -120,7 +120,19 @@ def test_every_demo_page_loads_without_script_errors(page: Page, api: httpx.Clie
                 page.wait_for_load_state("networkidle")
                 seen += 1
     run = api.post(f"{API}/runs/search", json={"page_size": 1}).json()["runs"][0]
+    model = api.get(f"{API}/models").json()[0]["name"]
+    evaluations = [
+        e["id"]
+        for r in api.post(f"{API}/runs/search", json={"page_size": 20}).json()["runs"]
+        for e in api.get(f"{API}/runs/{r['run_id']}/evaluations").json()
+    ]
+    assert len(evaluations) >= 2
     for path in (
+        "/models",
+        f"/models/{model}",
+        f"/models/{model}/versions/1",
+        f"/evaluations/{evaluations[0]}",
+        f"/evaluations/compare?e={evaluations[0]}&e={evaluations[1]}",
         f"/lineage?urn={run['urn']}",
         f"/entities/{run['urn']}",
         f"/history?urn={run['urn']}&aspect=run_state",

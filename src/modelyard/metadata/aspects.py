@@ -89,8 +89,16 @@ class RunLineage(Aspect):
     produces: list[str] = Field(default_factory=list)
 
 
+class ModelVersionProperties(Aspect):
+    model: str
+    version: int
+    run_id: str
+    description: str = ""
+
+
 class EvaluationProperties(Aspect):
     run_id: str
+    model_version: str | None = None  # URN, when the evaluation is of a model version
     name: str
     dataset: str | None = None
     task: str
@@ -122,6 +130,7 @@ ASPECTS: dict[str, type[Aspect]] = {
     "dataset_properties": DatasetProperties,
     "model_properties": ModelProperties,
     "run_lineage": RunLineage,
+    "model_version_properties": ModelVersionProperties,
     "evaluation_properties": EvaluationProperties,
     "evaluation_metrics": EvaluationMetrics,
     "status": Status,
@@ -136,6 +145,7 @@ ENTITY_ASPECTS: dict[str, frozenset[str]] = {
     "artifact": frozenset({"artifact_properties", "tags", "status"}),
     "dataset": frozenset({"dataset_properties", "tags", "status"}),
     "model": frozenset({"model_properties", "tags", "status"}),
+    "model_version": frozenset({"model_version_properties", "tags", "status"}),
     "evaluation": frozenset({"evaluation_properties", "evaluation_metrics", "tags", "status"}),
 }
 
@@ -182,11 +192,22 @@ def _evaluation_edges(urn: str, a: Aspect) -> list[Edge]:
     edges: list[Edge] = [(urn, "DerivedFrom", run_urn(a.run_id), True)]
     if a.dataset is not None:
         edges.append((urn, "EvaluatedOn", make_urn("dataset", a.dataset), True))
+    if a.model_version is not None:
+        edges.append((urn, "DerivedFrom", a.model_version, True))
     return edges
+
+
+def _model_version_edges(urn: str, a: Aspect) -> list[Edge]:
+    assert isinstance(a, ModelVersionProperties)
+    return [
+        (urn, "ChildOf", make_urn("model", a.model), False),
+        (urn, "TrainedBy", run_urn(a.run_id), True),
+    ]
 
 
 EDGE_DERIVERS: dict[str, Callable[[str, Aspect], list[Edge]]] = {
     "evaluation_properties": _evaluation_edges,
+    "model_version_properties": _model_version_edges,
     "run_properties": _run_edges,
     "step_properties": _step_edges,
     "artifact_properties": _artifact_edges,

@@ -171,7 +171,24 @@ evaluation = Table(
     Column("rows", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("created_by", String(MAX_NAME), nullable=False),
+    Column("model", String(MAX_NAME), nullable=True),
+    Column("model_version", Integer, nullable=True),
     Index("ix_evaluation_run", "run_pk", "created_at"),
+    Index("ix_evaluation_model_version", "model", "model_version"),
+)
+
+# Versions of a model, numbered 1, 2, ... per model, each made by a run.
+model_version = Table(
+    "model_version",
+    metadata,
+    Column("model", String(MAX_NAME), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("run_pk", BigInteger, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    PrimaryKeyConstraint("model", "version"),
+    Index("ix_model_version_run", "run_pk"),
 )
 
 metric_key = Table(

@@ -81,3 +81,7 @@ def model_urn(name: str) -> str:
 
 def evaluation_urn(evaluation_id: str) -> str:
     return make_urn("evaluation", evaluation_id)
+
+
+def model_version_urn(model: str, version: int) -> str:
+    return make_urn("model_version", model, version)

@@ -36,7 +36,9 @@ from modelyard.schemas import (
     RunPublic,
     StepPublic,
 )
+from modelyard.sdk import models
 from modelyard.sdk.evaluations import Evaluation, evaluate
+from modelyard.sdk.models import ModelVersion
 from modelyard.sdk.transport import (
     ModelyardAPIError,
     local_transport,
@@ -237,6 +239,9 @@ class Client:
     def evaluate(self, run_id: str, y_true: Any, y_score: Any, **options: Any) -> Evaluation:
         """Evaluate predictions of a run; see :meth:`ActiveRun.evaluate`."""
         return evaluate(self, run_id, y_true, y_score, **options)
+
+    def get_model_version(self, model: str, version: int) -> ModelVersion:
+        return models.get(self, model, version)
 
     def get_evaluation(self, evaluation_id: str) -> Evaluation:
         public = EvaluationPublic.model_validate(self._call("GET", f"/evaluations/{evaluation_id}"))
@@ -473,6 +478,10 @@ class ActiveRun:
             self.client, self.id, y_true, y_score, dataset=dataset, name=name, groups=groups,
             weights=weights, task=task, classes=classes, threshold=threshold,
         )  # fmt: skip
+
+    def register_model(self, model: str, description: str = "") -> ModelVersion:
+        """Register this run's model as the next version of ``model``."""
+        return models.register(self.client, self.id, model, description)
 
     def log_model(self, name: str, description: str = "") -> str:
         """Record a model this run produced; returns its URN."""

@@ -107,7 +107,10 @@ def evaluate(
     task: str | None = None,
     classes: Sequence[Any] | None = None,
     threshold: float = 0.5,
+    target: str | None = None,
 ) -> Evaluation:
+    """Send predictions to be evaluated, for the run or (``target``, an API path of a model
+    version's evaluations) for a model version."""
     if classes is not None:  # labels travel as text, matched to the named classes
         y_true = np.asarray(y_true).astype(str)
     table, query = predictions_table(y_true, y_score, weights=weights, groups=groups)
@@ -118,7 +121,7 @@ def evaluate(
     body = _ipc(table)
     resp = client.transport.request(
         "POST",
-        f"/api/v1/runs/{run_id}/evaluations",
+        target or f"/api/v1/runs/{run_id}/evaluations",
         params=query,
         headers={"Content-Type": ARROW},
         content_factory=lambda: body,

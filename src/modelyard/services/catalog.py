@@ -49,7 +49,7 @@ def put_dataset(tx: Tx, d: DatasetIn) -> str:
     return urn
 
 
-def _put_model(tx: Tx, m: ModelIn) -> str:
+def put_model(tx: Tx, m: ModelIn) -> str:
     urn = model_urn(m.name)
     if tx.ensure_entity(urn) or m.description:
         tx.put_aspect(urn, ModelProperties(name=m.name, description=m.description))
@@ -93,7 +93,7 @@ def log_outputs(store: Store, *, run_id: str, body: RunOutputs, actor: str) -> l
     def work(tx: Tx) -> list[str]:
         tx.lock(t.run, t.run.c.id == run_id)  # run_lineage is read, then extended
         active_run(tx, run_id, "log outputs")
-        urns = [_put_model(tx, m) for m in body.models]
+        urns = [put_model(tx, m) for m in body.models]
         urns += [put_dataset(tx, d) for d in body.datasets]
         _extend_lineage(tx, run_id, [], urns)
         return urns

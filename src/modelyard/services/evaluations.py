@@ -28,7 +28,7 @@ from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.metadata import tables as t
 from modelyard.metadata.aspects import EvaluationMetrics, EvaluationProperties
 from modelyard.metadata.store import Store, Tx, entity_exists, get_aspect
-from modelyard.metadata.urn import dataset_urn, evaluation_urn
+from modelyard.metadata.urn import dataset_urn, evaluation_urn, model_version_urn
 from modelyard.plugins import Plugins
 from modelyard.schemas import DatasetIn, EvaluationPublic, ThresholdPoint
 from modelyard.services.artifacts import record_staged
@@ -185,9 +185,11 @@ def evaluate(
     name: str | None,
     actor: str,
     evaluation_id: str | None = None,
+    model_version: tuple[str, int] | None = None,
 ) -> EvaluationPublic:
     """Run every analyzer that applies and store the evaluation with the run. A client-chosen
-    ``evaluation_id`` makes a retried request a no-op."""
+    ``evaluation_id`` makes a retried request a no-op. With ``model_version`` (model, version)
+    the evaluation is of that version (made by ``run_id``) and linked to it."""
     with store.read() as conn:
         run_row(conn, run_id)  # an unknown run is refused before any work
         if evaluation_id is not None:
@@ -216,6 +218,7 @@ def evaluate(
         groups=list(table.groups),
         threshold=table.threshold,
         files=paths,
+        model_version=model_version_urn(*model_version) if model_version else None,
     )
     metrics = EvaluationMetrics(metrics={k: _headline(k, v) for k, v in results.items()})
 
@@ -230,6 +233,8 @@ def evaluate(
             insert(t.evaluation).values(
                 id=eval_id, run_pk=run.pk, name=props.name, dataset=dataset, task=table.task,
                 rows=len(table), created_at=tx.now, created_by=tx.actor,
+                model=model_version[0] if model_version else None,
+                model_version=model_version[1] if model_version else None,
             )
         )  # fmt: skip
         urn = evaluation_urn(eval_id)
@@ -262,6 +267,7 @@ def _public(conn: Any, row: Any) -> EvaluationPublic:
     assert metrics is not None
     return EvaluationPublic(
         id=row.id, urn=urn, run_id=row.run_id, run_name=row.run_name, project=row.project,
+        model=row.model, model_version=row.model_version,
         name=row.name, dataset=row.dataset, task=row.task, analyzers=props.analyzers,
         rows=row.rows, weighted=props.weighted, groups=props.groups, threshold=props.threshold,
         created_at=row.created_at, created_by=row.created_by, metrics=metrics.metrics,
@@ -283,6 +289,17 @@ def list_evaluations(store: Store, *, run_id: str) -> list[EvaluationPublic]:
         rows = conn.execute(
             _EVALUATIONS.where(t.evaluation.c.run_pk == pk).order_by(
                 t.evaluation.c.created_at.desc()
+            )
+        ).all()
+        return [_public(conn, r) for r in rows]
+
+
+def list_version_evaluations(store: Store, *, model: str, version: int) -> list[EvaluationPublic]:
+    ev = t.evaluation
+    with store.read() as conn:
+        rows = conn.execute(
+            _EVALUATIONS.where(ev.c.model == model, ev.c.model_version == version).order_by(
+                ev.c.created_at.desc()
             )
         ).all()
         return [_public(conn, r) for r in rows]

@@ -16,6 +16,12 @@ def entity_page(urn: str) -> str:
         return f"/runs/{p.parts[0]}#step-{quote(p.parts[1], safe='')}"
     if p.type == "artifact" and len(p.parts) > 1:
         return f"/runs/{p.parts[0]}/artifacts/{quote(p.parts[1], safe='/')}"
+    if p.type == "model_version" and len(p.parts) > 1:
+        return f"/models/{quote(p.parts[0], safe='')}/versions/{p.parts[1]}"
+    if p.type == "model":
+        return f"/models/{quote(p.parts[0], safe='')}"
+    if p.type == "evaluation":
+        return f"/evaluations/{p.id}"
     if p.type == "project":
         return f"/projects/{p.id}"
     return f"/entities/{quote(urn, safe='')}"

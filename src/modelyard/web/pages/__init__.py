@@ -8,11 +8,14 @@ from modelyard.web.pages import (
     evaluations,
     home,
     lineage,
+    models,
     projects,
     runs,
     search,
 )
 
 router = APIRouter(include_in_schema=False)
-for module in (home, projects, runs, charts, evaluations, lineage, activity, search):
+for module in (
+    home, projects, runs, charts, evaluations, models, lineage, activity, search,
+):  # fmt: skip
     router.include_router(module.router)

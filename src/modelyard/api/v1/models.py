@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from modelyard.api.deps import Actor, StoreDep
+from modelyard.schemas import ModelPublic, ModelVersionCreate, ModelVersionPublic
+from modelyard.services import models
+
+router = APIRouter(tags=["models"])
+
+
+@router.post("/runs/{run_id}/model-versions", status_code=201)
+def register_version(
+    run_id: str, body: ModelVersionCreate, store: StoreDep, actor: Actor
+) -> ModelVersionPublic:
+    """Register the run's model as the next version of ``model`` (created on first use)."""
+    return models.register_version(store, run_id=run_id, body=body, actor=actor)
+
+
+@router.get("/models")
+def list_models(store: StoreDep) -> list[ModelPublic]:
+    return models.list_models(store)
+
+
+@router.get("/models/{model:path}/versions/{version}")
+def get_version(model: str, version: int, store: StoreDep) -> ModelVersionPublic:
+    return models.get_version(store, model=model, version=version)
+
+
+@router.get("/models/{model:path}/versions")
+def list_versions(model: str, store: StoreDep) -> list[ModelVersionPublic]:
+    return models.list_versions(store, model=model)

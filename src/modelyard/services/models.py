@@ -1,0 +1,114 @@
+"""Models and their versions: each version is numbered within its model and made by a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+from modelyard.errors import NotFound
+from modelyard.metadata import tables as t
+from modelyard.metadata.aspects import ModelVersionProperties
+from modelyard.metadata.store import Store, Tx, entity_exists
+from modelyard.metadata.urn import model_urn, model_version_urn
+from modelyard.schemas import ModelIn, ModelPublic, ModelVersionCreate, ModelVersionPublic
+from modelyard.services.catalog import put_model
+from modelyard.services.runs import locked_run
+
+_VERSIONS = (
+    select(t.model_version, t.run.c.id.label("run_id"), t.run.c.name.label("run_name"),
+           t.project.c.name.label("project"))
+    .join(t.run, t.run.c.pk == t.model_version.c.run_pk)
+    .join(t.project, t.project.c.id == t.run.c.project_id)
+)  # fmt: skip
+
+
+def _public(row: Any) -> ModelVersionPublic:
+    return ModelVersionPublic(
+        model=row.model, version=row.version, urn=model_version_urn(row.model, row.version),
+        run_id=row.run_id, run_name=row.run_name, project=row.project,
+        description=row.description, created_at=row.created_at, created_by=row.created_by,
+    )  # fmt: skip
+
+
+def register_version(
+    store: Store, *, run_id: str, body: ModelVersionCreate, actor: str
+) -> ModelVersionPublic:
+    """A new version of ``body.model`` made by the run (the model is created on first use).
+    A finished run may register versions: that is when its model is known to be good."""
+
+    def work(tx: Tx) -> int:
+        run = locked_run(tx, run_id)
+        put_model(tx, ModelIn(name=body.model))
+        # Writers registering versions of one model queue on the model's entity row.
+        tx.lock(t.entity, t.entity.c.urn == model_urn(body.model))
+        latest = tx.conn.execute(
+            select(func.max(t.model_version.c.version)).where(t.model_version.c.model == body.model)
+        ).scalar()
+        version = int(latest or 0) + 1
+        tx.conn.execute(
+            insert(t.model_version).values(
+                model=body.model, version=version, run_pk=run.pk, description=body.description,
+                created_at=tx.now, created_by=tx.actor,
+            )
+        )  # fmt: skip
+        urn = model_version_urn(body.model, version)
+        tx.ensure_entity(urn)
+        tx.put_aspect(
+            urn,
+            ModelVersionProperties(
+                model=body.model, version=version, run_id=run_id, description=body.description
+            ),
+        )
+        return version
+
+    version = store.transact(work, actor=actor)
+    return get_version(store, model=body.model, version=version)
+
+
+def get_version(store: Store, *, model: str, version: int) -> ModelVersionPublic:
+    with store.read() as conn:
+        row = conn.execute(
+            _VERSIONS.where(t.model_version.c.model == model, t.model_version.c.version == version)
+        ).first()
+    if row is None:
+        raise NotFound(f"model {model!r} has no version {version}")
+    return _public(row)
+
+
+def list_versions(store: Store, *, model: str) -> list[ModelVersionPublic]:
+    with store.read() as conn:
+        rows = conn.execute(
+            _VERSIONS.where(t.model_version.c.model == model).order_by(
+                t.model_version.c.version.desc()
+            )
+        ).all()
+        known = bool(rows) or bool(entity_exists(conn, [model_urn(model)]))
+    if not known:
+        raise NotFound(f"there is no model {model!r}")
+    return [_public(r) for r in rows]
+
+
+def list_models(store: Store) -> list[ModelPublic]:
+    mv = t.model_version
+    with store.read() as conn:
+        rows = conn.execute(
+            select(
+                mv.c.model,
+                func.count().label("n"),
+                func.max(mv.c.version).label("latest"),
+                func.max(mv.c.created_at).label("latest_at"),
+            )
+            .group_by(mv.c.model)
+            .order_by(mv.c.model)
+        ).all()
+    return [
+        ModelPublic(
+            name=r.model,
+            urn=model_urn(r.model),
+            versions=r.n,
+            latest_version=r.latest,
+            latest_at=r.latest_at,
+        )
+        for r in rows
+    ]
