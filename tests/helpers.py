@@ -34,3 +34,12 @@ def new_run(api: httpx.Client, project: str = "p", **body: Any) -> str:
     resp = api.post(f"{API}/runs", json={"project": project, **body})
     assert resp.status_code == 201, resp.text
     return str(resp.json()["run_id"])
+
+
+def get_page(api: httpx.Client, path: str, status: int = 200, **params: Any) -> str:
+    """A portal page: HTML with the expected status and never a stack trace."""
+    resp = api.get(path, params=params) if params else api.get(path)
+    assert resp.status_code == status, resp.text[:2000]
+    assert resp.headers["content-type"].startswith("text/html")
+    assert "Traceback" not in resp.text
+    return resp.text

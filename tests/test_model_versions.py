@@ -89,3 +89,13 @@ def test_model_pages_list_versions_and_their_evaluations(api: httpx.Client) -> N
     for doc in (models, listing, version, evaluation):
         assert HOSTILE not in doc
         assert "&lt;script&gt;" in doc
+
+
+def test_a_model_without_versions_has_a_page_saying_so(api: httpx.Client) -> None:
+    run_id = new_run(api, "registry")
+    resp = api.post(f"{API}/runs/{run_id}/outputs", json={"models": [{"name": "sketch"}]})
+    assert resp.status_code == 200
+    page = api.get("/models/sketch")
+    assert page.status_code == 200
+    assert "No versions of this model are registered yet" in page.text
+    assert api.get("/models/never-made").status_code == 404

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from modelyard.metadata.urn import dataset_urn, model_urn, run_urn
-from tests.helpers import new_run
+from tests.helpers import get_page, new_run
 
 API = "/api/v1"
 HOSTILE = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
@@ -93,11 +93,7 @@ def parse_html(text: str) -> Element:
 
 
 def page(api: httpx.Client, url: str, status: int = 200, **params: Any) -> Element:
-    resp = api.get(url, params=params) if params else api.get(url)
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("text/html")
-    assert "Traceback" not in resp.text
-    return parse_html(resp.text)
+    return parse_html(get_page(api, url, status, **params))
 
 
 def assert_friendly_error(resp: httpx.Response, status: int, reason: str) -> None:
@@ -200,7 +196,7 @@ def test_lineage_of_a_run_shows_its_inputs_left_and_outputs_right(
     assert x_of(nodes[u["features"]]) < x_of(nodes[u["train"]]) < x_of(nodes[u["churn"]])
     # each node shows its type and name, and links to its page
     assert nodes[u["train"]].find("a").text().startswith("run train")
-    assert nodes[u["churn"]].find("a").attrs["href"] == f"/entities/{quote(u['churn'], safe='')}"
+    assert nodes[u["churn"]].find("a").attrs["href"] == "/models/churn"  # a model's own page
     assert nodes[u["train"]].find("a").attrs["href"] == f"/runs/{chain.train}"
     assert "model" in nodes[u["churn"]].text()
     assert "churn" in nodes[u["churn"]].text()

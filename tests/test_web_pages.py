@@ -16,17 +16,9 @@ import numpy as np
 import pytest
 
 from modelyard.services.series import reduce_indices
-from tests.helpers import API, new_run
+from tests.helpers import API, get_page, new_run
 
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
-
-
-def page(api: httpx.Client, path: str, status: int = 200) -> str:
-    resp = api.get(path)
-    assert resp.status_code == status, resp.text[:2000]
-    assert resp.headers["content-type"].startswith("text/html")
-    assert "Traceback" not in resp.text
-    return resp.text
 
 
 def text_of(fragment: str) -> str:
@@ -64,7 +56,7 @@ def test_home_shows_my_runs_running_pipelines_projects_and_activity(api: httpx.C
         json={"depends_on": ["ingest"], "status": "running", "progress": 0.5, "message": "epoch 5"},
     )
     assert resp.status_code < 300, resp.text
-    doc = page(api, "/")
+    doc = get_page(api, "/")
     running = re.search(r'<section class="panel" id="running-panel">(.*?)</section>', doc, re.S)
     assert running
     panel = running.group(0)
@@ -79,13 +71,13 @@ def test_home_shows_my_runs_running_pipelines_projects_and_activity(api: httpx.C
         assert name in doc
     assert "run_state" in doc  # the change log names what changed
     finish(api, live)
-    fragment = page(api, "/fragments/running")
+    fragment = get_page(api, "/fragments/running")
     assert "hx-trigger" not in fragment
     assert "Nothing is running." in fragment
 
 
 def test_empty_home_says_how_to_start(api: httpx.Client) -> None:
-    doc = page(api, "/")
+    doc = get_page(api, "/")
     assert "You have not started any runs yet" in doc
     assert "No projects yet" in doc
     assert "Nothing is running." in doc
@@ -111,16 +103,16 @@ def test_runs_table_filters_and_sorts(api: httpx.Client, sweep: dict[str, dict[s
     matching = [r for r, v in sweep.items() if v["auc"] > 0.6 and v["model"] == "gbm"]
     by_auc = sorted(matching, key=lambda r: -sweep[r]["auc"])
     assert 10 < len(by_auc) <= 25
-    doc = page(api, f"/projects/sweep?filter={quote(flt)}&order={quote('metrics.auc desc')}")
+    doc = get_page(api, f"/projects/sweep?filter={quote(flt)}&order={quote('metrics.auc desc')}")
     assert run_ids_in_table(doc) == by_auc
     # clicking the sorted header flips the order
     header = re.search(r'<a href="([^"]+)" class="sorted">auc', doc)
     assert header
     assert (
-        run_ids_in_table(page(api, "/projects/sweep" + html.unescape(header.group(1))))
+        run_ids_in_table(get_page(api, "/projects/sweep" + html.unescape(header.group(1))))
         == (by_auc[::-1])
     )
-    doc = page(api, f"/projects/sweep?filter={quote(flt)}&order={quote('name asc')}")
+    doc = get_page(api, f"/projects/sweep?filter={quote(flt)}&order={quote('name asc')}")
     assert [sweep[r]["name"] for r in run_ids_in_table(doc)] == sorted(
         sweep[r]["name"] for r in matching
     )
@@ -129,18 +121,18 @@ def test_runs_table_filters_and_sorts(api: httpx.Client, sweep: dict[str, dict[s
 def test_runs_table_pages_forward_and_back(api: httpx.Client) -> None:
     for i in range(60):
         new_run(api, "many", name=f"r{i:02d}")
-    doc = page(api, "/projects/many?order=name+asc&size=25")
+    doc = get_page(api, "/projects/many?order=name+asc&size=25")
     pages = [run_ids_in_table(doc)]
     assert "Page 1" in doc
     while (nxt := re.search(r'<a href="([^"]+)" rel="next"', doc)) is not None:
-        doc = page(api, "/projects/many" + html.unescape(nxt.group(1)))
+        doc = get_page(api, "/projects/many" + html.unescape(nxt.group(1)))
         pages.append(run_ids_in_table(doc))
     assert [len(p) for p in pages] == [25, 25, 10]
     assert "Page 3" in doc
     assert len({r for p in pages for r in p}) == 60
     prev = re.search(r'<a href="([^"]+)" rel="prev"', doc)
     assert prev
-    back = page(api, "/projects/many" + html.unescape(prev.group(1)))
+    back = get_page(api, "/projects/many" + html.unescape(prev.group(1)))
     assert run_ids_in_table(back) == pages[1]
     assert "Page 2" in back
 
@@ -148,10 +140,10 @@ def test_runs_table_pages_forward_and_back(api: httpx.Client) -> None:
 def test_column_chooser_shows_the_chosen_keys(
     api: httpx.Client, sweep: dict[str, dict[str, Any]]
 ) -> None:
-    default = page(api, "/projects/sweep")
+    default = get_page(api, "/projects/sweep")
     headers = re.findall(r'<th class="[^"]*" title="([^"]+)"', default)
     assert headers == ["metrics.auc", "metrics.loss", "params.i", "params.model"]
-    chosen = page(api, "/projects/sweep?col=params.model&col=metrics.loss")
+    chosen = get_page(api, "/projects/sweep?col=params.model&col=metrics.loss")
     assert re.findall(r'<th class="[^"]*" title="([^"]+)"', chosen) == [
         "params.model",
         "metrics.loss",
@@ -165,7 +157,7 @@ def test_column_chooser_shows_the_chosen_keys(
 
 
 def test_a_bad_filter_explains_itself(api: httpx.Client, sweep: dict[str, dict[str, Any]]) -> None:
-    doc = page(api, f"/projects/sweep?filter={quote('metrics.auc >> 1')}", status=400)
+    doc = get_page(api, f"/projects/sweep?filter={quote('metrics.auc >> 1')}", status=400)
     notice = re.search(r"<div class=\"notice notice-error\".*?</div>", doc, re.S)
     assert notice
     assert "That filter did not work" in notice.group(0)
@@ -179,7 +171,7 @@ def test_unknown_pages_are_friendly(api: httpx.Client) -> None:
         ("/projects/no-such-project", "no-such-project"),
         ("/compare?run=" + "a" * 32 + "&run=" + "b" * 32, "a" * 32),
     ):
-        doc = page(api, path, status=404)
+        doc = get_page(api, path, status=404)
         assert reason in text_of(doc)
         assert "Go to the home page" in doc
 
@@ -192,7 +184,7 @@ def test_compare_shows_deltas_and_the_better_run(api: httpx.Client) -> None:
         run_id = new_run(api, "cmp", name=f"m{i}", params={"lr": lr, "depth": "6"})
         log(api, run_id, metrics=[{"key": "auc", "value": auc}, {"key": "loss", "value": loss}])
         ids.append(run_id)
-    doc = page(api, "/compare?" + "&".join(f"run={r}" for r in ids))
+    doc = get_page(api, "/compare?" + "&".join(f"run={r}" for r in ids))
     rows = {
         re.search(r'data-metric="(\w+)"', r).group(1): r for r in rows_of(doc, "compare-metrics")
     }
@@ -206,7 +198,7 @@ def test_compare_shows_deltas_and_the_better_run(api: httpx.Client) -> None:
     params = {re.search(r"<th>(\w+)</th>", r).group(1): r for r in rows_of(doc, "compare-params")}
     assert "data-differs" in params["lr"]
     assert "data-differs" not in params["depth"]
-    only = page(api, "/compare?" + "&".join(f"run={r}" for r in ids) + "&only_diff=true")
+    only = get_page(api, "/compare?" + "&".join(f"run={r}" for r in ids) + "&only_diff=true")
     assert [re.search(r"<th>(\w+)</th>", r).group(1) for r in rows_of(only, "compare-params")] == [
         "lr"
     ]
@@ -219,7 +211,7 @@ def test_compare_shows_deltas_and_the_better_run(api: httpx.Client) -> None:
 
 def test_compare_needs_two_runs(api: httpx.Client) -> None:
     run_id = new_run(api)
-    doc = page(api, f"/compare?run={run_id}", status=400)
+    doc = get_page(api, f"/compare?run={run_id}", status=400)
     assert "pick at least two runs" in doc
 
 
@@ -227,14 +219,14 @@ def test_compare_needs_two_runs(api: httpx.Client) -> None:
 def test_search_finds_projects_runs_and_entities_or_runs_a_filter(
     api: httpx.Client, sweep: dict[str, dict[str, Any]]
 ) -> None:
-    doc = page(api, "/search?q=run-0")
+    doc = get_page(api, "/search?q=run-0")
     found = {sweep[r]["name"] for r in re.findall(r'href="/runs/([0-9a-f]{32})"', doc)}
     assert found == {f"run-0{i}" for i in range(10)}
-    doc = page(api, "/search?q=" + quote("metrics.auc > 0.9"))
+    doc = get_page(api, "/search?q=" + quote("metrics.auc > 0.9"))
     found_ids = set(re.findall(r'href="/runs/([0-9a-f]{32})"', doc))
     assert found_ids == {r for r, v in sweep.items() if v["auc"] > 0.9}
-    assert "sweep" in page(api, "/search?q=SWE")
-    bad = page(api, "/search?q=" + quote("metrics.auc >"))
+    assert "sweep" in get_page(api, "/search?q=SWE")
+    bad = get_page(api, "/search?q=" + quote("metrics.auc >"))
     assert "That filter did not work" in bad
     run_id = next(iter(sweep))
     assert api.get(f"/search?q={run_id}").headers["location"] == f"/runs/{run_id}"
@@ -252,7 +244,7 @@ def test_search_finds_datasets_and_models(api: httpx.Client) -> None:
         ).status_code
         == 200
     )
-    doc = page(api, "/search?q=churn")
+    doc = get_page(api, "/search?q=churn")
     assert "Churn_2024" in doc
     assert "churn-gbm" in doc
     assert "/entities/urn%3Amodelyard%3Adataset%3AChurn_2024" in doc
@@ -319,7 +311,7 @@ def test_chart_of_an_unlogged_metric_is_a_json_404(api: httpx.Client) -> None:
 
 # --- static assets
 def test_assets_carry_their_content_hash_and_are_cached_for_good(api: httpx.Client) -> None:
-    doc = page(api, "/compare?run=" + new_run(api) + "&run=" + new_run(api))
+    doc = get_page(api, "/compare?run=" + new_run(api) + "&run=" + new_run(api))
     urls = re.findall(r'(?:href|src)="(/static/[0-9a-f]{12}/[^"]+)"', doc)
     names = {u.rsplit("/", 1)[1] for u in urls}
     assert {"modelyard.css", "modelyard.js", "plotly.min.js", "htmx-2.0.11.min.js"} <= names

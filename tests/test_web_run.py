@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 from markupsafe import escape
 
-from tests.helpers import API, new_run
+from tests.helpers import API, get_page, new_run
 
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
@@ -72,14 +72,6 @@ class Page(HTMLParser):
         found = [a for _, a in self.elements if a.get("id") == element_id]
         assert len(found) == 1, f"{len(found)} elements with id {element_id!r}"
         return found[0]
-
-
-def get_page(api: httpx.Client, path: str, status: int = 200) -> str:
-    resp = api.get(path)
-    assert resp.status_code == status, resp.text[:2000]
-    assert resp.headers["content-type"].startswith("text/html")
-    assert "Traceback" not in resp.text
-    return resp.text
 
 
 def put_step(api: httpx.Client, run_id: str, name: str, **body: Any) -> None:
