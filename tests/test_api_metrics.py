@@ -15,7 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import func, select
 
+from modelyard.metadata import tables as t
 from tests.conftest import in_process_client
 from tests.helpers import assert_error, new_run
 
@@ -619,3 +621,25 @@ def test_metric_history_of_unknown_key_or_run_is_404(api: httpx.Client) -> None:
         assert unknown in assert_error(resp, 404, "NOT_FOUND")
     assert_error(api.get(url), 422, "INVALID_INPUT")
     assert_error(api.get(url, params={"key": "m", "format": "csv"}), 422, "INVALID_INPUT")
+
+
+def test_many_tiny_batches_are_compacted_and_keep_their_order(api: httpx.Client, app: Any) -> None:
+    run_id = new_run(api)
+    rng = np.random.default_rng(9)
+    sent: list[tuple[int, int, float]] = []
+    for _ in range(200):
+        points = [
+            # steps repeat across batches with the same timestamp: only arrival orders them
+            {"key": "loss", "value": float(rng.normal()), "step": int(s), "timestamp": 1000}
+            for s in rng.integers(0, 40, 3)
+        ]
+        resp = api.post(f"{API}/runs/{run_id}/batch", json={"metrics": points})
+        assert resp.status_code == 204, resp.text
+        sent += [(p["step"], p["timestamp"], p["value"]) for p in points]
+    with app.state.store.read() as conn:
+        blocks = conn.execute(select(func.count()).select_from(t.metric_block)).scalar_one()
+    assert blocks < 200 / 10  # not one block per batch
+    expected = sorted(sent, key=lambda p: (p[0], p[1]))  # stable: arrival order among ties
+    hist = api.get(f"{API}/runs/{run_id}/metric-history", params={"key": "loss"}).json()
+    assert hist["steps"] == [p[0] for p in expected]
+    assert hist["values"] == [p[2] for p in expected]

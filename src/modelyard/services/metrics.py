@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select
 
 from modelyard.errors import InvalidInput, NotFound, PayloadTooLarge
 from modelyard.floats import SPECIAL_FLOATS, encode_float
@@ -265,9 +265,69 @@ def insert_points(tx: Tx, store: Store, run_pk: int, cols: MetricColumns) -> Non
         )
     tx.conn.execute(_BLOCK_INSERT, blocks)
     tx.conn.execute(_latest_upsert(tx), latest)
+    small = [b["key_id"] for b in blocks if b["count"] < SMALL_BLOCK]
+    if small:
+        compact(tx, run_pk, small)
 
 
 _BLOCK_INSERT = insert(t.metric_block)
+
+# Many tiny batches (a loop logging a few points at a time) would leave a history as thousands
+# of tiny blocks. Once a key's latest blocks hold COMPACT_AFTER small ones in a row, they are
+# merged into one, in the same transaction (the run row is locked, so no writer races it).
+SMALL_BLOCK = 256
+COMPACT_AFTER = 32
+_MB = t.metric_block
+
+
+def compact(tx: Tx, run_pk: int, key_ids: list[int]) -> None:
+    """Merge each key's trailing run of small blocks (those after its last large block) into
+    one block; merging only a trailing run keeps points with equal step and timestamp in the
+    order they arrived."""
+    large = _MB.alias("large")
+    last_large = (
+        select(func.coalesce(func.max(large.c.id), 0))
+        .where(
+            large.c.run_pk == _MB.c.run_pk,
+            large.c.key_id == _MB.c.key_id,
+            large.c.count >= SMALL_BLOCK,
+        )
+        .scalar_subquery()
+    )
+    trailing = _MB.c.id > last_large
+    counts = tx.conn.execute(
+        select(_MB.c.key_id, func.count())
+        .where(_MB.c.run_pk == run_pk, _MB.c.key_id.in_(key_ids), trailing)
+        .group_by(_MB.c.key_id)
+    ).all()
+    for key_id, count in counts:
+        if count >= COMPACT_AFTER:
+            rows = tx.conn.execute(
+                select(_MB.c.id, _MB.c.step_data, _MB.c.timestamp_data, _MB.c.value_data)
+                .where(_MB.c.run_pk == run_pk, _MB.c.key_id == key_id, trailing)
+                .order_by(_MB.c.id)
+            ).all()
+            _merge(tx, run_pk, key_id, rows)
+
+
+def _merge(tx: Tx, run_pk: int, key_id: int, rows: Sequence[Any]) -> None:
+    steps = np.frombuffer(b"".join(r.step_data for r in rows), dtype="<i8")
+    stamps = np.frombuffer(b"".join(r.timestamp_data for r in rows), dtype="<i8")
+    values = np.frombuffer(b"".join(r.value_data for r in rows), dtype="<f8")
+    order = np.lexsort((stamps, steps))  # stable: ties keep their arrival order
+    steps, stamps, values = steps[order], stamps[order], values[order]
+    tx.conn.execute(_MB.delete().where(_MB.c.id.in_([r.id for r in rows])))
+    block = {
+        "run_pk": run_pk,
+        "key_id": key_id,
+        "count": len(steps),
+        "min_step": int(steps[0]),
+        "max_step": int(steps[-1]),
+        "step_data": steps.astype("<i8").tobytes(),
+        "timestamp_data": stamps.astype("<i8").tobytes(),
+        "value_data": values.astype("<f8").tobytes(),
+    }
+    tx.conn.execute(_BLOCK_INSERT, [block])
 
 
 def encode_value(value: float, is_nan: bool) -> float | str:
