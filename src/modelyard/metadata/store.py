@@ -64,6 +64,8 @@ class Tx:
     actor: str
     now: int
     new_metric_keys: dict[str, int] = field(default_factory=dict)
+    # (project, kind, key) rows recorded in project_key by this transaction
+    noted_keys: set[tuple[int, str, str]] = field(default_factory=set)
 
     @property
     def is_postgres(self) -> bool:
@@ -211,6 +213,11 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.metric_keys: dict[str, int] = {}
+        # Project keys known to be recorded (committed), so a batch need not record them again.
+        self.noted_keys: set[tuple[int, str, str]] = set()
+        # Small metric blocks written per (run, key) since this process last looked at
+        # compacting them: a counter, not a fact, so it may be lost or off without harm.
+        self.small_blocks: dict[tuple[int, int], int] = {}
 
     def transact(self, work: Callable[[Tx], T], *, actor: str) -> T:
         """Run ``work`` in one write transaction; retried when a concurrent writer won a race."""
@@ -221,6 +228,9 @@ class Store:
                     tx = Tx(conn=conn, actor=actor, now=now_ms())
                     result = work(tx)
                 self.metric_keys.update(tx.new_metric_keys)
+                if len(self.noted_keys) > 1_000_000:
+                    self.noted_keys.clear()
+                self.noted_keys.update(tx.noted_keys)
                 return result
             except (IntegrityError, OperationalError) as exc:
                 if attempt == RETRIES - 1 or not _is_race(exc):

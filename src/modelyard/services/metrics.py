@@ -265,16 +265,25 @@ def insert_points(tx: Tx, store: Store, run_pk: int, cols: MetricColumns) -> Non
         )
     tx.conn.execute(_BLOCK_INSERT, blocks)
     tx.conn.execute(_latest_upsert(tx), latest)
-    small = [b["key_id"] for b in blocks if b["count"] < SMALL_BLOCK]
-    if small:
-        compact(tx, run_pk, small)
+    due = []
+    for b in blocks:
+        if b["count"] < SMALL_BLOCK:
+            seen = store.small_blocks.get((run_pk, b["key_id"]), 0) + 1
+            store.small_blocks[(run_pk, b["key_id"])] = seen % COMPACT_AFTER
+            if seen >= COMPACT_AFTER:
+                due.append(b["key_id"])
+    if len(store.small_blocks) > 100_000:
+        store.small_blocks.clear()
+    if due:
+        compact(tx, run_pk, due)
 
 
 _BLOCK_INSERT = insert(t.metric_block)
 
 # Many tiny batches (a loop logging a few points at a time) would leave a history as thousands
-# of tiny blocks. Once a key's latest blocks hold COMPACT_AFTER small ones in a row, they are
-# merged into one, in the same transaction (the run row is locked, so no writer races it).
+# of tiny blocks. Every COMPACT_AFTER small blocks a process writes for a key, it looks: when
+# the key's latest blocks hold COMPACT_AFTER small ones in a row, they are merged into one, in
+# the same transaction (the run row is locked, so no writer races it).
 SMALL_BLOCK = 256
 COMPACT_AFTER = 32
 _MB = t.metric_block

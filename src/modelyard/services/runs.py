@@ -94,21 +94,21 @@ def create_run(store: Store, *, body: RunCreate, actor: str) -> RunPublic:
         tx.put_aspect(urn, RunState(status="running", start_time=start))
         write_params(tx, run_pk, run_id, body.params)
         write_tags(tx, run_pk, run_id, body.tags)
-        note_keys(tx, project_id, param=body.params, tag=body.tags)
+        note_keys(tx, store, project_id, param=body.params, tag=body.tags)
 
     store.transact(work, actor=actor)
     return get_run(store, run_id=run_id)
 
 
-def note_keys(tx: Tx, project_id: int, **keys_by_kind: Iterable[str]) -> None:
+def note_keys(tx: Tx, store: Store, project_id: int, **keys_by_kind: Iterable[str]) -> None:
     """Remember which param, tag and metric keys a project uses (for its column chooser)."""
-    rows = [
-        {"project_id": project_id, "kind": kind, "key": key}
-        for kind, keys in keys_by_kind.items()
-        for key in set(keys)
-    ]
-    if rows:
+    new = {
+        (project_id, kind, key) for kind, keys in keys_by_kind.items() for key in set(keys)
+    } - store.noted_keys
+    if new:
+        rows = [{"project_id": p, "kind": kind, "key": key} for p, kind, key in new]
         tx.conn.execute(dialect_insert(tx.conn, t.project_key).on_conflict_do_nothing(), rows)
+        tx.noted_keys |= new
 
 
 def write_params(tx: Tx, run_pk: int, run_id: str, params: dict[str, str]) -> None:
@@ -184,7 +184,7 @@ def log_batch(
         write_params(tx, row.pk, run_id, params)
         write_tags(tx, row.pk, run_id, tags)
         insert_points(tx, store, row.pk, points)
-        note_keys(tx, row.project_id, param=params, tag=tags, metric=points.keys)
+        note_keys(tx, store, row.project_id, param=params, tag=tags, metric=points.keys)
         return True
 
     return store.transact(work, actor=actor)
@@ -199,7 +199,7 @@ def set_tags(
         if missing:
             raise NotFound(f"run {run_id} has no tag {missing[0]!r}")
         write_tags(tx, row.pk, run_id, tags, remove)
-        note_keys(tx, row.project_id, tag=tags)
+        note_keys(tx, store, row.project_id, tag=tags)
 
     store.transact(work, actor=actor)
 
