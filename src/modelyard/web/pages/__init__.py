@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from modelyard.web.pages import (
     activity,
     charts,
+    evaluation_upload,
     evaluations,
     home,
     lineage,
@@ -16,6 +17,6 @@ from modelyard.web.pages import (
 
 router = APIRouter(include_in_schema=False)
 for module in (
-    home, projects, runs, charts, evaluations, models, lineage, activity, search,
+    home, projects, runs, charts, evaluations, evaluation_upload, models, lineage, activity, search,
 ):  # fmt: skip
     router.include_router(module.router)
