@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import html
 import re
@@ -288,7 +287,7 @@ def test_reduce_indices_keeps_each_buckets_first_lowest_and_highest() -> None:
     for n, points in ((10, 30), (1000, 30), (1001, 31), (99_999, 1500)):
         y = rng.normal(size=n)
         keep = set(reduce_indices(y, points).tolist())
-        assert len(keep) <= max(n, points + 1) if n <= points else len(keep) <= points + 1
+        assert len(keep) <= (n if n <= points else points + 1)
         if n <= points:
             assert keep == set(range(n))
             continue
@@ -329,7 +328,6 @@ def test_assets_carry_their_content_hash_and_are_cached_for_good(api: httpx.Clie
         zipped = api.get(url, headers={"Accept-Encoding": "gzip"})
         assert zipped.content == body  # httpx decodes; the server sent it compressed
         assert zipped.headers["content-encoding"] == "gzip"
-        assert len(gzip.compress(body)) < len(body)
     stale = api.get("/static/000000000000/modelyard.css")
     assert stale.status_code == 307
     assert stale.headers["location"].endswith("/modelyard.css")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from threading import Lock
 from typing import Any
@@ -19,7 +20,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from modelyard.analyzers.base import PredictionTable, prediction_table
 from modelyard.analyzers.binary import ThresholdTable, evaluate_binary
@@ -27,7 +28,7 @@ from modelyard.artifacts.local import LocalArtifactStore, Staged
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.metadata import tables as t
 from modelyard.metadata.aspects import EvaluationMetrics, EvaluationProperties
-from modelyard.metadata.store import Store, Tx, entity_exists, get_aspect
+from modelyard.metadata.store import Store, Tx, entity_exists
 from modelyard.metadata.urn import dataset_urn, evaluation_urn, model_version_urn
 from modelyard.plugins import Plugins
 from modelyard.schemas import DatasetIn, EvaluationPublic, ThresholdPoint
@@ -197,7 +198,7 @@ def evaluate(
             if done is not None:
                 if done.run_id != run_id:
                     raise Conflict(f"evaluation {evaluation_id} belongs to another run")
-                return _public(conn, done)
+                return _public(conn, [done])[0]
     results, thresholds = _compute(plugins, table)
     eval_id = evaluation_id or uuid.uuid4().hex
     staged: dict[str, Staged] = {
@@ -259,20 +260,34 @@ _EVALUATIONS = (
 )  # fmt: skip
 
 
-def _public(conn: Any, row: Any) -> EvaluationPublic:
-    urn = evaluation_urn(row.id)
-    props = get_aspect(conn, urn, EvaluationProperties)
-    metrics = get_aspect(conn, urn, EvaluationMetrics)
-    assert props is not None
-    assert metrics is not None
-    return EvaluationPublic(
-        id=row.id, urn=urn, run_id=row.run_id, run_name=row.run_name, project=row.project,
-        model=row.model, model_version=row.model_version,
-        name=row.name, dataset=row.dataset, task=row.task, analyzers=props.analyzers,
-        rows=row.rows, weighted=props.weighted, groups=props.groups, threshold=props.threshold,
-        created_at=row.created_at, created_by=row.created_by, metrics=metrics.metrics,
-        files=props.files,
-    )  # fmt: skip
+_ASPECTS = select(t.aspect.c.urn, t.aspect.c.aspect, t.aspect.c.payload).where(
+    t.aspect.c.urn.in_(bindparam("urns", expanding=True)),
+    t.aspect.c.version == 0,
+    t.aspect.c.aspect.in_(["evaluation_properties", "evaluation_metrics"]),
+)
+
+
+def _public(conn: Any, rows: Sequence[Any]) -> list[EvaluationPublic]:
+    """Evaluations for index rows, their aspects read in one query for all of them."""
+    urns = [evaluation_urn(r.id) for r in rows]
+    aspects: dict[tuple[str, str], bytes] = {
+        (urn, name): payload for urn, name, payload in conn.execute(_ASPECTS, {"urns": urns})
+    } if rows else {}  # fmt: skip
+    out = []
+    for urn, row in zip(urns, rows, strict=True):
+        props = EvaluationProperties.model_validate_json(aspects[urn, "evaluation_properties"])
+        metrics = EvaluationMetrics.model_validate_json(aspects[urn, "evaluation_metrics"])
+        out.append(
+            EvaluationPublic(
+                id=row.id, urn=urn, run_id=row.run_id, run_name=row.run_name,
+                project=row.project, model=row.model, model_version=row.model_version,
+                name=row.name, dataset=row.dataset, task=row.task, analyzers=props.analyzers,
+                rows=row.rows, weighted=props.weighted, groups=props.groups,
+                threshold=props.threshold, created_at=row.created_at,
+                created_by=row.created_by, metrics=metrics.metrics, files=props.files,
+            )
+        )  # fmt: skip
+    return out
 
 
 def get_evaluation(store: Store, *, evaluation_id: str) -> EvaluationPublic:
@@ -280,7 +295,18 @@ def get_evaluation(store: Store, *, evaluation_id: str) -> EvaluationPublic:
         row = conn.execute(_EVALUATIONS.where(t.evaluation.c.id == evaluation_id)).first()
         if row is None:
             raise NotFound(f"evaluation {evaluation_id} does not exist")
-        return _public(conn, row)
+        return _public(conn, [row])[0]
+
+
+def get_evaluations(store: Store, *, evaluation_ids: Sequence[str]) -> list[EvaluationPublic]:
+    """Several evaluations in the order asked, read together; any unknown one is a 404."""
+    with store.read() as conn:
+        rows = conn.execute(_EVALUATIONS.where(t.evaluation.c.id.in_(list(evaluation_ids)))).all()
+        by_id = {ev.id: ev for ev in _public(conn, rows)}
+    missing = [i for i in evaluation_ids if i not in by_id]
+    if missing:
+        raise NotFound(f"evaluation {missing[0]} does not exist")
+    return [by_id[i] for i in evaluation_ids]
 
 
 def list_evaluations(store: Store, *, run_id: str) -> list[EvaluationPublic]:
@@ -291,7 +317,7 @@ def list_evaluations(store: Store, *, run_id: str) -> list[EvaluationPublic]:
                 t.evaluation.c.created_at.desc()
             )
         ).all()
-        return [_public(conn, r) for r in rows]
+        return _public(conn, rows)
 
 
 def list_version_evaluations(store: Store, *, model: str, version: int) -> list[EvaluationPublic]:
@@ -302,7 +328,7 @@ def list_version_evaluations(store: Store, *, model: str, version: int) -> list[
                 ev.c.created_at.desc()
             )
         ).all()
-        return [_public(conn, r) for r in rows]
+        return _public(conn, rows)
 
 
 def evaluation_result(files: LocalArtifactStore, ev: EvaluationPublic) -> dict[str, Any]:
@@ -343,14 +369,20 @@ class _ThresholdCache:
 THRESHOLDS = _ThresholdCache()
 
 
-def at_thresholds(
-    store: Store, files: LocalArtifactStore, *, evaluation_id: str, thresholds: list[float]
+def thresholds_of(
+    files: LocalArtifactStore, ev: EvaluationPublic, thresholds: Sequence[float]
 ) -> list[ThresholdPoint]:
     """The exact confusion matrix and rates at each threshold (scores >= it are positive)."""
-    ev = get_evaluation(store, evaluation_id=evaluation_id)
     if "thresholds" not in ev.files:
         raise InvalidInput(
-            f"evaluation {evaluation_id} is a {ev.task} task; thresholds apply to binary tasks"
+            f"evaluation {ev.id} is a {ev.task} task; thresholds apply to binary tasks"
         )
     table = THRESHOLDS.get(files.locate(ev.run_id, ev.files["thresholds"]))
     return [ThresholdPoint(**table.at(th)) for th in thresholds]
+
+
+def at_thresholds(
+    store: Store, files: LocalArtifactStore, *, evaluation_id: str, thresholds: list[float]
+) -> list[ThresholdPoint]:
+    ev = get_evaluation(store, evaluation_id=evaluation_id)
+    return thresholds_of(files, ev, thresholds)

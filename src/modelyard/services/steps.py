@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -133,23 +134,24 @@ def _steps(conn: Connection, run_pk: int, run_id: str, name: str | None = None) 
     by_step: dict[str, list[ArtifactPublic]] = defaultdict(list)
     for a in conn.execute(aq.order_by(t.artifact.c.path)):
         by_step[a.step].append(artifact_public(run_id, a))
-    return [
-        StepPublic(
-            run_id=run_id,
-            urn=step_urn(run_id, r.name),
-            name=r.name,
-            position=r.position,
-            depends_on=orjson.loads(r.depends_on),
-            status=r.status,
-            progress=r.progress,
-            message=r.message,
-            start_time=r.start_time,
-            end_time=r.end_time,
-            error=r.error,
-            artifacts=by_step.get(r.name, []),
-        )
-        for r in rows
-    ]
+    return [_public(run_id, r, by_step.get(r.name, [])) for r in rows]
+
+
+def _public(run_id: str, r: Row[Any], artifacts: list[ArtifactPublic]) -> StepPublic:
+    return StepPublic(
+        run_id=run_id,
+        urn=step_urn(run_id, r.name),
+        name=r.name,
+        position=r.position,
+        depends_on=orjson.loads(r.depends_on),
+        status=r.status,
+        progress=r.progress,
+        message=r.message,
+        start_time=r.start_time,
+        end_time=r.end_time,
+        error=r.error,
+        artifacts=artifacts,
+    )
 
 
 def list_steps(store: Store, *, run_id: str) -> list[StepPublic]:
@@ -163,3 +165,18 @@ def get_step(store: Store, *, run_id: str, name: str) -> StepPublic:
     if not found:
         raise NotFound(f"run {run_id} has no step {name!r}")
     return found[0]
+
+
+def steps_of_runs(store: Store, *, run_ids: Sequence[str]) -> dict[str, list[StepPublic]]:
+    """The steps (without their artifacts) of several runs, in one query: for lists of runs."""
+    q = (
+        select(t.step, t.run.c.id.label("run_id"))
+        .join(t.run, t.run.c.pk == t.step.c.run_pk)
+        .where(t.run.c.id.in_(list(run_ids)))
+        .order_by(t.step.c.run_pk, t.step.c.position)
+    )
+    out: dict[str, list[StepPublic]] = {run_id: [] for run_id in run_ids}
+    with store.read() as conn:
+        for r in conn.execute(q):
+            out[r.run_id].append(_public(r.run_id, r, []))
+    return out

@@ -90,7 +90,7 @@ def _labels(evs: list[EvaluationPublic]) -> list[str]:
 
 
 def load(store: Store, files: LocalArtifactStore, ids: list[str]) -> list[Loaded]:
-    evs = [evaluations.get_evaluation(store, evaluation_id=i) for i in ids]
+    evs = evaluations.get_evaluations(store, evaluation_ids=ids)
     out = []
     for i, (ev, label) in enumerate(zip(evs, _labels(evs), strict=True)):
         table = None
@@ -446,8 +446,8 @@ def thresholds(
     """The exact confusion matrix and rates of each binary evaluation ``e`` when scores >= ``t``
     are called positive: what the threshold slider shows."""
     found = []
-    for evaluation_id in dict.fromkeys(e):
-        (at,) = evaluations.at_thresholds(store, files, evaluation_id=evaluation_id, thresholds=[t])
-        found.append({"id": evaluation_id, **at.model_dump()})
+    for ev in evaluations.get_evaluations(store, evaluation_ids=list(dict.fromkeys(e))):
+        (at,) = evaluations.thresholds_of(files, ev, [t])
+        found.append({"id": ev.id, **at.model_dump()})
     body = orjson.dumps({"threshold": t, "evaluations": found})
     return compressed(request, body, Response, media_type="application/json")

@@ -20,7 +20,8 @@ router = APIRouter()
 def running_pipelines(store: Store, limit: int = 10) -> list[tuple[RunPublic, list[StepPublic]]]:
     req = RunSearch(filter="attributes.status = 'running'", page_size=limit)
     found = search.search_runs(store, req=req).runs
-    return [(run, steps.list_steps(store, run_id=run.run_id)) for run in found]
+    by_run = steps.steps_of_runs(store, run_ids=[run.run_id for run in found])
+    return [(run, by_run[run.run_id]) for run in found]
 
 
 def recent_activity(store: Store, limit: int) -> dict[str, Any]:
