@@ -10,6 +10,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from modelyard.api.deps import StoreDep
 from modelyard.errors import InvalidInput
+from modelyard.metadata.store import Store
 from modelyard.schemas import RunPublic, RunSearch
 from modelyard.services import catalog, projects, runs, search
 from modelyard.services.search_grammar import quote_string
@@ -109,7 +110,7 @@ def compare(
     return render(request, "compare.html", context)
 
 
-def _runs_matching(store: StoreDep, q: str, page: str | None) -> tuple[Any, str | None, str]:
+def _runs_matching(store: Store, q: str, page: str | None) -> tuple[Any, str | None, str]:
     """Runs for the search box: the text as a filter if it is one, else a name search."""
     as_filter = bool(FILTER_WORDS.search(q))
     how = "filter" if as_filter else "name"
