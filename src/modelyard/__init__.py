@@ -4,6 +4,7 @@ from modelyard._version import __version__
 from modelyard.sdk.client import ActiveRun, ActiveStep, Client, ModelyardAPIError
 from modelyard.sdk.evaluations import Evaluation
 from modelyard.sdk.models import ModelVersion
+from modelyard.sdk.transport import ServerExtraMissing
 
 __all__ = [
     "ActiveRun",
@@ -12,5 +13,6 @@ __all__ = [
     "Evaluation",
     "ModelVersion",
     "ModelyardAPIError",
+    "ServerExtraMissing",
     "__version__",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -11,13 +12,28 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from modelyard.settings import Settings
-
 if TYPE_CHECKING:
     from modelyard.sdk.client import Client
+    from modelyard.settings import Settings
+
+
+def _require_server(command: str, *modules: str, extras: str = "server") -> None:
+    """Fails at once, with the pip command to run, when the install lacks the server.
+    The client alone (``pip install modelyard``) has the read commands only."""
+    from modelyard.sdk.transport import is_missing_dependency, server_missing
+
+    try:
+        for name in ("modelyard.app", *modules):
+            importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if not is_missing_dependency(exc):
+            raise
+        raise click.ClickException(str(server_missing(f"`{command}`", exc, extras))) from exc
 
 
 def _settings(data_dir: Path | None, database_url: str | None, **more: Any) -> Settings:
+    from modelyard.settings import Settings
+
     given: dict[str, Any] = {k: v for k, v in more.items() if v is not None}
     if data_dir is not None:
         given["data_dir"] = data_dir
@@ -60,6 +76,7 @@ def serve(
     database_url: str | None,
 ) -> None:
     """Run the portal and API server."""
+    _require_server("modelyard serve", "uvicorn")
     import os
 
     import uvicorn
@@ -97,6 +114,7 @@ def serve(
 @database_option
 def demo(data_dir: Path | None, database_url: str | None) -> None:
     """Build the demo workspace (real scikit-learn runs; nothing is downloaded). Idempotent."""
+    _require_server("modelyard demo", "modelyard.demo", extras="server,demo")
     from modelyard.demo import build_demo
     from modelyard.sdk.client import Client
 
@@ -120,6 +138,7 @@ def db() -> None:
 @database_option
 def upgrade(data_dir: Path | None, database_url: str | None) -> None:
     """Apply schema migrations."""
+    _require_server("modelyard db upgrade")
     from alembic.util import CommandError
 
     from modelyard.metadata.engine import make_engine
@@ -160,13 +179,12 @@ def _client(uri: str | None) -> Iterator[Client]:
     """A client for the read commands; what goes wrong becomes a one-line error."""
     import httpx
 
-    from modelyard.metadata.engine import SchemaError
     from modelyard.sdk.client import Client
     from modelyard.sdk.transport import ModelyardAPIError
 
     try:
         client = Client(uri, retries=2)
-    except SchemaError as exc:  # a local data folder this modelyard cannot use
+    except _opening_errors() as exc:  # evaluated only when opening failed
         raise click.ClickException(str(exc)) from exc
     try:
         with client:
@@ -175,6 +193,18 @@ def _client(uri: str | None) -> Iterator[Client]:
         raise click.ClickException(exc.message) from exc
     except httpx.TransportError as exc:
         raise click.ClickException(f"cannot reach {client.uri}: {exc}") from exc
+
+
+def _opening_errors() -> tuple[type[Exception], ...]:
+    """Why a client could not open: no server extra for a local folder, or a local data folder
+    this modelyard cannot use (the second only exists where the server is installed)."""
+    from modelyard.sdk.transport import ServerExtraMissing
+
+    try:
+        from modelyard.metadata.engine import SchemaError
+    except ModuleNotFoundError:
+        return (ServerExtraMissing,)
+    return (ServerExtraMissing, SchemaError)
 
 
 @main.command()

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelyard.limits import TERMINAL_STATUSES as TERMINAL_STATUSES
+from modelyard.limits import RunStatus as RunStatus
+from modelyard.limits import StepStatus as StepStatus
 from modelyard.metadata.urn import make_urn, parse_urn, run_urn, step_urn
-
-RunStatus = Literal["running", "finished", "failed", "killed"]
-StepStatus = Literal["pending", "running", "finished", "failed", "skipped"]
-TERMINAL_STATUSES = frozenset({"finished", "failed", "killed", "skipped"})
 
 
 class Aspect(BaseModel):

@@ -21,13 +21,14 @@ from sqlalchemy import (
     func,
 )
 
-# Limits; anything longer is refused with a clear message, never truncated.
-MAX_NAME = 256
-MAX_KEY = 250
-MAX_PARAM_VALUE = 6000
-MAX_TAG_VALUE = 8000
-MAX_ARTIFACT_PATH = 500
-MAX_URN = 2048
+# Limits live in a leaf module the SDK shares; they are named here too for the services.
+from modelyard.limits import MAX_ARTIFACT_PATH as MAX_ARTIFACT_PATH
+from modelyard.limits import MAX_KEY as MAX_KEY
+from modelyard.limits import MAX_NAME as MAX_NAME
+from modelyard.limits import MAX_PARAM_VALUE as MAX_PARAM_VALUE
+from modelyard.limits import MAX_TAG_VALUE as MAX_TAG_VALUE
+from modelyard.limits import MAX_URN as MAX_URN
+
 # Long values are indexed on a prefix (PostgreSQL b-tree rows are bounded in size).
 VALUE_INDEX_PREFIX = 200
 

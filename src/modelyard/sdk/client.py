@@ -26,7 +26,7 @@ import orjson
 import pyarrow as pa
 
 from modelyard.floats import encode_float
-from modelyard.metadata.tables import MAX_KEY
+from modelyard.limits import MAX_KEY
 from modelyard.schemas import (
     ArtifactPublic,
     EvaluationPublic,

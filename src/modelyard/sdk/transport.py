@@ -130,10 +130,37 @@ class InProcessTransport(httpx.BaseTransport):
             self._on_close()
 
 
+class ServerExtraMissing(ImportError):
+    """A command or a local-mode client needs the server, which this install does not have."""
+
+
+def server_missing(
+    what: str, exc: ModuleNotFoundError, extras: str = "server"
+) -> ServerExtraMissing:
+    """The clear error for ``what`` needing ``extras``, of which ``exc.name`` is missing."""
+    return ServerExtraMissing(
+        f"{what} needs the {extras} extra, which is not installed (no module {exc.name!r}): "
+        f"pip install 'modelyard[{extras}]'",
+        name=exc.name,
+    )
+
+
+def is_missing_dependency(exc: ModuleNotFoundError) -> bool:
+    """True when a third-party package is missing, not a module of modelyard itself."""
+    return exc.name is not None and exc.name.partition(".")[0] != "modelyard"
+
+
 def local_transport(data_dir: str, *, retries: int) -> Transport:
-    """The same app, in-process, on a local data directory: no server needed."""
-    from modelyard.app import create_app
-    from modelyard.settings import Settings
+    """The same app, in-process, on a local data directory: no server needed, but the server
+    extra is (a client-only install talks to a server by URL)."""
+    try:
+        from modelyard.app import create_app
+        from modelyard.settings import Settings
+    except ModuleNotFoundError as exc:
+        if not is_missing_dependency(exc):
+            raise
+        what = f"Local mode (a data folder, {data_dir!r}, in place of a server URL)"
+        raise server_missing(what, exc) from exc
 
     app = create_app(Settings(data_dir=Path(data_dir)))
     transport = InProcessTransport(app, on_close=app.state.store.engine.dispose)

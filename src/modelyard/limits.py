@@ -1,0 +1,26 @@
+"""Limits and enums that the client and the server share.
+
+A leaf module: it imports nothing of modelyard and nothing beyond the standard library, so the
+SDK, the API schemas, the tables and the aspects can all rely on it without pulling the server in.
+Anything longer than a limit is refused with a clear message, never truncated.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+MAX_NAME = 256
+MAX_KEY = 250
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+MAX_ARTIFACT_PATH = 500
+MAX_URN = 2048
+MAX_DESCRIPTION = 10_000
+MAX_MESSAGE = 10_000
+MAX_ERROR = 20_000
+MAX_URI = 4000
+
+RunStatus = Literal["running", "finished", "failed", "killed"]
+StepStatus = Literal["pending", "running", "finished", "failed", "skipped"]
+TERMINAL_STATUSES = frozenset({"finished", "failed", "killed", "skipped"})
+EvaluationTask = Literal["binary", "multiclass", "regression"]

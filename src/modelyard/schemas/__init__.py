@@ -1,0 +1,96 @@
+"""Request and response schemas of the REST API, one module per resource.
+
+They import only pydantic and :mod:`modelyard.limits`, so the SDK uses them without the server.
+Every name is re-exported here: ``from modelyard.schemas import RunPublic`` works as before.
+"""
+
+from __future__ import annotations
+
+from modelyard.schemas._common import (
+    Description,
+    ErrorText,
+    Key,
+    Message,
+    Millis,
+    Name,
+    ParamValue,
+    RunId,
+    Strict,
+    TagValue,
+    Urn,
+)
+from modelyard.schemas.artifacts import ArtifactPublic
+from modelyard.schemas.changes import AspectVersion, ChangePublic
+from modelyard.schemas.evaluations import EvaluationCreate, EvaluationPublic, ThresholdPoint
+from modelyard.schemas.lineage import (
+    DatasetIn,
+    LineageEdge,
+    LineageNode,
+    LineagePublic,
+    ModelIn,
+    RunInputs,
+    RunOutputs,
+)
+from modelyard.schemas.metrics import BatchLog, MetricHistory, MetricPointIn
+from modelyard.schemas.models import ModelPublic, ModelVersionCreate, ModelVersionPublic
+from modelyard.schemas.projects import ProjectCreate, ProjectPublic, ProjectUpdate
+from modelyard.schemas.runs import (
+    LatestMetric,
+    ParamsLog,
+    RunCreate,
+    RunPage,
+    RunPublic,
+    RunSearch,
+    RunUpdate,
+    TagsSet,
+)
+from modelyard.schemas.steps import StepPublic, StepUpsert
+from modelyard.schemas.timeseries import TimeseriesBatch, TimeseriesEventIn
+
+__all__ = [
+    "ArtifactPublic",
+    "AspectVersion",
+    "BatchLog",
+    "ChangePublic",
+    "DatasetIn",
+    "Description",
+    "ErrorText",
+    "EvaluationCreate",
+    "EvaluationPublic",
+    "Key",
+    "LatestMetric",
+    "LineageEdge",
+    "LineageNode",
+    "LineagePublic",
+    "Message",
+    "MetricHistory",
+    "MetricPointIn",
+    "Millis",
+    "ModelIn",
+    "ModelPublic",
+    "ModelVersionCreate",
+    "ModelVersionPublic",
+    "Name",
+    "ParamValue",
+    "ParamsLog",
+    "ProjectCreate",
+    "ProjectPublic",
+    "ProjectUpdate",
+    "RunCreate",
+    "RunId",
+    "RunInputs",
+    "RunOutputs",
+    "RunPage",
+    "RunPublic",
+    "RunSearch",
+    "RunUpdate",
+    "StepPublic",
+    "StepUpsert",
+    "Strict",
+    "TagValue",
+    "TagsSet",
+    "ThresholdPoint",
+    "TimeseriesBatch",
+    "TimeseriesEventIn",
+    "Urn",
+]

@@ -1,0 +1,34 @@
+"""Field types and the strict base that every request schema shares."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from modelyard.limits import (
+    MAX_DESCRIPTION,
+    MAX_ERROR,
+    MAX_KEY,
+    MAX_MESSAGE,
+    MAX_NAME,
+    MAX_PARAM_VALUE,
+    MAX_TAG_VALUE,
+    MAX_URN,
+)
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+Key = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY)]
+ParamValue = Annotated[str, StringConstraints(max_length=MAX_PARAM_VALUE)]
+TagValue = Annotated[str, StringConstraints(max_length=MAX_TAG_VALUE)]
+Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION)]
+Message = Annotated[str, StringConstraints(max_length=MAX_MESSAGE)]
+ErrorText = Annotated[str, StringConstraints(max_length=MAX_ERROR)]
+Urn = Annotated[str, StringConstraints(max_length=MAX_URN)]
+RunId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+Millis = Annotated[int, Field(ge=0, le=2**53)]
+
+
+class Strict(BaseModel):
+    # A request body: unknown fields are refused, not ignored.
+    model_config = ConfigDict(extra="forbid")

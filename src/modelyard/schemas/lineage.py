@@ -1,0 +1,53 @@
+"""Datasets and models a run consumed or produced, and the lineage graph around an entity."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from modelyard.limits import MAX_NAME, MAX_URI
+from modelyard.schemas._common import Description, Name, Strict, Urn
+
+
+class DatasetIn(Strict):
+    name: Name
+    uri: Annotated[str, StringConstraints(max_length=MAX_URI)] | None = None
+    digest: Annotated[str, StringConstraints(max_length=MAX_NAME)] | None = None
+    num_rows: Annotated[int, Field(ge=0)] | None = None
+    description: Description = ""
+
+
+class RunInputs(Strict):
+    datasets: list[DatasetIn] = Field(default_factory=list, max_length=1000)
+    artifacts: list[Urn] = Field(
+        default_factory=list, max_length=1000, description="URNs of artifacts the run consumed."
+    )
+
+
+class ModelIn(Strict):
+    name: Name
+    description: Description = ""
+
+
+class RunOutputs(Strict):
+    models: list[ModelIn] = Field(default_factory=list, max_length=1000)
+    datasets: list[DatasetIn] = Field(default_factory=list, max_length=1000)
+
+
+class LineageNode(BaseModel):
+    urn: str
+    type: str
+    hops: int
+
+
+class LineageEdge(BaseModel):
+    upstream: str
+    type: str
+    downstream: str
+
+
+class LineagePublic(BaseModel):
+    root: str
+    nodes: list[LineageNode]
+    edges: list[LineageEdge]

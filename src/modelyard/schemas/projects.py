@@ -1,0 +1,26 @@
+"""Projects."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from modelyard.schemas._common import Description, Name, Strict
+
+
+class ProjectCreate(Strict):
+    name: Name
+    description: Description = ""
+
+
+class ProjectUpdate(Strict):
+    description: Description | None = None
+
+
+class ProjectPublic(BaseModel):
+    id: int
+    urn: str
+    name: str
+    description: str
+    created_at: int
+    created_by: str
+    run_count: int = 0

@@ -1,0 +1,85 @@
+"""Runs, their params and tags, and run search."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from modelyard.limits import RunStatus
+from modelyard.schemas._common import (
+    ErrorText,
+    Key,
+    Millis,
+    Name,
+    ParamValue,
+    RunId,
+    Strict,
+    TagValue,
+)
+
+
+class RunCreate(Strict):
+    project: Name
+    name: Name | None = None
+    run_id: RunId | None = Field(
+        default=None, description="Client-chosen id; repeating a create with it is a no-op."
+    )
+    start_time: Millis | None = None
+    params: dict[Key, ParamValue] = Field(default_factory=dict)
+    tags: dict[Key, TagValue] = Field(default_factory=dict)
+    source: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    git_commit: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class RunUpdate(Strict):
+    status: RunStatus | None = None
+    end_time: Millis | None = None
+    name: Name | None = None
+    error: ErrorText | None = None
+
+
+class LatestMetric(BaseModel):
+    value: float | str
+    step: int
+    timestamp: int
+
+
+class RunPublic(BaseModel):
+    run_id: str
+    urn: str
+    project: str
+    project_id: int
+    name: str
+    status: RunStatus
+    start_time: int
+    end_time: int | None
+    created_by: str
+    error: str | None = None
+    source: str | None = None
+    git_commit: str | None = None
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, LatestMetric]
+
+
+class RunSearch(Strict):
+    project: Name | None = None
+    projects: list[Name] | None = None
+    filter: Annotated[str, StringConstraints(max_length=10_000)] = ""
+    order_by: list[Annotated[str, StringConstraints(max_length=1000)]] = Field(default_factory=list)
+    page_size: Annotated[int, Field(ge=1, le=10_000)] = 100
+    page_token: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+
+
+class RunPage(BaseModel):
+    runs: list[RunPublic]
+    next_page_token: str | None
+
+
+class ParamsLog(Strict):
+    params: dict[Key, ParamValue]
+
+
+class TagsSet(Strict):
+    tags: dict[Key, TagValue]
