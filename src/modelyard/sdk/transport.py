@@ -138,8 +138,9 @@ def server_missing(
     what: str, exc: ModuleNotFoundError, extras: str = "server"
 ) -> ServerExtraMissing:
     """The clear error for ``what`` needing ``extras``, of which ``exc.name`` is missing."""
+    named = f"the {extras} extras" if "," in extras else f"the {extras} extra"
     return ServerExtraMissing(
-        f"{what} needs the {extras} extra, which is not installed (no module {exc.name!r}): "
+        f"{what} needs {named}, which this install lacks (no module {exc.name!r}): "
         f"pip install 'modelyard[{extras}]'",
         name=exc.name,
     )
