@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 import numpy as np
 import orjson
-import pyarrow as pa
 
 from modelyard.floats import encode_float
 from modelyard.limits import MAX_KEY
@@ -213,6 +212,8 @@ class Client:
         resp = self.transport.request(
             "GET", f"/api/v1/runs/{run_id}/metric-history", params={"key": key, "format": "arrow"}
         )
+        import pyarrow as pa  # on first use: it is a sixth of `import modelyard`
+
         table = pa.ipc.open_stream(resp.content).read_all()
         return MetricSeries(
             key=key,

@@ -7,17 +7,23 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
 from modelyard.schemas import EvaluationPublic, ThresholdPoint
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from modelyard.sdk.client import Client
+
+# pyarrow is imported where it is used: loading it is a sixth of `import modelyard`, which
+# a script that only logs metrics does not need.
 
 ARROW = "application/vnd.apache.arrow.stream"
 
 
 def _column(values: Any) -> pa.Array:
+    import pyarrow as pa
+
     arr = np.asarray(values)
     if arr.dtype == object:
         return pa.array(arr.astype(str))
@@ -32,6 +38,8 @@ def predictions_table(
     groups: Mapping[str, Any] | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:
     """The predictions as an Arrow table, and the query naming its columns."""
+    import pyarrow as pa
+
     scores = np.asarray(y_score)
     cols: dict[str, pa.Array] = {"y_true": _column(y_true)}
     query: dict[str, Any] = {"y_true": "y_true"}
@@ -57,6 +65,8 @@ def predictions_table(
 
 
 def _ipc(table: pa.Table) -> bytes:
+    import pyarrow as pa
+
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
