@@ -12,7 +12,7 @@ from modelyard.metadata.aspects import ModelVersionProperties
 from modelyard.metadata.store import Store, Tx, entity_exists
 from modelyard.metadata.urn import model_urn, model_version_urn
 from modelyard.schemas import ModelIn, ModelPublic, ModelVersionCreate, ModelVersionPublic
-from modelyard.services.catalog import put_model
+from modelyard.services.entities import put_model
 from modelyard.services.runs import locked_run
 
 _VERSIONS = (
