@@ -106,8 +106,7 @@ async def evaluate_version(
 
 @router.get("/models/{model:path}/versions/{version}/evaluations")
 def list_version_evaluations(model: str, version: int, store: StoreDep) -> list[EvaluationPublic]:
-    models.get_version(store, model=model, version=version)
-    return evaluations.list_version_evaluations(store, model=model, version=version)
+    return models.version_evaluations(store, model=model, version=version)
 
 
 @router.get("/runs/{run_id}/evaluations")
