@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modelyard.analyzers.base import PredictionTable, prediction_table
 from modelyard.artifacts.local import LocalArtifactStore
-from modelyard.errors import InvalidInput, PayloadTooLarge
+from modelyard.errors import PayloadTooLarge
 from modelyard.metadata.store import Store
 from modelyard.plugins import Plugins
 from modelyard.schemas import EvaluationCreate, EvaluationPublic
@@ -109,7 +109,7 @@ def _evaluate(
         model, version = model_version
         run_id = models.get_version(store, model=model, version=version).run_id
     if run_id is None:
-        raise InvalidInput("an evaluation is of a run or of a model version")
+        raise ValueError("an evaluation is of a run or of a model version")
     table, dataset, name = _table(upload)
     return evaluations.evaluate(
         store, files, plugins, run_id=run_id, table=table, dataset=upload.dataset or dataset,

@@ -88,7 +88,7 @@ def compare_context(store: Store, run_ids: list[str], only_diff: bool) -> dict[s
         raise InvalidInput(
             f"at most {MAX_RUNS} runs can be compared at once; {len(ids)} were picked"
         )
-    compared = [runs.get_run(store, run_id=i) for i in ids]
+    compared = runs.get_runs(store, run_ids=ids)
     params = param_rows(compared)
     return {
         "nav": "projects",
