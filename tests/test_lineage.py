@@ -416,3 +416,14 @@ def test_inputs_logged_concurrently_are_all_kept(api: httpx.Client) -> None:
     consumes = aspects(api, run_urn(rid))["run_lineage"]["consumes"]
     assert sorted(consumes) == [dataset_urn(n) for n in names]
     assert set(nodes(graph(api, run_urn(rid)))) == {run_urn(rid), *consumes}
+
+
+def test_the_api_documents_each_resource_under_its_own_tag(api: httpx.Client) -> None:
+    paths = api.get("/openapi.json").json()["paths"]
+    tags = {(path, method): op["tags"] for path, ops in paths.items() for method, op in ops.items()}
+    assert tags[(f"{API}/lineage", "get")] == ["lineage"]
+    assert tags[(f"{API}/runs/{{run_id}}/inputs", "post")] == ["lineage"]
+    assert tags[(f"{API}/runs/{{run_id}}/outputs", "post")] == ["lineage"]
+    assert tags[(f"{API}/entities/{{urn}}/aspects", "get")] == ["entities"]
+    assert tags[(f"{API}/entities/{{urn}}/aspects/{{aspect}}/versions", "get")] == ["entities"]
+    assert tags[(f"{API}/changes", "get")] == ["changes"]

@@ -214,6 +214,17 @@ def test_compare_needs_two_runs(api: httpx.Client) -> None:
     assert "pick at least two runs" in doc
 
 
+def test_compare_shows_runs_in_the_order_picked_and_names_an_unknown_one(
+    api: httpx.Client,
+) -> None:
+    first, second = new_run(api, name="zeta"), new_run(api, name="alpha")
+    doc = get_page(api, f"/compare?run={first}&run={second}")
+    assert doc.index("zeta") < doc.index("alpha")
+    missing = "0" * 32
+    doc = get_page(api, f"/compare?run={first}&run={missing}", status=404)
+    assert f"run &#39;{missing}&#39; does not exist" in doc
+
+
 # --- search
 def test_search_finds_projects_runs_and_entities_or_runs_a_filter(
     api: httpx.Client, sweep: dict[str, dict[str, Any]]

@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-import orjson
 from fastapi import Depends, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
 
 from modelyard.artifacts.local import LocalArtifactStore
-from modelyard.errors import InvalidInput
 from modelyard.metadata.store import Store
 from modelyard.plugins import Plugins
 from modelyard.settings import Settings
 
 LOCAL_USER = "local"
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse_body(raw: bytes, model: type[M]) -> M:
-    """Parse a JSON body with orjson and validate it; errors read like the framework's own."""
-    if not raw:
-        raise InvalidInput("a JSON body is required")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False)) from None
 
 
 # Dependencies are coroutines on purpose: FastAPI runs plain functions in its thread pool,

@@ -33,7 +33,7 @@ from modelyard.metadata.urn import dataset_urn, evaluation_urn, model_version_ur
 from modelyard.plugins import Plugins
 from modelyard.schemas import DatasetIn, EvaluationPublic, ThresholdPoint
 from modelyard.services.artifacts import record_staged
-from modelyard.services.catalog import put_dataset
+from modelyard.services.entities import put_dataset
 from modelyard.services.runs import locked_run, run_row
 
 FILES = {

@@ -11,8 +11,15 @@ from modelyard.metadata import tables as t
 from modelyard.metadata.aspects import ModelVersionProperties
 from modelyard.metadata.store import Store, Tx, entity_exists
 from modelyard.metadata.urn import model_urn, model_version_urn
-from modelyard.schemas import ModelIn, ModelPublic, ModelVersionCreate, ModelVersionPublic
-from modelyard.services.catalog import put_model
+from modelyard.schemas import (
+    EvaluationPublic,
+    ModelIn,
+    ModelPublic,
+    ModelVersionCreate,
+    ModelVersionPublic,
+)
+from modelyard.services import evaluations
+from modelyard.services.entities import put_model
 from modelyard.services.runs import locked_run
 
 _VERSIONS = (
@@ -74,6 +81,12 @@ def get_version(store: Store, *, model: str, version: int) -> ModelVersionPublic
     if row is None:
         raise NotFound(f"model {model!r} has no version {version}")
     return _public(row)
+
+
+def version_evaluations(store: Store, *, model: str, version: int) -> list[EvaluationPublic]:
+    """A model version's evaluations, newest first; an unknown version is a NotFound."""
+    get_version(store, model=model, version=version)
+    return evaluations.list_version_evaluations(store, model=model, version=version)
 
 
 def list_versions(store: Store, *, model: str) -> list[ModelVersionPublic]:

@@ -14,7 +14,8 @@ from modelyard.metadata import tables as t
 from modelyard.metadata.aspects import TERMINAL_STATUSES, StepProperties, StepState
 from modelyard.metadata.store import Store, Tx
 from modelyard.metadata.urn import step_urn
-from modelyard.schemas import ArtifactPublic, StepPublic, StepUpsert
+from modelyard.schemas import ArtifactPublic, RunPublic, RunSearch, StepPublic, StepUpsert
+from modelyard.services import search
 from modelyard.services.artifacts import artifact_public
 from modelyard.services.runs import active_run, run_row
 
@@ -180,3 +181,11 @@ def steps_of_runs(store: Store, *, run_ids: Sequence[str]) -> dict[str, list[Ste
         for r in conn.execute(q):
             out[r.run_id].append(_public(r.run_id, r, []))
     return out
+
+
+def running_pipelines(store: Store, *, limit: int) -> list[tuple[RunPublic, list[StepPublic]]]:
+    """The runs running now, newest first, each with its steps."""
+    req = RunSearch(filter="attributes.status = 'running'", page_size=limit)
+    found = search.search_runs(store, req=req).runs
+    by_run = steps_of_runs(store, run_ids=[run.run_id for run in found])
+    return [(run, by_run[run.run_id]) for run in found]

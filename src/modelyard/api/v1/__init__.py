@@ -2,8 +2,18 @@
 
 from fastapi import APIRouter
 
-from modelyard.api.v1 import artifacts, evaluations, lineage, models, projects, runs, steps
+from modelyard.api.v1 import (
+    artifacts,
+    changes,
+    entities,
+    evaluations,
+    lineage,
+    models,
+    projects,
+    runs,
+    steps,
+)
 
 router = APIRouter(prefix="/api/v1")
-for module in (projects, runs, steps, artifacts, lineage, evaluations, models):
+for module in (projects, runs, steps, artifacts, lineage, entities, changes, evaluations, models):
     router.include_router(module.router)

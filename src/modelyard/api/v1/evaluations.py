@@ -5,35 +5,15 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from modelyard.analyzers.base import PredictionTable, prediction_table
-from modelyard.api.deps import Actor, ArtifactsDep, PluginsDep, SettingsDep, StoreDep, parse_body
-from modelyard.artifacts.local import LocalArtifactStore
-from modelyard.errors import PayloadTooLarge
-from modelyard.metadata.store import Store
-from modelyard.plugins import Plugins
+from modelyard.api.deps import Actor, ArtifactsDep, PluginsDep, SettingsDep, StoreDep
 from modelyard.schemas import EvaluationCreate, EvaluationPublic, Name, ThresholdPoint
-from modelyard.services import evaluations, models
-from modelyard.settings import Settings
+from modelyard.services import evaluation_upload, evaluations, models
+from modelyard.services.evaluation_upload import Upload
 
 router = APIRouter(tags=["evaluations"])
 UPLOADS = "JSON, Arrow IPC, Parquet (application/vnd.apache.parquet) or CSV (text/csv)"
-
-
-def _from_json(raw: bytes, threshold: float) -> tuple[PredictionTable, str | None, str | None]:
-    body = parse_body(raw, EvaluationCreate)
-    table = prediction_table(
-        body.y_true,
-        body.y_score,
-        weights=body.weights,
-        groups=body.groups,
-        task=body.task,
-        classes=body.classes,
-        threshold=body.threshold if body.threshold != 0.5 else threshold,
-    )
-    return table, body.dataset, body.name
 
 
 class EvaluationQuery(BaseModel):
@@ -50,6 +30,11 @@ class EvaluationQuery(BaseModel):
     threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     classes: Annotated[list[str] | None, Field(max_length=10_000)] = None
     evaluation_id: Annotated[str | None, Field(pattern=r"^[0-9a-f]{32}$")] = None
+
+    def upload(self, raw: bytes, content_type: str) -> Upload:
+        """The uploaded body with what the query says about it."""
+        fields = self.model_dump(exclude={"group"})
+        return Upload(raw=raw, content_type=content_type, groups=self.group, **fields)
 
 
 BODY = {
@@ -68,43 +53,11 @@ BODY = {
 QueryDep = Annotated[EvaluationQuery, Query()]
 
 
-async def _evaluate(
-    request: Request,
-    q: EvaluationQuery,
-    *,
-    store: Store,
-    files: LocalArtifactStore,
-    plugins: Plugins,
-    settings: Settings,
-    actor: str,
-    run_id: str,
-    model_version: tuple[str, int] | None = None,
-) -> EvaluationPublic:
-    size = int(request.headers.get("content-length") or 0)
-    if size > settings.max_upload_bytes:
-        raise PayloadTooLarge(
-            f"the upload is larger than the {settings.max_upload_bytes}-byte limit"
-        )
-    raw = await request.body()
-    kind = request.headers.get("content-type", "application/json")
-
-    def work() -> EvaluationPublic:
-        if kind.startswith("application/json"):
-            table, ds, nm = _from_json(raw, q.threshold)
-        else:
-            data = evaluations.read_upload(raw, kind)
-            table = evaluations.table_from_arrow(
-                data, y_true=q.y_true, y_score=q.y_score, weights=q.weights, groups=q.group,
-                task=q.task, threshold=q.threshold, classes=q.classes,
-            )  # fmt: skip
-            ds, nm = None, None
-        return evaluations.evaluate(
-            store, files, plugins, run_id=run_id, table=table, dataset=q.dataset or ds,
-            name=q.name or nm, actor=actor, evaluation_id=q.evaluation_id,
-            model_version=model_version,
-        )  # fmt: skip
-
-    return await run_in_threadpool(work)
+async def _upload(request: Request, q: EvaluationQuery, max_bytes: int) -> Upload:
+    raw = await evaluation_upload.read_limited(
+        request.stream(), max_bytes=max_bytes, declared_length=request.headers.get("content-length")
+    )
+    return q.upload(raw, request.headers.get("content-type", "application/json"))
 
 
 @router.post("/runs/{run_id}/evaluations", status_code=201, openapi_extra=BODY)
@@ -123,9 +76,9 @@ async def evaluate(
     names in the query (``y_true``, ``y_score`` (repeat it for one column per class),
     ``weights``, ``group`` (repeatable)). Nothing is stored unless the whole table is valid.
     A client-chosen ``evaluation_id`` makes a retried request a no-op."""
-    return await _evaluate(
-        request, q, store=store, files=files, plugins=plugins, settings=settings, actor=actor,
-        run_id=run_id,
+    return await evaluation_upload.evaluate_upload(
+        store, files, plugins, upload=await _upload(request, q, settings.max_upload_bytes),
+        max_bytes=settings.max_upload_bytes, actor=actor, run_id=run_id,
     )  # fmt: skip
 
 
@@ -145,17 +98,15 @@ async def evaluate_version(
 ) -> EvaluationPublic:
     """Evaluate predictions of a model version (as for a run); the evaluation is linked to the
     version and to the run that made it."""
-    mv = models.get_version(store, model=model, version=version)
-    return await _evaluate(
-        request, q, store=store, files=files, plugins=plugins, settings=settings, actor=actor,
-        run_id=mv.run_id, model_version=(model, version),
+    return await evaluation_upload.evaluate_upload(
+        store, files, plugins, upload=await _upload(request, q, settings.max_upload_bytes),
+        max_bytes=settings.max_upload_bytes, actor=actor, model_version=(model, version),
     )  # fmt: skip
 
 
 @router.get("/models/{model:path}/versions/{version}/evaluations")
 def list_version_evaluations(model: str, version: int, store: StoreDep) -> list[EvaluationPublic]:
-    models.get_version(store, model=model, version=version)
-    return evaluations.list_version_evaluations(store, model=model, version=version)
+    return models.version_evaluations(store, model=model, version=version)
 
 
 @router.get("/runs/{run_id}/evaluations")

@@ -5,11 +5,9 @@ from typing import Annotated, Any, Literal
 import pyarrow as pa
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
-from modelyard.api.deps import Actor, SettingsDep, StoreDep, parse_body
+from modelyard.api.deps import Actor, SettingsDep, StoreDep
 from modelyard.floats import encode_float
-from modelyard.metadata.store import now_ms
 from modelyard.schemas import (
     BatchLog,
     MetricHistory,
@@ -21,12 +19,11 @@ from modelyard.schemas import (
     RunUpdate,
     TagsSet,
 )
-from modelyard.services import metrics, runs, search
-from modelyard.services.metrics import MetricColumns
+from modelyard.services import batches, metrics, runs, search
+from modelyard.services.batches import ARROW
 from modelyard.services.runs import run_row
 
 router = APIRouter(prefix="/runs", tags=["runs"])
-ARROW = "application/vnd.apache.arrow.stream"
 
 
 @router.post("", status_code=201)
@@ -55,14 +52,7 @@ def update_run(run_id: str, body: RunUpdate, store: StoreDep, actor: Actor) -> R
 @router.post("/{run_id}/params", status_code=204)
 def log_params(run_id: str, body: ParamsLog, store: StoreDep, actor: Actor) -> None:
     """Params are immutable: the same value again is a no-op, another value a 409."""
-    runs.log_batch(
-        store,
-        run_id=run_id,
-        params=body.params,
-        tags={},
-        points=metrics.build_columns([], [], [], []),
-        actor=actor,
-    )
+    batches.log_params(store, run_id=run_id, params=body.params, actor=actor)
 
 
 @router.post("/{run_id}/tags", status_code=204)
@@ -74,21 +64,6 @@ def set_tags(run_id: str, body: TagsSet, store: StoreDep, actor: Actor) -> None:
 def delete_tag(run_id: str, key: str, store: StoreDep, actor: Actor) -> None:
     """Remove a tag; ``key`` may contain "/" (any tag key that can be set can be removed)."""
     runs.set_tags(store, run_id=run_id, tags={}, remove=[key], actor=actor)
-
-
-def _points(body: BatchLog, now: int) -> MetricColumns:
-    rows = metrics.columns_from_rows(body.metrics, now)
-    if body.columns is None:
-        return rows
-    cols = metrics.columns_from_dict(body.columns, now)
-    if not len(rows):
-        return cols
-    return metrics.build_columns(
-        rows.keys + cols.keys,
-        [*rows.values.tolist(), *cols.values.tolist()],
-        [*rows.steps.tolist(), *cols.steps.tolist()],
-        [*rows.timestamps.tolist(), *cols.timestamps.tolist()],
-    )
 
 
 def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -141,36 +116,12 @@ async def log_batch(
     ``Idempotency-Key`` header (the SDK does): a batch sent again with the same key, e.g. a
     retry after a lost response, is a no-op, so retries never duplicate points.
     """
-    raw = await request.body()
-    if request.headers.get("content-type", "").startswith(ARROW):
-        points = metrics.columns_from_arrow(raw, now_ms(), settings.max_batch_points)
-        await run_in_threadpool(
-            runs.log_batch,
-            store,
-            run_id=run_id,
-            params={},
-            tags={},
-            points=points,
-            actor=actor,
-            batch_key=idempotency_key,
-        )
-        return
-    # The body is parsed here with orjson rather than by the framework: batches are the
-    # hottest path of the API and this parses them several times faster.
-    body = parse_body(raw, BatchLog)
-    values = (body.columns or {}).get("value", [])  # a string here is refused below, not counted
-    metrics.check_size(
-        len(body.metrics) + (len(values) if isinstance(values, list) else 0),
-        settings.max_batch_points,
-    )
-    points = _points(body, now_ms())
-    await run_in_threadpool(
-        runs.log_batch,
+    await batches.ingest_batch(
         store,
         run_id=run_id,
-        params=body.params,
-        tags=body.tags,
-        points=points,
+        raw=await request.body(),
+        content_type=request.headers.get("content-type", ""),
+        max_points=settings.max_batch_points,
         actor=actor,
         batch_key=idempotency_key,
     )

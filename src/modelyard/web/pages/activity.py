@@ -11,9 +11,10 @@ from starlette.responses import HTMLResponse
 
 from modelyard.api.deps import StoreDep
 from modelyard.errors import InvalidInput, NotFound
+from modelyard.metadata.store import Store
 from modelyard.metadata.urn import parse_urn
-from modelyard.schemas import AspectVersion, ChangePublic
-from modelyard.services import catalog
+from modelyard.schemas import AspectVersion
+from modelyard.services import changes, entities
 from modelyard.web.diff import changed_keys, line_diff
 from modelyard.web.templating import render
 
@@ -69,6 +70,34 @@ def page_link(filters: dict[str, str], before: int | None = None) -> str:
     return "/activity" + ("?" + urlencode(pairs) if pairs else "")
 
 
+def activity_context(store: Store, filters: dict[str, str], before: int | None) -> dict[str, Any]:
+    """A page of the change log as the filters ask, with links to the older and newest pages;
+    filters that cannot be read are reported and show nothing."""
+    window, errors = read_filters(filters["urn"], filters["since"], filters["until"])
+    found = changes.LabelledChanges([], {})
+    if not errors:
+        found = changes.labelled_changes(
+            store,
+            urn=filters["urn"] or None,
+            actor=filters["actor"] or None,
+            since=window["since"],
+            until=window["until"],
+            before_id=before,
+            limit=PAGE_SIZE + 1,
+        )
+    more = len(found.changes) > PAGE_SIZE
+    return {
+        "nav": "activity",
+        "filters": filters,
+        "errors": errors,
+        "changes": found.changes[:PAGE_SIZE],
+        "labels": found.labels,
+        "older": page_link(filters, found.changes[PAGE_SIZE - 1].id) if more else None,
+        "newest": page_link(filters) if before is not None else None,
+        "filtered": any(filters.values()),
+    }
+
+
 @router.get("/activity", response_class=HTMLResponse)
 def activity(
     request: Request,
@@ -81,31 +110,8 @@ def activity(
 ) -> HTMLResponse:
     """The change log, newest first, filtered by entity, actor and time; "Older" pages on."""
     filters = {"urn": urn.strip(), "actor": actor.strip(), "since": since, "until": until}
-    window, errors = read_filters(urn, since, until)
-    changes: list[ChangePublic] = []
-    if not errors:
-        changes = catalog.list_changes(
-            store,
-            urn=filters["urn"] or None,
-            actor=filters["actor"] or None,
-            since=window["since"],
-            until=window["until"],
-            before_id=before,
-            limit=PAGE_SIZE + 1,
-        )
-    older = page_link(filters, changes[PAGE_SIZE - 1].id) if len(changes) > PAGE_SIZE else None
-    changes = changes[:PAGE_SIZE]
-    context = {
-        "nav": "activity",
-        "filters": filters,
-        "errors": errors,
-        "changes": changes,
-        "labels": catalog.entity_labels(store, urns=[c.urn for c in changes]),
-        "older": older,
-        "newest": page_link(filters) if before is not None else None,
-        "filtered": any(filters.values()),
-    }
-    return render(request, "activity.html", context, status=400 if errors else 200)
+    context = activity_context(store, filters, before)
+    return render(request, "activity.html", context, status=400 if context["errors"] else 200)
 
 
 def pick(versions: list[AspectVersion], number: int | None, what: str) -> AspectVersion | None:
@@ -134,6 +140,21 @@ def diff_context(
     }
 
 
+def history_context(
+    store: Store, urn: str, aspect: str, version: int | None, against: int | None
+) -> dict[str, Any]:
+    versions = entities.get_aspect_history(store, urn=urn, aspect=aspect)
+    return {
+        "nav": "activity",
+        "urn": urn,
+        "aspect": aspect,
+        "type": parse_urn(urn).type,
+        "label": entities.entity_labels(store, urns=[urn])[urn],
+        "versions": list(reversed(versions)),
+        **diff_context(versions, version, against),
+    }
+
+
 @router.get("/history", response_class=HTMLResponse)
 def history(
     request: Request,
@@ -144,14 +165,5 @@ def history(
     against: Annotated[int | None, Query(ge=1)] = None,
 ) -> HTMLResponse:
     """Every version of one aspect of an entity, and the diff between two of them."""
-    versions = catalog.get_aspect_history(store, urn=urn, aspect=aspect)
-    context = {
-        "nav": "activity",
-        "urn": urn,
-        "aspect": aspect,
-        "type": parse_urn(urn).type,
-        "label": catalog.entity_labels(store, urns=[urn])[urn],
-        "versions": list(reversed(versions)),
-        **diff_context(versions, version, against),
-    }
+    context = history_context(store, urn, aspect, version, against)
     return render(request, "history.html", context)

@@ -2,30 +2,54 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from modelyard.api.deps import Actor, ArtifactsDep, PluginsDep, SettingsDep, StoreDep
-from modelyard.errors import InvalidInput, PayloadTooLarge
-from modelyard.services import evaluations, runs
+from modelyard.errors import InvalidInput, ModelyardError, PayloadTooLarge
+from modelyard.metadata.store import Store
+from modelyard.services import evaluation_upload, evaluations, runs
+from modelyard.services.evaluation_upload import Upload
 from modelyard.web.pages.evaluations import KEY_METRICS
 from modelyard.web.templating import render
 
 router = APIRouter()
-KINDS = {
-    "parquet": "application/vnd.apache.parquet",
-    "csv": "text/csv",
-    "arrow": "application/vnd.apache.arrow.file",
-    "arrows": "application/vnd.apache.arrow.stream",
-}
 
 
 def _names(text: str) -> list[str] | None:
     names = [n.strip() for n in text.split(",") if n.strip()]
     return names or None
+
+
+async def read_form(predictions: UploadFile, form: dict[str, str], max_bytes: int) -> Upload:
+    """The uploaded file (read up to one byte past the limit) and the form's column names."""
+    return Upload(
+        raw=await predictions.read(max_bytes + 1),
+        content_type=evaluation_upload.content_type_of(
+            predictions.filename, predictions.content_type
+        ),
+        y_true=form["y_true"].strip(),
+        y_score=_names(form["y_score"]),
+        weights=form["weights"].strip() or None,
+        groups=_names(form["groups"]),
+        dataset=form["dataset"].strip() or None,
+    )
+
+
+def failed_upload(
+    store: Store, run_id: str, error: ModelyardError, form: dict[str, str]
+) -> dict[str, Any]:
+    """The run's evaluations page again, saying why the upload failed and keeping the form."""
+    return {
+        "nav": "projects",
+        "run": runs.get_run(store, run_id=run_id),
+        "evaluations": evaluations.list_evaluations(store, run_id=run_id),
+        "key_metrics": KEY_METRICS,
+        "upload_error": error.message,
+        "form": form,
+    }
 
 
 @router.post("/runs/{run_id}/evaluations")
@@ -48,34 +72,12 @@ async def upload_predictions(
     form = {"dataset": dataset, "y_true": y_true, "y_score": y_score, "weights": weights,
             "groups": groups}  # fmt: skip
     try:
-        suffix = (predictions.filename or "").rsplit(".", 1)[-1].lower()
-        kind = KINDS.get(suffix, predictions.content_type or "")
-        raw = await predictions.read(settings.max_upload_bytes + 1)
-        if len(raw) > settings.max_upload_bytes:
-            raise PayloadTooLarge(
-                f"the file is larger than the {settings.max_upload_bytes}-byte limit"
-            )
-
-        def work() -> str:
-            table = evaluations.table_from_arrow(
-                evaluations.read_upload(raw, kind), y_true=y_true.strip(),
-                y_score=_names(y_score), weights=weights.strip() or None, groups=_names(groups),
-            )  # fmt: skip
-            ev = evaluations.evaluate(
-                store, files, plugins, run_id=run_id, table=table,
-                dataset=dataset.strip() or None, name=None, actor=actor,
-            )  # fmt: skip
-            return ev.id
-
-        evaluation_id = await run_in_threadpool(work)
+        upload = await read_form(predictions, form, settings.max_upload_bytes)
+        ev = await evaluation_upload.evaluate_upload(
+            store, files, plugins, upload=upload, max_bytes=settings.max_upload_bytes,
+            actor=actor, run_id=run_id,
+        )  # fmt: skip
     except (InvalidInput, PayloadTooLarge) as exc:
-        context = {
-            "nav": "projects",
-            "run": runs.get_run(store, run_id=run_id),
-            "evaluations": evaluations.list_evaluations(store, run_id=run_id),
-            "key_metrics": KEY_METRICS,
-            "upload_error": exc.message,
-            "form": form,
-        }
+        context = failed_upload(store, run_id, exc, form)
         return render(request, "_evaluation_run_page.html", context, status=exc.status)
-    return RedirectResponse(f"/evaluations/{evaluation_id}", status_code=303)
+    return RedirectResponse(f"/evaluations/{ev.id}", status_code=303)

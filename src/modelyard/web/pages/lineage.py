@@ -10,9 +10,10 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse
 
 from modelyard.api.deps import StoreDep
+from modelyard.metadata.store import Store
 from modelyard.metadata.urn import parse_urn
 from modelyard.schemas import LineagePublic
-from modelyard.services import catalog
+from modelyard.services import changes, entities, lineage
 from modelyard.web.diff import pretty
 from modelyard.web.graph import layered
 from modelyard.web.templating import render
@@ -99,6 +100,39 @@ def graph_view(graph: LineagePublic, labels: dict[str, str], up: int, down: int)
     }
 
 
+def lineage_context(store: Store, urn: str, up: int, down: int) -> dict[str, Any]:
+    graph = lineage.get_lineage(store, urn=urn, upstream=up, downstream=down)
+    labels = entities.entity_labels(store, urns=[n.urn for n in graph.nodes])
+    return {
+        "root": graph.root,
+        "root_label": labels[graph.root],
+        "root_type": parse_urn(graph.root).type,
+        "up": up,
+        "down": down,
+        "max_hops": lineage.MAX_HOPS,
+        "labels": labels,
+        **graph_view(graph, labels, up, down),
+    }
+
+
+def entity_context(store: Store, urn: str) -> dict[str, Any]:
+    aspects = entities.list_aspects(store, urn=urn)
+    recent = changes.labelled_changes(store, urn=urn, limit=RECENT_CHANGES)
+    labels = {**recent.labels, **entities.entity_labels(store, urns=[urn])}
+    page = entity_page(urn)
+    return {
+        "urn": urn,
+        "type": parse_urn(urn).type,
+        "label": labels[urn],
+        "aspects": [(name, pretty(value)) for name, value in sorted(aspects.items())],
+        "richer_page": None if page.startswith("/entities/") else page,
+        "lineage_href": lineage_url(urn, DEFAULT_HOPS, DEFAULT_HOPS),
+        "changes": recent.changes,
+        "labels": labels,
+        "more_changes": len(recent.changes) == RECENT_CHANGES,
+    }
+
+
 @router.get("/lineage", response_class=HTMLResponse)
 def lineage_page(
     request: Request,
@@ -108,39 +142,10 @@ def lineage_page(
     down: int = DEFAULT_HOPS,
 ) -> HTMLResponse:
     """The lineage graph around ``urn``, ``up`` hops upstream and ``down`` downstream."""
-    graph = catalog.get_lineage(store, urn=urn, upstream=up, downstream=down)
-    labels = catalog.entity_labels(store, urns=[n.urn for n in graph.nodes])
-    context = {
-        "root": graph.root,
-        "root_label": labels[graph.root],
-        "root_type": parse_urn(graph.root).type,
-        "up": up,
-        "down": down,
-        "max_hops": catalog.MAX_HOPS,
-        "labels": labels,
-        **graph_view(graph, labels, up, down),
-    }
-    return render(request, "lineage.html", context)
+    return render(request, "lineage.html", lineage_context(store, urn, up, down))
 
 
 @router.get("/entities/{urn:path}", response_class=HTMLResponse)
 def entity(request: Request, store: StoreDep, urn: str) -> HTMLResponse:
     """An entity's current aspects, each with its history, and where to look further."""
-    aspects = catalog.list_aspects(store, urn=urn)
-    changes = catalog.list_changes(
-        store, urn=urn, actor=None, since=None, before_id=None, limit=RECENT_CHANGES
-    )
-    labels = catalog.entity_labels(store, urns=[urn])
-    page = entity_page(urn)
-    context = {
-        "urn": urn,
-        "type": parse_urn(urn).type,
-        "label": labels[urn],
-        "aspects": [(name, pretty(value)) for name, value in sorted(aspects.items())],
-        "richer_page": None if page.startswith("/entities/") else page,
-        "lineage_href": lineage_url(urn, DEFAULT_HOPS, DEFAULT_HOPS),
-        "changes": changes,
-        "labels": labels,
-        "more_changes": len(changes) == RECENT_CHANGES,
-    }
-    return render(request, "entity.html", context)
+    return render(request, "entity.html", entity_context(store, urn))

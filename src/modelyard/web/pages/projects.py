@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse
 
 from modelyard.api.deps import StoreDep
 from modelyard.errors import InvalidInput
+from modelyard.metadata.store import Store
 from modelyard.schemas import RunPage, RunSearch
 from modelyard.services import projects, search
 from modelyard.web.runs_table import Column, choose_columns, pager_links, sort_link
@@ -25,6 +27,55 @@ def project_list(request: Request, store: StoreDep) -> HTMLResponse:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TableQuery:
+    """What the runs table is asked to show: filter, order, columns and which page."""
+
+    filter: str = ""
+    order: str = ""
+    col: list[str] | None = None
+    page: str | None = None
+    trail: list[str] | None = None
+    size: int = 50
+
+
+def _search(store: Store, project: str, q: TableQuery, size: int) -> tuple[RunPage, str | None]:
+    """A page of the project's runs, or none and what is wrong with the filter or order."""
+    try:
+        req = RunSearch(
+            project=project,
+            filter=q.filter,
+            order_by=[q.order] if q.order.strip() else [],
+            page_size=size,
+            page_token=q.page or None,
+        )
+        return search.search_runs(store, req=req), None
+    except InvalidInput as exc:
+        return RunPage(runs=[], next_page_token=None), exc.message
+
+
+def project_context(store: Store, ref: str, q: TableQuery) -> dict[str, Any]:
+    project = projects.get_project(store, ref=ref)
+    keys = projects.project_keys(store, project_id=project.id)
+    columns: list[Column] = choose_columns(keys, q.col)
+    size = q.size if q.size in PAGE_SIZES else 50
+    result, error = _search(store, project.name, q, size)
+    state = {"filter": q.filter, "order": q.order, "col": [c.field for c in columns], "size": size}
+    return {
+        "nav": "projects",
+        "project": project,
+        "keys": keys,
+        "columns": columns,
+        "runs": result.runs,
+        "error": error,
+        "state": state,
+        "pages": pager_links(state, q.page, q.trail or [], result.next_page_token),
+        "sort_link": lambda field: sort_link(state, field),
+        "page_sizes": PAGE_SIZES,
+        "charts": False,
+    }
+
+
 @router.get("/projects/{ref:path}", response_class=HTMLResponse)
 def project_page(
     request: Request,
@@ -37,35 +88,7 @@ def project_page(
     trail: Annotated[list[str] | None, Query()] = None,
     size: Annotated[int, Query()] = 50,
 ) -> HTMLResponse:
-    project = projects.get_project(store, ref=ref)
-    keys = projects.project_keys(store, project_id=project.id)
-    columns: list[Column] = choose_columns(keys, col)
-    size = size if size in PAGE_SIZES else 50
-    error = None
-    result = RunPage(runs=[], next_page_token=None)
-    try:
-        req = RunSearch(
-            project=project.name,
-            filter=filter,
-            order_by=[order] if order.strip() else [],
-            page_size=size,
-            page_token=page or None,
-        )
-        result = search.search_runs(store, req=req)
-    except InvalidInput as exc:
-        error = exc.message
-    state = {"filter": filter, "order": order, "col": [c.field for c in columns], "size": size}
-    context = {
-        "nav": "projects",
-        "project": project,
-        "keys": keys,
-        "columns": columns,
-        "runs": result.runs,
-        "error": error,
-        "state": state,
-        "pages": pager_links(state, page, trail or [], result.next_page_token),
-        "sort_link": lambda field: sort_link(state, field),
-        "page_sizes": PAGE_SIZES,
-        "charts": False,
-    }
-    return render(request, "project.html", context, status=400 if error else 200)
+    """A project's runs table: filter, sort, choose columns, page, and pick runs to compare."""
+    q = TableQuery(filter, order, col, page, trail, size)
+    context = project_context(store, ref, q)
+    return render(request, "project.html", context, status=400 if context["error"] else 200)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse
 
 from modelyard.api.deps import ArtifactsDep, StoreDep
+from modelyard.artifacts.local import LocalArtifactStore
 from modelyard.metadata.store import Store
 from modelyard.schemas import RunPublic, StepPublic
 from modelyard.services import artifacts, previews, runs, steps
@@ -47,10 +48,9 @@ def pipeline_context(store: Store, run: RunPublic) -> dict[str, Any]:
     }
 
 
-@router.get("/runs/{run_id}", response_class=HTMLResponse)
-def run_page(request: Request, run_id: str, store: StoreDep) -> HTMLResponse:
+def run_context(store: Store, run_id: str) -> dict[str, Any]:
     run = runs.get_run(store, run_id=run_id)
-    context = {
+    return {
         "nav": "projects",
         "charts": True,
         "params": sorted(run.params.items()),
@@ -60,7 +60,26 @@ def run_page(request: Request, run_id: str, store: StoreDep) -> HTMLResponse:
         "oob": False,
         **pipeline_context(store, run),
     }
-    return render(request, "run.html", context)
+
+
+def artifact_context(
+    store: Store, files: LocalArtifactStore, run_id: str, path: str
+) -> dict[str, Any]:
+    run = runs.get_run(store, run_id=run_id)
+    preview = previews.preview_artifact(store, files, run_id=run_id, path=path)
+    return {
+        "nav": "projects",
+        "run": run,
+        "artifact": preview.artifact,
+        "preview": preview,
+        "text_limit": previews.TEXT_LIMIT,
+        "row_limit": previews.ROW_LIMIT,
+    }
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: str, store: StoreDep) -> HTMLResponse:
+    return render(request, "run.html", run_context(store, run_id))
 
 
 @router.get("/runs/{run_id}/pipeline", response_class=HTMLResponse)
@@ -75,14 +94,4 @@ def pipeline_fragment(request: Request, run_id: str, store: StoreDep) -> HTMLRes
 def artifact_page(
     request: Request, run_id: str, path: str, store: StoreDep, files: ArtifactsDep
 ) -> HTMLResponse:
-    run = runs.get_run(store, run_id=run_id)
-    preview = previews.preview_artifact(store, files, run_id=run_id, path=path)
-    context = {
-        "nav": "projects",
-        "run": run,
-        "artifact": preview.artifact,
-        "preview": preview,
-        "text_limit": previews.TEXT_LIMIT,
-        "row_limit": previews.ROW_LIMIT,
-    }
-    return render(request, "artifact.html", context)
+    return render(request, "artifact.html", artifact_context(store, files, run_id, path))

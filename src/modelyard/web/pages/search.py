@@ -12,7 +12,7 @@ from modelyard.api.deps import StoreDep
 from modelyard.errors import InvalidInput
 from modelyard.metadata.store import Store
 from modelyard.schemas import RunPublic, RunSearch
-from modelyard.services import catalog, projects, runs, search
+from modelyard.services import entities, projects, runs, search
 from modelyard.services.search_grammar import quote_string
 from modelyard.services.series import MAX_RUNS
 from modelyard.web.templating import render
@@ -78,14 +78,8 @@ def param_rows(compared: list[RunPublic]) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/compare", response_class=HTMLResponse)
-def compare(
-    request: Request,
-    store: StoreDep,
-    run: Annotated[list[str] | None, Query()] = None,
-    only_diff: bool = False,
-) -> HTMLResponse:
-    ids = list(dict.fromkeys(run or []))
+def compare_context(store: Store, run_ids: list[str], only_diff: bool) -> dict[str, Any]:
+    ids = list(dict.fromkeys(run_ids))
     if len(ids) < 2:
         raise InvalidInput(
             "pick at least two runs to compare (tick them in a project's runs table)"
@@ -94,9 +88,9 @@ def compare(
         raise InvalidInput(
             f"at most {MAX_RUNS} runs can be compared at once; {len(ids)} were picked"
         )
-    compared = [runs.get_run(store, run_id=i) for i in ids]
+    compared = runs.get_runs(store, run_ids=ids)
     params = param_rows(compared)
-    context = {
+    return {
         "nav": "projects",
         "charts": True,
         "runs": compared,
@@ -107,7 +101,17 @@ def compare(
         "projects": sorted({r.project for r in compared}),
         "run_query": "&".join(f"run={r.run_id}" for r in compared),
     }
-    return render(request, "compare.html", context)
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare(
+    request: Request,
+    store: StoreDep,
+    run: Annotated[list[str] | None, Query()] = None,
+    only_diff: bool = False,
+) -> HTMLResponse:
+    """Runs side by side: their params (or only those that differ) and metrics."""
+    return render(request, "compare.html", compare_context(store, run or [], only_diff))
 
 
 def _runs_matching(store: Store, q: str, page: str | None) -> tuple[Any, str | None, str]:
@@ -124,6 +128,24 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def search_context(store: Store, q: str, page: str | None) -> dict[str, Any]:
+    """Projects, datasets and models whose name holds the text, and matching runs."""
+    context: dict[str, Any] = {"search_q": q, "error": None, "runs": [], "next": None}
+    context.update(projects=[], entities=[], how="")
+    if not q:
+        return context
+    needle = q.lower()
+    context["projects"] = [p for p in projects.list_projects(store) if needle in p.name.lower()]
+    urns = entities.find_entities(store, text=q)
+    labels = entities.entity_labels(store, urns=urns)
+    context["entities"] = [(u, labels[u]) for u in urns]
+    try:
+        context["runs"], context["next"], context["how"] = _runs_matching(store, q, page)
+    except InvalidInput as exc:
+        context["error"] = exc.message
+    return context
+
+
 @router.get("/search", response_class=HTMLResponse)
 def global_search(
     request: Request,
@@ -131,20 +153,10 @@ def global_search(
     q: Annotated[str, Query(max_length=10_000)] = "",
     page: Annotated[str | None, Query(max_length=10_000)] = None,
 ) -> Response:
+    """The search box: an entity's URN or a run's id goes straight to its page."""
     q = q.strip()
     if q.startswith("urn:modelyard:"):
         return RedirectResponse(entity_page(q), status_code=303)
     if RUN_ID.fullmatch(q):
         return RedirectResponse(f"/runs/{q}", status_code=303)
-    context: dict[str, Any] = {"search_q": q, "error": None, "runs": [], "next": None}
-    if q:
-        needle = q.lower()
-        context["projects"] = [p for p in projects.list_projects(store) if needle in p.name.lower()]
-        urns = catalog.find_entities(store, text=q)
-        labels = catalog.entity_labels(store, urns=urns)
-        context["entities"] = [(u, labels[u]) for u in urns]
-        try:
-            context["runs"], context["next"], context["how"] = _runs_matching(store, q, page)
-        except InvalidInput as exc:
-            context["error"] = exc.message
-    return render(request, "search.html", {"projects": [], "entities": [], "how": "", **context})
+    return render(request, "search.html", search_context(store, q, page))

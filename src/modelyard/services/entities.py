@@ -1,0 +1,114 @@
+"""Entities and their aspects: datasets and models as catalog entries, an entity's current
+aspects and their versions, short labels for URNs, and finding entities by name."""
+
+from __future__ import annotations
+
+import orjson
+from sqlalchemy import Connection, func, select
+
+from modelyard.errors import InvalidInput, NotFound
+from modelyard.metadata import tables as t
+from modelyard.metadata.aspects import ASPECTS, DatasetProperties, ModelProperties
+from modelyard.metadata.store import Store, Tx, aspect_history, dialect_insert
+from modelyard.metadata.urn import dataset_urn, model_urn, parse_urn
+from modelyard.schemas import AspectVersion, DatasetIn, ModelIn
+
+
+def put_dataset(tx: Tx, d: DatasetIn) -> str:
+    urn = dataset_urn(d.name)
+    tx.ensure_entity(urn)
+    tx.put_aspect(urn, DatasetProperties(**d.model_dump()))
+    ins = dialect_insert(tx.conn, t.dataset)
+    cols = {"uri": d.uri, "digest": d.digest, "num_rows": d.num_rows}
+    tx.conn.execute(
+        ins.values(name=d.name, created_at=tx.now, **cols).on_conflict_do_update(
+            index_elements=[t.dataset.c.name], set_=cols
+        )
+    )
+    return urn
+
+
+def put_model(tx: Tx, m: ModelIn) -> str:
+    urn = model_urn(m.name)
+    if tx.ensure_entity(urn) or m.description:
+        tx.put_aspect(urn, ModelProperties(name=m.name, description=m.description))
+    return urn
+
+
+def get_aspect_history(store: Store, *, urn: str, aspect: str) -> list[AspectVersion]:
+    parse_urn(urn)
+    if aspect not in ASPECTS:
+        raise InvalidInput(f"unknown aspect {aspect!r}; known: {sorted(ASPECTS)}")
+    with store.read() as conn:
+        versions = aspect_history(conn, urn, aspect)
+    if not versions:
+        raise NotFound(f"{urn} has no aspect {aspect!r}")
+    return [AspectVersion(**{**v, "value": orjson.loads(v.pop("payload"))}) for v in versions]
+
+
+def list_aspects(store: Store, *, urn: str) -> dict[str, object]:
+    parse_urn(urn)
+    with store.read() as conn:
+        rows = conn.execute(
+            select(t.aspect.c.aspect, t.aspect.c.payload).where(
+                t.aspect.c.urn == urn, t.aspect.c.version == 0
+            )
+        ).all()
+    if not rows:
+        raise NotFound(f"{urn} does not exist")
+    return {name: orjson.loads(payload) for name, payload in rows}
+
+
+def entity_labels(store: Store, *, urns: list[str]) -> dict[str, str]:
+    """A short human name for each URN: a run's name, "run › step", an artifact's path."""
+    with store.read() as conn:
+        return labels_of(conn, urns)
+
+
+def labels_of(conn: Connection, urns: list[str]) -> dict[str, str]:
+    """``entity_labels`` inside a read that is already open."""
+    parsed = {u: parse_urn(u) for u in set(urns)}
+    run_ids = {p.parts[0] for p in parsed.values() if p.type in ("run", "step", "artifact")}
+    project_ids = [int(p.id) for p in parsed.values() if p.type == "project" and p.id.isdigit()]
+    run_names = dict(
+        conn.execute(select(t.run.c.id, t.run.c.name).where(t.run.c.id.in_(run_ids))).all()
+    )
+    project_names = dict(
+        conn.execute(
+            select(t.project.c.id, t.project.c.name).where(t.project.c.id.in_(project_ids))
+        ).all()
+    )
+    labels = {}
+    for urn, p in parsed.items():
+        parts = p.parts
+        if p.type == "project":
+            labels[urn] = project_names.get(int(p.id), p.id) if p.id.isdigit() else p.id
+        elif p.type == "run":
+            labels[urn] = run_names.get(parts[0], parts[0])
+        elif p.type in ("step", "artifact") and len(parts) > 1:
+            labels[urn] = f"{run_names.get(parts[0], parts[0])} › {parts[1]}"
+        else:
+            labels[urn] = ":".join(parts)
+    return labels
+
+
+def find_entities(store: Store, *, text: str, limit: int = 20) -> list[str]:
+    """URNs of datasets and models whose name contains ``text`` (case-insensitive)."""
+    needle = text.lower()
+    with store.read() as conn:
+        datasets = conn.execute(
+            select(t.dataset.c.name)
+            .where(func.lower(t.dataset.c.name).contains(needle, autoescape=True))
+            .order_by(t.dataset.c.name)
+            .limit(limit)
+        ).scalars()
+        found = [dataset_urn(n) for n in datasets]
+        models = conn.execute(
+            select(t.entity.c.urn).where(t.entity.c.type == "model").order_by(t.entity.c.urn)
+        ).scalars()
+        for urn in models:
+            if len(found) >= 2 * limit:
+                break
+            if needle in parse_urn(urn).parts[0].lower():
+                found.append(urn)
+    return found
