@@ -85,7 +85,8 @@ def test_the_plugin_shows_on_the_evaluation_page_next_to_the_built_ins(
     api: httpx.Client, app: FastAPI
 ) -> None:
     y, s = scores(1)
-    ev = evaluate(api, y, s)
+    ev = evaluate(api, y, s, name="holdout v1")
+    assert ev["name"] == "holdout v1"
     assert ev["analyzers"] == ["binary", "deciles", *(["ks"] if "ks" in ev["analyzers"] else [])]
     want = expected(y, s)
     for key in ("top_decile_lift", "calibration_gap", "top_decile_cutoff"):

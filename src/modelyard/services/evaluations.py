@@ -211,8 +211,8 @@ def evaluate(
         "predictions": files.stage_written(lambda p: _write_predictions(p, table)),
         "result": files.stage_written(lambda p: _write_json(p, results)),
     }
-    for name, data in side.items():
-        staged[name] = files.stage_written(partial(_write_side_table, data=data))
+    for table_name, data in side.items():
+        staged[table_name] = files.stage_written(partial(_write_side_table, data=data))
     paths = {role: f"evaluations/{eval_id}/{_file_name(role)}" for role in staged}
     props = EvaluationProperties(
         run_id=run_id,

@@ -80,6 +80,14 @@ def _analyzers(plugins: Plugins, items: list[Loaded]) -> list[Analyzer]:
     return [plugins.analyzers[n] for n in names if n in plugins.analyzers]
 
 
+def ordered(plugins: Plugins, analyzer: str, keys: list[str]) -> list[str]:
+    """Metric keys in the order the analyzer declares them, undeclared ones after."""
+    found = plugins.analyzers.get(analyzer)
+    declared = [m.key for m in found.metrics] if found is not None else []
+    rank = {k: i for i, k in enumerate(declared)}
+    return sorted(keys, key=lambda k: rank.get(k, len(rank)))
+
+
 def _spec(plugins: Plugins, analyzer: str, key: str) -> MetricSpec:
     found = plugins.analyzers.get(analyzer)
     return found.metric(key) if found is not None else MetricSpec(key)
@@ -90,8 +98,8 @@ def key_metrics(request: Request, ev: EvaluationPublic) -> list[tuple[str, float
     plugins: Plugins = request.app.state.plugins
     shown = []
     for name, values in ev.metrics.items():
-        for key, value in values.items():
-            spec = _spec(plugins, name, key)
+        for key in ordered(plugins, name, list(values)):
+            spec, value = _spec(plugins, name, key), values[key]
             if spec.summary and value is not None:
                 shown.append((spec.label, value))
     return shown
@@ -124,7 +132,9 @@ def _cells(values: list[float | None], way: str) -> list[dict[str, Any]]:
 
 def metric_rows(plugins: Plugins, items: list[Loaded]) -> list[dict[str, Any]]:
     """Per headline metric (analyzer, key): its spec and each evaluation's cell."""
-    keys = list(dict.fromkeys((a, k) for i in items for a, m in i.ev.metrics.items() for k in m))
+    found = dict.fromkeys((a, k) for i in items for a, m in i.ev.metrics.items() for k in m)
+    names = list(dict.fromkeys(a for a, _ in found))
+    keys = [(a, k) for a in names for k in ordered(plugins, a, [k for b, k in found if b == a])]
     rows = []
     for analyzer, key in keys:
         spec = _spec(plugins, analyzer, key)
@@ -167,9 +177,10 @@ def evaluation_context(
     sections = []
     for analyzer in _analyzers(plugins, [item]):
         found = section(env, analyzer, analyzer.evaluation_panels(view(files, item, analyzer.name)))
+        values = item.ev.metrics.get(analyzer.name, {})
         found["headline"] = [
-            (analyzer.metric(key), value)
-            for key, value in item.ev.metrics.get(analyzer.name, {}).items()
+            (analyzer.metric(key), values[key])
+            for key in ordered(plugins, analyzer.name, list(values))
         ]
         sections.append(found)
     return {"nav": "projects", "charts": True, "item": item, "ev": item.ev,
