@@ -98,7 +98,7 @@ class Deciles(Analyzer):
 
     def comparison_panels(self, items: list[EvaluationView]) -> list[Panel]:
         data = [
-            {"type": "scatter", "mode": "lines+markers", "name": i.label,
+            {"type": "scatter", "mode": "lines+markers", "name": i.plot_label,
              "x": list(range(1, DECILES + 1)), "y": i.result["positive_rate"],
              "line": {"color": i.color}}
             for i in items

@@ -124,7 +124,11 @@ def test_the_plugin_shows_on_the_evaluation_page_next_to_the_built_ins(
 
 def test_the_plugin_compares_next_to_the_built_ins(api: httpx.Client) -> None:
     data = [scores(k) for k in (1, 2, 3)]
-    ids = [evaluate(api, y, s, dataset="holdout")["id"] for y, s in data]
+    names = [f"<b>model {k}</b>" for k in range(3)]  # user text, never markup
+    ids = [
+        evaluate(api, y, s, dataset="holdout", name=n)["id"]
+        for (y, s), n in zip(data, names, strict=True)
+    ]
     body = api.get("/evaluations/compare?" + "&".join(f"e={i}" for i in ids)).text
     page = Html(body)
     wants = [expected(y, s) for y, s in data]
@@ -152,6 +156,10 @@ def test_the_plugin_compares_next_to_the_built_ins(api: httpx.Client) -> None:
     (chart,) = [e for e in page.within(section) if e["attrs"].get("class") == "chart-plot"]
     traces = figures[chart["attrs"]["id"]]["data"]
     assert len(traces) == 3
+    assert [t["name"] for t in traces] == [
+        n.replace("<", "&lt;").replace(">", "&gt;") for n in names
+    ]
+    assert "<b>" not in body
     assert traces[0]["y"][0] == pytest.approx(wants[0]["positives"][0] / 60)
 
 

@@ -12,6 +12,7 @@ exactly like third-party ones (subclasses of :class:`Analyzer` returned from the
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,6 +130,17 @@ class EvaluationView:
     result: dict[str, Any]
     metrics: dict[str, float | None]
     side_table: Callable[[str], pa.Table | None]
+
+    @property
+    def plot_label(self) -> str:
+        """The label for a Plotly figure: Plotly reads a few HTML tags in labels, so they are
+        escaped (user text such as an evaluation's name must never become markup)."""
+        return plotly_text(self.label)
+
+
+def plotly_text(text: str) -> str:
+    """User text for a Plotly label, its HTML escaped."""
+    return html.escape(text, quote=False)
 
 
 class Analyzer:

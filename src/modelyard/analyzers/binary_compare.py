@@ -7,14 +7,13 @@ stored threshold table); evaluations.js updates the cells and moves the markers.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from modelyard.analyzers.base import EvaluationView, Panel
+from modelyard.analyzers.base import EvaluationView, Panel, plotly_text
 from modelyard.analyzers.binary import (
     HISTOGRAM_BINS,
     ThresholdTable,
@@ -96,11 +95,6 @@ def models(items: list[EvaluationView]) -> list[Model]:
             result = BinaryResult.model_validate(item.result)
             out.append(Model(item, result, threshold_from_arrow(stored)))
     return out
-
-
-def plotly_text(text: str) -> str:
-    """User text for a Plotly label: Plotly reads a few HTML tags in labels, so escape them."""
-    return html.escape(text, quote=False)
 
 
 # --- the threshold control

@@ -53,7 +53,7 @@ class KolmogorovSmirnov(Analyzer):
             "data": [
                 {
                     "type": "bar",
-                    "x": [i.label for i in items],
+                    "x": [i.plot_label for i in items],
                     "y": [i.result.get("statistic") for i in items],
                     "marker": {"color": [i.color for i in items]},
                     "hovertemplate": "KS %{y:.4f}<extra></extra>",
