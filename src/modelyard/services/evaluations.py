@@ -177,6 +177,22 @@ def _headlines(plugins: Plugins, results: dict[str, Any]) -> dict[str, dict[str,
     return {name: plugins.analyzer(name).headline(result) for name, result in results.items()}
 
 
+def _stage(
+    files: LocalArtifactStore,
+    table: PredictionTable,
+    results: dict[str, Any],
+    side: dict[str, pa.Table],
+) -> dict[str, Staged]:
+    """The evaluation's files written to the staging area, by role (side tables by name)."""
+    staged: dict[str, Staged] = {
+        "predictions": files.stage_written(lambda p: _write_predictions(p, table)),
+        "result": files.stage_written(lambda p: _write_json(p, results)),
+    }
+    for name, data in side.items():
+        staged[name] = files.stage_written(partial(_write_side_table, data=data))
+    return staged
+
+
 def _file_name(role: str) -> str:
     return FILES[role][0] if role in FILES else f"{role}.arrow"
 
@@ -207,12 +223,7 @@ def evaluate(
                 return _public(conn, [done])[0]
     results, side = _compute(plugins, table)
     eval_id = evaluation_id or uuid.uuid4().hex
-    staged: dict[str, Staged] = {
-        "predictions": files.stage_written(lambda p: _write_predictions(p, table)),
-        "result": files.stage_written(lambda p: _write_json(p, results)),
-    }
-    for table_name, data in side.items():
-        staged[table_name] = files.stage_written(partial(_write_side_table, data=data))
+    staged = _stage(files, table, results, side)
     paths = {role: f"evaluations/{eval_id}/{_file_name(role)}" for role in staged}
     props = EvaluationProperties(
         run_id=run_id,
