@@ -50,6 +50,31 @@ def test_every_binary_evaluation_gets_the_ks_statistic(api: httpx.Client) -> Non
     css = re.search(r'href="(/static/[0-9a-f]{12}/ks/ks\.css)"', page.text)
     assert css
     assert ".ks-panel" in api.get(css.group(1)).text
+    # its headline metric says higher is better, and the run's list shows it
+    row = re.search(r'<tr data-metric="ks" data-direction="higher">.*?</tr>', page.text, re.S)
+    assert row
+    assert "KS statistic" in row.group(0)
+    assert "↑" in row.group(0)
+    assert "KS statistic" in api.get(f"/runs/{run_id}/evaluations").text
+
+
+def test_the_comparison_marks_the_best_ks_and_draws_its_panel(api: httpx.Client) -> None:
+    rng = np.random.default_rng(5)
+    ids, stats = [], []
+    for shift in (0.1, 0.3):
+        y = (rng.random(500) < 0.5).astype(int)
+        s = np.clip(shift * y + rng.random(500) * 0.7, 0, 1)
+        run_id = api.post("/api/v1/runs", json={"project": "ks"}).json()["run_id"]
+        body = {"y_true": y.tolist(), "y_score": s.tolist()}
+        ids.append(api.post(f"/api/v1/runs/{run_id}/evaluations", json=body).json()["id"])
+        stats.append(ks_2samp(s[y == 1], s[y == 0]).statistic)
+    page = api.get(f"/evaluations/compare?e={ids[0]}&e={ids[1]}").text
+    row = re.search(r'<tr data-metric="ks.ks" data-direction="higher">(.*?)</tr>', page, re.S)
+    assert row
+    cells = re.findall(r"<td class=\"num( better)?\"", row.group(1))
+    best = int(np.argmax(stats))
+    assert [bool(c) for c in cells] == [i == best for i in range(2)]
+    assert "KS statistic by evaluation" in page
 
 
 def test_regression_evaluations_are_left_alone(api: httpx.Client) -> None:

@@ -1,20 +1,28 @@
 """What an analyzer is, and the prediction table it reads.
 
 An analyzer declares the tasks it applies to and the columns it needs, computes a JSON-able
-result from a :class:`PredictionTable`, and renders that result as panels (Plotly figures or
-template fragments). Third-party analyzers subclass :class:`Analyzer` and return instances
-from the ``register_analyzers`` hook; they may ship templates and static files.
+result (and optionally side tables, stored as Arrow files) from a :class:`PredictionTable`,
+and says everything the pages need to show and compare its results: its headline metrics and
+which way each is better (:class:`MetricSpec`), the queries it answers from its side tables
+(:class:`SideQuery`), its panels for one evaluation and its comparison panels for several.
+The pages, services and templates use nothing else; the built-in analyzers are registered
+exactly like third-party ones (subclasses of :class:`Analyzer` returned from the
+``register_analyzers`` hook, which may ship templates and static files).
 """
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel
 
-from modelyard.errors import InvalidInput
+from modelyard.errors import InvalidInput, ModelyardError
 
 Task = Literal["binary", "multiclass", "regression"]
 TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression")
@@ -44,20 +52,101 @@ class PredictionTable:
         return self.weights if self.weights is not None else np.ones(len(self), dtype=np.float64)
 
 
+Direction = Literal["higher", "lower", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """A headline metric: its key in the result's metrics, what to call it, which way it is
+    better ("none" for counts and shares), and whether lists of evaluations show it."""
+
+    key: str
+    title: str = ""
+    direction: Direction = "none"
+    summary: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.title or self.key
+
+
+class InvalidQuery(ModelyardError):
+    """Parameters of a side-table query that do not fit its parameter model."""
+
+    status = 422
+    code = "INVALID_QUERY"
+
+
+@dataclass(frozen=True, slots=True)
+class SideQuery:
+    """A question an analyzer answers from its stored side tables, asked with
+    ``GET /api/v1/evaluations/{id}/{name}?...`` (one evaluation) or
+    ``GET /charts/evaluations/{name}?e=...&...`` (several, for the pages). ``params`` is the
+    pydantic model of the query string (list fields take repeated parameters)."""
+
+    name: str
+    params: type[BaseModel]
+    tables: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Computed:
+    """What :meth:`Analyzer.analyze` gives: the JSON-able result, and side tables (name →
+    Arrow table) stored as files under the evaluation's folder for later queries."""
+
+    result: dict[str, Any]
+    side_tables: dict[str, pa.Table] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class Panel:
-    """One block of an evaluation page: a Plotly figure, or a template with its context."""
+    """One block of an evaluation page: a Plotly figure, or a template with its context.
+
+    ``marker`` (a figure's trace that follows the live query control: ``{"trace": index,
+    "x": field, "y": field}``) and ``block`` (a template rendered across the page, above the
+    charts, with its own headings) are optional."""
 
     title: str
     figure: dict[str, Any] | None = None
     template: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
     wide: bool = False
+    marker: dict[str, Any] | None = None
+    block: bool = False
+
+
+@dataclass(slots=True)
+class EvaluationView:
+    """One evaluation as an analyzer's panels see it: this analyzer's result and headline
+    metrics, the evaluation's label and colour on the page, and its side tables (read on
+    demand; None for a table the evaluation did not store)."""
+
+    id: str
+    label: str
+    color: str
+    task: str
+    threshold: float
+    weighted: bool
+    result: dict[str, Any]
+    metrics: dict[str, float | None]
+    side_table: Callable[[str], pa.Table | None]
+
+    @property
+    def plot_label(self) -> str:
+        """The label for a Plotly figure: Plotly reads a few HTML tags in labels, so they are
+        escaped (user text such as an evaluation's name must never become markup)."""
+        return plotly_text(self.label)
+
+
+def plotly_text(text: str) -> str:
+    """User text for a Plotly label, its HTML escaped."""
+    return html.escape(text, quote=False)
 
 
 class Analyzer:
     """Base class of analyzers; subclasses set the class attributes and implement
-    :meth:`compute` and :meth:`panels`."""
+    :meth:`compute` (or :meth:`analyze`, to store side tables too) and :meth:`panels` (or
+    :meth:`evaluation_panels`, to see the evaluation and its side tables)."""
 
     name: ClassVar[str]
     title: ClassVar[str]
@@ -65,6 +154,8 @@ class Analyzer:
     requires: ClassVar[frozenset[str]] = frozenset({"y_true", "y_score"})
     template_dirs: ClassVar[tuple[Path, ...]] = ()
     static_dirs: ClassVar[tuple[Path, ...]] = ()
+    metrics: ClassVar[tuple[MetricSpec, ...]] = ()
+    queries: ClassVar[tuple[SideQuery, ...]] = ()
 
     def applies_to(self, table: PredictionTable) -> bool:
         if table.task not in self.tasks:
@@ -74,8 +165,49 @@ class Analyzer:
     def compute(self, table: PredictionTable) -> dict[str, Any]:
         raise NotImplementedError
 
+    def analyze(self, table: PredictionTable) -> Computed:
+        """The result and side tables; by default :meth:`compute`'s result alone."""
+        return Computed(self.compute(table))
+
+    def headline(self, result: dict[str, Any]) -> dict[str, float | None]:
+        """The scalar metrics stored with the evaluation for lists and comparisons: by
+        default every number in ``result["metrics"]``."""
+        out: dict[str, float | None] = {}
+        for key, value in (result.get("metrics") or {}).items():
+            if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+                out[key] = None if value is None else float(value)
+        return out
+
+    def metric(self, key: str) -> MetricSpec:
+        """How to show the headline metric ``key``: its declared spec, else a plain one."""
+        for spec in self.metrics:
+            if spec.key == key:
+                return spec
+        return MetricSpec(key)
+
+    def notes(self, result: dict[str, Any]) -> list[str]:
+        """What a reader should know about the result (undefined metrics and the like)."""
+        return [str(n) for n in result.get("notes") or []]
+
     def panels(self, result: dict[str, Any]) -> list[Panel]:
         return []
+
+    def evaluation_panels(self, item: EvaluationView) -> list[Panel]:
+        """The panels of one evaluation's page; by default :meth:`panels` of its result."""
+        return self.panels(item.result)
+
+    def comparison_panels(self, items: list[EvaluationView]) -> list[Panel]:
+        """Panels that put several evaluations side by side (the metrics table is shown for
+        every analyzer already)."""
+        return []
+
+    def query(self, name: str, tables: Mapping[str, pa.Table], params: BaseModel) -> Any:
+        """The JSON-able answer to the side query ``name`` of one evaluation."""
+        raise NotImplementedError
+
+    def combine(self, name: str, answers: list[tuple[str, Any]], params: BaseModel) -> Any:
+        """Several evaluations' answers (evaluation id, answer) as one JSON body."""
+        return {"evaluations": [{"id": i, "answer": a} for i, a in answers]}
 
 
 def _column(name: str, values: Any) -> np.ndarray[Any, Any]:

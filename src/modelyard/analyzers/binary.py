@@ -6,18 +6,32 @@ end of each run of equal scores gives TP and FP there. Every metric and curve co
 table, with ties and sample weights treated exactly as scikit-learn treats them: ROC AUC is the
 trapezoid under all distinct thresholds, AU-PR is average precision (the step sum, never the
 trapezoid), log loss clips probabilities to [eps, 1 - eps] per class. The table itself is
-stored so that any threshold can be answered exactly later.
+stored as the side table "thresholds" so that the "thresholds" query answers any threshold
+exactly later.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
 
-from modelyard.analyzers.base import Analyzer, Floats, Panel, PredictionTable
+from modelyard.analyzers.base import (
+    Analyzer,
+    Computed,
+    EvaluationView,
+    Floats,
+    MetricSpec,
+    Panel,
+    PredictionTable,
+    SideQuery,
+)
 
 DISPLAY_POINTS = 1000
 HISTOGRAM_BINS = 50
@@ -42,6 +56,23 @@ class ThresholdTable:
         tp = float(self.tp[k - 1]) if k else 0.0
         fp = float(self.fp[k - 1]) if k else 0.0
         return confusion(tp, fp, self.pos, self.neg) | {"threshold": threshold}
+
+
+def threshold_arrow(tt: ThresholdTable) -> pa.Table:
+    """The threshold table as the side table stored with the evaluation."""
+    data = pa.table({"threshold": tt.thresholds, "tp": tt.tp, "fp": tt.fp})
+    return data.replace_schema_metadata({"pos": repr(tt.pos), "neg": repr(tt.neg)})
+
+
+def threshold_from_arrow(data: pa.Table) -> ThresholdTable:
+    meta = data.schema.metadata or {}
+    return ThresholdTable(
+        data.column("threshold").to_numpy(),
+        data.column("tp").to_numpy(),
+        data.column("fp").to_numpy(),
+        float(meta[b"pos"]),
+        float(meta[b"neg"]),
+    )
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -263,16 +294,65 @@ def finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else value
 
 
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class ThresholdQuery(BaseModel):
+    """``t``: one or more thresholds (a score >= t is called positive)."""
+
+    model_config = ConfigDict(extra="forbid")
+    t: Annotated[list[FiniteFloat], Field(min_length=1, max_length=1000)]
+
+
 class BinaryClassification(Analyzer):
     name = "binary"
     title = "Binary classification"
     tasks = frozenset({"binary"})
+    template_dirs = (Path(__file__).parent / "templates",)
+    metrics = (
+        MetricSpec("roc_auc", "ROC AUC", "higher", summary=True),
+        MetricSpec("average_precision", "average precision", "higher", summary=True),
+        MetricSpec("log_loss", "log loss", "lower", summary=True),
+        MetricSpec("brier", "Brier score", "lower"),
+        MetricSpec("positives", "positives"),
+        MetricSpec("negatives", "negatives"),
+        MetricSpec("prevalence", "prevalence"),
+        MetricSpec("rows", "rows"),
+        MetricSpec("distinct_scores", "distinct scores"),
+    )
+    queries = (SideQuery("thresholds", ThresholdQuery, ("thresholds",)),)
 
     def compute(self, table: PredictionTable) -> dict[str, Any]:
-        result, _ = evaluate_binary(table)
-        return result
+        return self.analyze(table).result
+
+    def analyze(self, table: PredictionTable) -> Computed:
+        result, thresholds = evaluate_binary(table)
+        return Computed(result, {"thresholds": threshold_arrow(thresholds)})
 
     def panels(self, result: dict[str, Any]) -> list[Panel]:
         from modelyard.analyzers import binary_panels
 
         return binary_panels.panels(result)
+
+    def evaluation_panels(self, item: EvaluationView) -> list[Panel]:
+        from modelyard.analyzers import binary_compare
+
+        return binary_compare.evaluation_panels(item, self.panels(item.result))
+
+    def comparison_panels(self, items: list[EvaluationView]) -> list[Panel]:
+        from modelyard.analyzers import binary_compare
+
+        return binary_compare.comparison_panels(items)
+
+    def query(self, name: str, tables: Mapping[str, pa.Table], params: BaseModel) -> Any:
+        assert isinstance(params, ThresholdQuery)
+        table = threshold_from_arrow(tables["thresholds"])
+        return [table.at(t) for t in params.t]
+
+    def combine(self, name: str, answers: list[tuple[str, Any]], params: BaseModel) -> Any:
+        """The threshold slider's body: every model's point at the (first) threshold."""
+        assert isinstance(params, ThresholdQuery)
+        return {
+            "threshold": params.t[0],
+            "evaluations": [{"id": i, **points[0]} for i, points in answers],
+        }

@@ -44,11 +44,20 @@ Result (JSON)::
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
-from modelyard.analyzers.base import Analyzer, Floats, Panel, PredictionTable
+from modelyard.analyzers.base import (
+    Analyzer,
+    EvaluationView,
+    Floats,
+    MetricSpec,
+    Panel,
+    PredictionTable,
+)
 from modelyard.analyzers.binary import roc_auc, threshold_table
 
 Ints = np.ndarray[Any, np.dtype[np.intp]]
@@ -297,11 +306,41 @@ def rates_figure(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+GAPS = {
+    "demographic_parity": "demographic parity",
+    "equalized_odds": "equalized odds",
+    "equal_opportunity": "equal opportunity",
+}
+
+
+class Gap(BaseModel):
+    difference: float | None = None
+    ratio: float | None = None
+
+
+class ColumnReport(BaseModel):
+    """What the pages read of one group column's report (the rest goes to the templates)."""
+
+    model_config = ConfigDict(extra="allow")
+    column: str
+    demographic_parity: Gap
+    equalized_odds: Gap
+    equal_opportunity: Gap
+    notes: list[str] = []
+
+
+class FairnessResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    columns: list[ColumnReport]
+    notes: list[str] = []
+
+
 class Fairness(Analyzer):
     name = "fairness"
     title = "Fairness"
     tasks = frozenset({"binary"})
     requires = frozenset({"y_true", "y_score", "groups"})
+    template_dirs = (Path(__file__).parent / "templates",)
 
     def compute(self, table: PredictionTable) -> dict[str, Any]:
         # Fewer permutations on very large tables keep an evaluation to seconds; with that
@@ -309,8 +348,51 @@ class Fairness(Analyzer):
         permutations = int(min(1000, max(99, 20_000_000 // max(1, len(table)))))
         return fairness_report(table, threshold=table.threshold, permutations=permutations)
 
+    def headline(self, result: dict[str, Any]) -> dict[str, float | None]:
+        """Each group column's gaps: ``<column>.<gap>_difference`` and ``_ratio``."""
+        out: dict[str, float | None] = {}
+        for column in FairnessResult.model_validate(result).columns:
+            for gap in GAPS:
+                found: Gap = getattr(column, gap)
+                out[f"{column.column}.{gap}_difference"] = found.difference
+                out[f"{column.column}.{gap}_ratio"] = found.ratio
+        return out
+
+    def metric(self, key: str) -> MetricSpec:
+        """A gap's difference is better lower, its ratio higher."""
+        column, _, name = key.rpartition(".")
+        for gap, label in GAPS.items():
+            if name == f"{gap}_difference":
+                return MetricSpec(key, f"{column}: {label} difference", "lower")
+            if name == f"{gap}_ratio":
+                return MetricSpec(key, f"{column}: {label} ratio", "higher")
+        return MetricSpec(key)
+
+    def notes(self, result: dict[str, Any]) -> list[str]:
+        parsed = FairnessResult.model_validate(result)
+        return [*parsed.notes, *(n for c in parsed.columns for n in c.notes)]
+
     def panels(self, result: dict[str, Any]) -> list[Panel]:
         return [
             Panel(title=f"Rates by {report['column']}", figure=rates_figure(report))
             for report in result["columns"]
         ]
+
+    def evaluation_panels(self, item: EvaluationView) -> list[Panel]:
+        details = Panel(
+            "Reports", template="fairness_details.html", context={"r": item.result}, block=True
+        )
+        return [details, *self.panels(item.result)]
+
+    def comparison_panels(self, items: list[EvaluationView]) -> list[Panel]:
+        """Per group column found in any evaluation: each evaluation's report of it."""
+        reports = [(i, c) for i in items for c in i.result.get("columns", [])]
+        names = list(dict.fromkeys(c["column"] for _, c in reports))
+        columns = [
+            {"column": name, "reports": [(i, c) for i, c in reports if c["column"] == name]}
+            for name in names
+        ]
+        if not columns:
+            return []
+        context = {"columns": columns}
+        return [Panel("Fairness", template="fairness_compare.html", context=context, block=True)]

@@ -33,11 +33,19 @@ Result (JSON)::
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modelyard.analyzers.base import Analyzer, Floats, Panel, PredictionTable
+from modelyard.analyzers.base import (
+    Analyzer,
+    EvaluationView,
+    Floats,
+    MetricSpec,
+    Panel,
+    PredictionTable,
+)
 from modelyard.analyzers.binary import roc_auc, threshold_table
 
 PROBABILITY_TOLERANCE = 1e-6
@@ -211,6 +219,22 @@ class Multiclass(Analyzer):
     name = "multiclass"
     title = "Multiclass classification"
     tasks = frozenset({"multiclass"})
+    template_dirs = (Path(__file__).parent / "templates",)
+    metrics = (
+        MetricSpec("accuracy", "accuracy", "higher", summary=True),
+        MetricSpec("balanced_accuracy", "balanced accuracy", "higher"),
+        *(
+            MetricSpec(f"{m}_{avg}", f"{m} ({avg})", "higher", summary=(m, avg) == ("f1", "macro"))
+            for m in ("precision", "recall", "f1")
+            for avg in ("macro", "weighted", "micro")
+        ),
+        MetricSpec("log_loss", "log loss", "lower", summary=True),
+        MetricSpec("roc_auc_macro", "ROC AUC (macro)", "higher"),
+        MetricSpec("roc_auc_weighted", "ROC AUC (weighted)", "higher"),
+        *(MetricSpec(f"top_{k}_accuracy", f"top-{k} accuracy", "higher") for k in TOP_K),
+        MetricSpec("rows", "rows"),
+        MetricSpec("weight", "total weight"),
+    )
 
     def compute(self, table: PredictionTable) -> dict[str, Any]:
         return evaluate_multiclass(table)
@@ -220,3 +244,9 @@ class Multiclass(Analyzer):
             Panel(title="Confusion matrix", figure=confusion_figure(result)),
             Panel(title="Per class", figure=per_class_figure(result)),
         ]
+
+    def evaluation_panels(self, item: EvaluationView) -> list[Panel]:
+        details = Panel(
+            "Details", template="multiclass_details.html", context={"r": item.result}, block=True
+        )
+        return [details, *self.panels(item.result)]

@@ -25,11 +25,19 @@ from __future__ import annotations
 
 import math
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modelyard.analyzers.base import Analyzer, Floats, Panel, PredictionTable
+from modelyard.analyzers.base import (
+    Analyzer,
+    EvaluationView,
+    Floats,
+    MetricSpec,
+    Panel,
+    PredictionTable,
+)
 
 HISTOGRAM_BINS = 50
 SCATTER_POINTS = 2000
@@ -180,6 +188,19 @@ class Regression(Analyzer):
     name = "regression"
     title = "Regression"
     tasks = frozenset({"regression"})
+    template_dirs = (Path(__file__).parent / "templates",)
+    metrics = (
+        MetricSpec("rmse", "RMSE", "lower", summary=True),
+        MetricSpec("mae", "MAE", "lower", summary=True),
+        MetricSpec("r2", "R²", "higher", summary=True),
+        MetricSpec("mse", "MSE", "lower"),
+        MetricSpec("explained_variance", "explained variance", "higher"),
+        MetricSpec("median_absolute_error", "median absolute error", "lower"),
+        MetricSpec("max_error", "max error", "lower"),
+        MetricSpec("mape", "MAPE", "lower"),
+        MetricSpec("rows", "rows"),
+        MetricSpec("weight", "total weight"),
+    )
 
     def compute(self, table: PredictionTable) -> dict[str, Any]:
         return evaluate_regression(table)
@@ -192,3 +213,9 @@ class Regression(Analyzer):
             Panel(title=title, figure=scatter_figure(result["scatter"])),
             Panel(title="Residuals", figure=histogram_figure(result["residual_histogram"])),
         ]
+
+    def evaluation_panels(self, item: EvaluationView) -> list[Panel]:
+        details = Panel(
+            "Details", template="regression_details.html", context={"r": item.result}, block=True
+        )
+        return [details, *self.panels(item.result)]

@@ -1,5 +1,6 @@
-"""Evaluations: a table of predictions in; exact results, the predictions and (for binary
-tasks) the full threshold table stored with the run; any threshold answerable later.
+"""Evaluations: a table of predictions in; exact results, the predictions and each
+analyzer's side tables (such as the binary threshold table) stored with the run; each
+analyzer's side-table queries (such as any threshold) answerable later.
 
 Everything is checked and computed before anything is written, and the files are recorded
 in the same transaction as the evaluation, so a bad table or a crash stores nothing half-done.
@@ -8,22 +9,30 @@ in the same transaction as the evaluation, so a bad table or a crash stores noth
 from __future__ import annotations
 
 import io
+import re
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from threading import Lock
-from typing import Any
+from typing import Any, get_origin
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, insert, select
 
-from modelyard.analyzers.base import PredictionTable, prediction_table
-from modelyard.analyzers.binary import ThresholdTable, evaluate_binary
+from modelyard.analyzers.base import (
+    Analyzer,
+    InvalidQuery,
+    PredictionTable,
+    SideQuery,
+    prediction_table,
+)
 from modelyard.artifacts.local import LocalArtifactStore, Staged
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.metadata import tables as t
@@ -31,16 +40,18 @@ from modelyard.metadata.aspects import EvaluationMetrics, EvaluationProperties
 from modelyard.metadata.store import Store, Tx, entity_exists
 from modelyard.metadata.urn import dataset_urn, evaluation_urn, model_version_urn
 from modelyard.plugins import Plugins
-from modelyard.schemas import DatasetIn, EvaluationPublic, ThresholdPoint
+from modelyard.schemas import DatasetIn, EvaluationPublic
 from modelyard.services.artifacts import record_staged
 from modelyard.services.entities import put_dataset
 from modelyard.services.runs import locked_run, run_row
 
 FILES = {
     "predictions": ("predictions.parquet", "application/vnd.apache.parquet", "table"),
-    "thresholds": ("thresholds.arrow", "application/vnd.apache.arrow.file", "table"),
     "result": ("result.json", "application/json", "report"),
 }
+# an analyzer's side table <name> is stored as <name>.arrow (Arrow IPC file), role <name>
+SIDE_TABLE = ("application/vnd.apache.arrow.file", "table")
+SIDE_TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 EVALUATION_ID = r"^[0-9a-f]{32}$"
 
 
@@ -120,20 +131,6 @@ def read_upload(raw: bytes, content_type: str) -> pa.Table:
 
 
 # --- computing and storing
-def _headline(name: str, result: dict[str, Any]) -> dict[str, float | None]:
-    """The scalar metrics of a result, for lists and comparisons."""
-    out: dict[str, float | None] = {}
-    for key, value in (result.get("metrics") or {}).items():
-        if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
-            out[key] = None if value is None else float(value)
-    for column in result.get("columns", []) if name == "fairness" else []:
-        for gap in ("demographic_parity", "equalized_odds", "equal_opportunity"):
-            for part in ("difference", "ratio"):
-                value = (column.get(gap) or {}).get(part)
-                out[f"{column['column']}.{gap}_{part}"] = None if value is None else float(value)
-    return out
-
-
 def _write_predictions(path: Path, table: PredictionTable) -> None:
     cols: dict[str, Any] = {"y_true": table.y_true}
     if table.y_score.ndim == 2:
@@ -152,27 +149,52 @@ def _write_json(path: Path, value: Any) -> None:
     path.write_bytes(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
-def _write_thresholds(path: Path, tt: ThresholdTable) -> None:
-    data = pa.table({"threshold": tt.thresholds, "tp": tt.tp, "fp": tt.fp})
-    data = data.replace_schema_metadata({"pos": repr(tt.pos), "neg": repr(tt.neg)})
+def _write_side_table(path: Path, *, data: pa.Table) -> None:
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, data.schema) as writer:
         writer.write_table(data)
 
 
 def _compute(
     plugins: Plugins, table: PredictionTable
-) -> tuple[dict[str, Any], ThresholdTable | None]:
+) -> tuple[dict[str, Any], dict[str, pa.Table]]:
+    """Every applicable analyzer's result, and the side tables they all produce (by name)."""
     analyzers = [a for a in plugins.analyzers.values() if a.applies_to(table)]
     if not analyzers:
         raise InvalidInput(f"no installed analyzer applies to a {table.task} task")
     results: dict[str, Any] = {}
-    thresholds = None
+    side: dict[str, pa.Table] = {}
     for analyzer in analyzers:
-        if analyzer.name == "binary":
-            results["binary"], thresholds = evaluate_binary(table)
-        else:
-            results[analyzer.name] = analyzer.compute(table)
-    return results, thresholds
+        computed = analyzer.analyze(table)
+        results[analyzer.name] = computed.result
+        for name, data in computed.side_tables.items():
+            if name in FILES or name in side or not SIDE_TABLE_NAME.match(name):
+                raise RuntimeError(f"analyzer {analyzer.name!r} cannot store side table {name!r}")
+            side[name] = data
+    return results, side
+
+
+def _headlines(plugins: Plugins, results: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    return {name: plugins.analyzer(name).headline(result) for name, result in results.items()}
+
+
+def _stage(
+    files: LocalArtifactStore,
+    table: PredictionTable,
+    results: dict[str, Any],
+    side: dict[str, pa.Table],
+) -> dict[str, Staged]:
+    """The evaluation's files written to the staging area, by role (side tables by name)."""
+    staged: dict[str, Staged] = {
+        "predictions": files.stage_written(lambda p: _write_predictions(p, table)),
+        "result": files.stage_written(lambda p: _write_json(p, results)),
+    }
+    for name, data in side.items():
+        staged[name] = files.stage_written(partial(_write_side_table, data=data))
+    return staged
+
+
+def _file_name(role: str) -> str:
+    return FILES[role][0] if role in FILES else f"{role}.arrow"
 
 
 def evaluate(
@@ -199,15 +221,10 @@ def evaluate(
                 if done.run_id != run_id:
                     raise Conflict(f"evaluation {evaluation_id} belongs to another run")
                 return _public(conn, [done])[0]
-    results, thresholds = _compute(plugins, table)
+    results, side = _compute(plugins, table)
     eval_id = evaluation_id or uuid.uuid4().hex
-    staged: dict[str, Staged] = {
-        "predictions": files.stage_written(lambda p: _write_predictions(p, table)),
-        "result": files.stage_written(lambda p: _write_json(p, results)),
-    }
-    if thresholds is not None:
-        staged["thresholds"] = files.stage_written(lambda p: _write_thresholds(p, thresholds))
-    paths = {role: f"evaluations/{eval_id}/{FILES[role][0]}" for role in staged}
+    staged = _stage(files, table, results, side)
+    paths = {role: f"evaluations/{eval_id}/{_file_name(role)}" for role in staged}
     props = EvaluationProperties(
         run_id=run_id,
         name=name or dataset or f"evaluation-{eval_id[:8]}",
@@ -221,12 +238,12 @@ def evaluate(
         files=paths,
         model_version=model_version_urn(*model_version) if model_version else None,
     )
-    metrics = EvaluationMetrics(metrics={k: _headline(k, v) for k, v in results.items()})
+    metrics = EvaluationMetrics(metrics=_headlines(plugins, results))
 
     def work(tx: Tx) -> None:
         run = locked_run(tx, run_id)
         for role, st in staged.items():
-            _, media, kind = FILES[role]
+            media, kind = FILES[role][1:] if role in FILES else SIDE_TABLE
             record_staged(tx, files, st, run.pk, run_id, paths[role], None, kind, media)
         if dataset is not None and not entity_exists(tx.conn, [dataset_urn(dataset)]):
             put_dataset(tx, DatasetIn(name=dataset))
@@ -337,28 +354,20 @@ def evaluation_result(files: LocalArtifactStore, ev: EvaluationPublic) -> dict[s
     return result
 
 
-class _ThresholdCache:
-    """Memory-mapped threshold tables of recently queried evaluations (per process)."""
+class _SideTableCache:
+    """Memory-mapped side tables of recently read evaluations (per process)."""
 
     def __init__(self, size: int = 32) -> None:
-        self._tables: OrderedDict[Path, ThresholdTable] = OrderedDict()
+        self._tables: OrderedDict[Path, pa.Table] = OrderedDict()
         self._size = size
         self._lock = Lock()
 
-    def get(self, path: Path) -> ThresholdTable:
+    def get(self, path: Path) -> pa.Table:
         with self._lock:
             if path in self._tables:
                 self._tables.move_to_end(path)
                 return self._tables[path]
-        data = pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
-        meta = data.schema.metadata or {}
-        table = ThresholdTable(
-            data.column("threshold").to_numpy(),
-            data.column("tp").to_numpy(),
-            data.column("fp").to_numpy(),
-            float(meta[b"pos"]),
-            float(meta[b"neg"]),
-        )
+        table = pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
         with self._lock:
             self._tables[path] = table
             while len(self._tables) > self._size:
@@ -366,23 +375,100 @@ class _ThresholdCache:
         return table
 
 
-THRESHOLDS = _ThresholdCache()
+SIDE_TABLES = _SideTableCache()
 
 
-def thresholds_of(
-    files: LocalArtifactStore, ev: EvaluationPublic, thresholds: Sequence[float]
-) -> list[ThresholdPoint]:
-    """The exact confusion matrix and rates at each threshold (scores >= it are positive)."""
-    if "thresholds" not in ev.files:
-        raise InvalidInput(
-            f"evaluation {ev.id} is a {ev.task} task; thresholds apply to binary tasks"
+def _side_table_file(files: LocalArtifactStore, ev: EvaluationPublic, name: str) -> Path:
+    """The one place a side table's file is found (a local file to memory-map)."""
+    return files.locate(ev.run_id, ev.files[name])
+
+
+def side_table(files: LocalArtifactStore, ev: EvaluationPublic, name: str) -> pa.Table | None:
+    """The evaluation's side table ``name``; None when it stored none by that name."""
+    if name in FILES or name not in ev.files:
+        return None
+    return SIDE_TABLES.get(_side_table_file(files, ev, name))
+
+
+def _answerer(plugins: Plugins, ev: EvaluationPublic, name: str) -> tuple[Analyzer, SideQuery]:
+    """The evaluation's analyzer that declares the query ``name``."""
+    mine = [plugins.analyzers[a] for a in ev.analyzers if a in plugins.analyzers]
+    for analyzer in mine:
+        for q in analyzer.queries:
+            if q.name == name:
+                return analyzer, q
+    answering = [
+        a.name for a in plugins.analyzers.values() if any(q.name == name for q in a.queries)
+    ]
+    if not answering:
+        raise NotFound(f"no installed analyzer answers a query named {name!r}")
+    raise InvalidInput(
+        f"evaluation {ev.id} is a {ev.task} task; none of its analyzers answers {name!r} "
+        f"(the {', '.join(answering)} analyzer(s) do)"
+    )
+
+
+def query_string(
+    pairs: Sequence[tuple[str, str]], drop: Sequence[str] = ()
+) -> dict[str, list[str]]:
+    """A query string's parameters, repeated ones as lists, without those in ``drop``."""
+    out: dict[str, list[str]] = {}
+    for key, value in pairs:
+        if key not in drop:
+            out.setdefault(key, []).append(value)
+    return out
+
+
+def _params(query: SideQuery, given: Mapping[str, list[str]]) -> BaseModel:
+    """The query string checked against the query's parameter model (a 422 when it fails)."""
+    fields = query.params.model_fields
+    values = {
+        k: v if k in fields and get_origin(fields[k].annotation) is list else v[-1]
+        for k, v in given.items()
+    }
+    try:
+        return query.params.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'query'}: {e['msg']}" for e in exc.errors()
         )
-    table = THRESHOLDS.get(files.locate(ev.run_id, ev.files["thresholds"]))
-    return [ThresholdPoint(**table.at(th)) for th in thresholds]
+        raise InvalidQuery(f"bad parameters for {query.name!r}: {problems}") from None
 
 
-def at_thresholds(
-    store: Store, files: LocalArtifactStore, *, evaluation_id: str, thresholds: list[float]
-) -> list[ThresholdPoint]:
+def _answer(
+    files: LocalArtifactStore, ev: EvaluationPublic, analyzer: Analyzer, query: SideQuery,
+    params: BaseModel,
+) -> Any:  # fmt: skip
+    tables = {}
+    for name in query.tables:
+        found = side_table(files, ev, name)
+        if found is None:
+            raise InvalidInput(f"evaluation {ev.id} has no {name!r} table to answer {query.name!r}")
+        tables[name] = found
+    return analyzer.query(query.name, tables, params)
+
+
+def answer_query(
+    store: Store, files: LocalArtifactStore, plugins: Plugins, *, evaluation_id: str, name: str,
+    params: Mapping[str, list[str]],
+) -> Any:  # fmt: skip
+    """One evaluation's answer to the side-table query ``name`` (e.g. "thresholds")."""
     ev = get_evaluation(store, evaluation_id=evaluation_id)
-    return thresholds_of(files, ev, thresholds)
+    analyzer, query = _answerer(plugins, ev, name)
+    return _answer(files, ev, analyzer, query, _params(query, params))
+
+
+def answer_queries(
+    store: Store, files: LocalArtifactStore, plugins: Plugins, *, evaluation_ids: list[str],
+    name: str, params: Mapping[str, list[str]],
+) -> Any:  # fmt: skip
+    """Several evaluations' answers to one query, combined by the analyzer that answers it
+    (what the pages' live controls ask for)."""
+    evs = get_evaluations(store, evaluation_ids=list(dict.fromkeys(evaluation_ids)))
+    found = [_answerer(plugins, ev, name) for ev in evs]
+    analyzer, query = found[0]
+    checked = _params(query, params)
+    answers = [
+        (ev.id, _answer(files, ev, a, q, checked)) for ev, (a, q) in zip(evs, found, strict=True)
+    ]
+    return analyzer.combine(name, answers, checked)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from modelyard.analyzers.base import Analyzer, Panel, PredictionTable
+from modelyard.analyzers.base import Analyzer, EvaluationView, MetricSpec, Panel, PredictionTable
 from modelyard.hookspecs import hookimpl
 
 HERE = Path(__file__).parent
@@ -35,13 +35,33 @@ class KolmogorovSmirnov(Analyzer):
     tasks = frozenset({"binary"})
     template_dirs = (HERE / "templates",)
     static_dirs = (HERE / "static",)
+    metrics = (MetricSpec("ks", "KS statistic", "higher", summary=True),)
 
     def compute(self, table: PredictionTable) -> dict[str, Any]:
         result = ks_statistic(table.y_true, table.y_score, table.w)
         return {"metrics": {"ks": result["statistic"]}, **result}
 
+    def notes(self, result: dict[str, Any]) -> list[str]:
+        return [f"KS statistic: {result['note']}"] if result.get("note") else []
+
     def panels(self, result: dict[str, Any]) -> list[Panel]:
         return [Panel(self.title, template="ks_panel.html", context={"ks": result})]
+
+    def comparison_panels(self, items: list[EvaluationView]) -> list[Panel]:
+        """Each evaluation's KS statistic as a bar in its colour on the page."""
+        figure = {
+            "data": [
+                {
+                    "type": "bar",
+                    "x": [i.plot_label for i in items],
+                    "y": [i.result.get("statistic") for i in items],
+                    "marker": {"color": [i.color for i in items]},
+                    "hovertemplate": "KS %{y:.4f}<extra></extra>",
+                }
+            ],
+            "layout": {"yaxis": {"title": {"text": "KS statistic"}, "range": [0, 1]}},
+        }
+        return [Panel("KS statistic by evaluation", figure=figure)]
 
 
 @hookimpl

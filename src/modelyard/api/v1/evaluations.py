@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from modelyard.api.deps import Actor, ArtifactsDep, PluginsDep, SettingsDep, StoreDep
-from modelyard.schemas import EvaluationCreate, EvaluationPublic, Name, ThresholdPoint
+from modelyard.schemas import EvaluationCreate, EvaluationPublic, Name
 from modelyard.services import evaluation_upload, evaluations, models
 from modelyard.services.evaluation_upload import Upload
 
@@ -127,13 +127,17 @@ def get_result(evaluation_id: str, store: StoreDep, files: ArtifactsDep) -> Resp
     return Response(orjson.dumps(result), media_type="application/json")
 
 
-@router.get("/evaluations/{evaluation_id}/thresholds")
-def at_thresholds(
-    evaluation_id: str,
-    store: StoreDep,
-    files: ArtifactsDep,
-    t: Annotated[list[float], Query(min_length=1, max_length=1000)],
-) -> list[ThresholdPoint]:
-    """The exact confusion matrix and rates at each threshold ``t`` (score >= t is positive),
-    from the evaluation's full threshold table."""
-    return evaluations.at_thresholds(store, files, evaluation_id=evaluation_id, thresholds=t)
+@router.get("/evaluations/{evaluation_id}/{query}")
+def answer_query(
+    evaluation_id: str, query: str, request: Request, store: StoreDep, files: ArtifactsDep,
+    plugins: PluginsDep,
+) -> Response:  # fmt: skip
+    """An analyzer's query of the evaluation's stored side tables, e.g. ``thresholds?t=0.3``
+    (repeat ``t``): the exact confusion matrix and rates at each threshold (score >= t is
+    positive), from a binary evaluation's full threshold table. The query string is checked
+    against the query's parameters (422 when it does not fit)."""
+    params = evaluations.query_string(request.query_params.multi_items())
+    answer = evaluations.answer_query(
+        store, files, plugins, evaluation_id=evaluation_id, name=query, params=params
+    )
+    return Response(orjson.dumps(answer), media_type="application/json")

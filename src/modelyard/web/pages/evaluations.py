@@ -1,23 +1,22 @@
 """Evaluation pages: one evaluation's results and panels, a run's evaluations, several
-evaluations side by side, and the exact confusion matrices at any threshold that the threshold
-slider of both pages asks for (as JSON, under ``/charts/``)."""
+evaluations side by side, and the answers of analyzers' side-table queries that live controls
+(such as the binary threshold slider) ask for (as JSON, under ``/charts/``).
+
+Everything analyzer-specific comes through the analyzer contract (headline metrics and their
+directions, notes, panels, comparison panels, queries); nothing here knows any analyzer."""
 
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, Query, Request
 from jinja2 import Environment
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, Response
 
-from modelyard.analyzers.base import Panel
-from modelyard.analyzers.binary import HISTOGRAM_BINS, ThresholdTable, histograms
+from modelyard.analyzers.base import Analyzer, EvaluationView, MetricSpec, Panel
 from modelyard.api.deps import ArtifactsDep, PluginsDep, StoreDep
 from modelyard.artifacts.local import LocalArtifactStore
 from modelyard.errors import InvalidInput
@@ -31,50 +30,17 @@ router = APIRouter()
 
 MAX_COMPARED = 8
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#db2777", "#0891b2", "#ca8a04", "#4b5563")
-POSITIVE, NEGATIVE = "#dc2626", "#2563eb"
-THRESHOLD_STEPS = 1000
-# Panels of the binary analyzer that get a marker moved by the threshold slider, and which
-# fields of a threshold point it sits at (x, y).
-MARKED_PANELS = {"ROC curve": ("fpr", "recall"), "Precision-recall curve": ("recall", "precision")}
-HIGHER_IS_BETTER = re.compile(
-    r"^(roc_auc.*|average_precision|accuracy|balanced_accuracy|top_\d+_accuracy|"
-    r"(precision|recall|f1)_(macro|micro|weighted)|r2|explained_variance|ks|.*_ratio)$"
-)
-LOWER_IS_BETTER = re.compile(
-    r"^(log_loss|brier|mae|mse|rmse|median_absolute_error|max_error|mape|.*_difference)$"
-)
-KEY_METRICS = {
-    "binary": ("roc_auc", "average_precision", "log_loss"),
-    "multiclass": ("accuracy", "f1_macro", "log_loss"),
-    "regression": ("rmse", "mae", "r2"),
-}
-Direction = Literal["higher", "lower", ""]
-
-
-def direction(key: str) -> Direction:
-    """Which way a headline metric improves; "" for counts and shares (rows, prevalence)."""
-    if HIGHER_IS_BETTER.match(key):
-        return "higher"
-    if LOWER_IS_BETTER.match(key):
-        return "lower"
-    return ""
 
 
 @dataclass(slots=True)
 class Loaded:
-    """One evaluation with what its pages show: the stored results and, for a binary task,
-    the full threshold table (memory-mapped, shared by every request)."""
+    """One evaluation with what its pages show: the stored results of every analyzer, and its
+    label and colour among the evaluations on the page."""
 
     ev: EvaluationPublic
     result: dict[str, Any]
-    table: ThresholdTable | None
     label: str
     color: str
-
-    @property
-    def binary(self) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = self.result.get("binary")
-        return found
 
 
 def _labels(evs: list[EvaluationPublic]) -> list[str]:
@@ -91,242 +57,159 @@ def _labels(evs: list[EvaluationPublic]) -> list[str]:
 
 def load(store: Store, files: LocalArtifactStore, ids: list[str]) -> list[Loaded]:
     evs = evaluations.get_evaluations(store, evaluation_ids=ids)
-    out = []
-    for i, (ev, label) in enumerate(zip(evs, _labels(evs), strict=True)):
-        table = None
-        if "thresholds" in ev.files:
-            table = evaluations.THRESHOLDS.get(files.locate(ev.run_id, ev.files["thresholds"]))
-        result = evaluations.evaluation_result(files, ev)
-        out.append(Loaded(ev, result, table, label, PALETTE[i % len(PALETTE)]))
-    return out
+    return [
+        Loaded(ev, evaluations.evaluation_result(files, ev), label, PALETTE[i % len(PALETTE)])
+        for i, (ev, label) in enumerate(zip(evs, _labels(evs), strict=True))
+    ]
 
 
-# --- the threshold control
-def threshold_control(items: list[Loaded]) -> dict[str, Any] | None:
-    """The slider's range (all models' scores; [0, 1] when every model gives probabilities),
-    its start (the first evaluation's decision threshold) and the exact matrices there."""
-    binary = [i for i in items if i.table is not None and i.binary is not None]
-    if not binary:
-        return None
-    if all(i.binary is not None and i.binary["probabilities"] for i in binary):
-        lo, hi = 0.0, 1.0
-    else:
-        lo = min(float(i.table.thresholds[-1]) for i in binary if i.table is not None)
-        hi = max(float(i.table.thresholds[0]) for i in binary if i.table is not None)
-        hi = hi if hi > lo else lo + 1.0
-    value = min(max(binary[0].ev.threshold, lo), hi)
-    return {
-        "min": lo,
-        "max": hi,
-        "step": float(f"{(hi - lo) / THRESHOLD_STEPS:.3g}"),
-        "value": value,
-        "ids": [i.ev.id for i in binary],
-        "models": [
-            {"id": i.ev.id, "label": i.label, "color": i.color, "point": point(i, value)}
-            for i in binary
-        ],
-    }
+def view(files: LocalArtifactStore, item: Loaded, name: str) -> EvaluationView:
+    """The evaluation as the analyzer ``name`` sees it."""
+    ev = item.ev
+    return EvaluationView(
+        id=ev.id, label=item.label, color=item.color, task=ev.task, threshold=ev.threshold,
+        weighted=ev.weighted, result=item.result.get(name) or {},
+        metrics=ev.metrics.get(name) or {},
+        side_table=lambda table: evaluations.side_table(files, ev, table),
+    )  # fmt: skip
 
 
-def point(item: Loaded, threshold: float) -> dict[str, Any]:
-    assert item.table is not None
-    return item.table.at(threshold)
+def _analyzers(plugins: Plugins, items: list[Loaded]) -> list[Analyzer]:
+    """The installed analyzers that made any of these evaluations, in their order."""
+    names = dict.fromkeys(n for i in items for n in i.ev.analyzers if n in i.result)
+    return [plugins.analyzers[n] for n in names if n in plugins.analyzers]
 
 
-def marker_trace(models: list[dict[str, Any]], x: str, y: str) -> dict[str, Any]:
-    """The points of every model at the slider's threshold; evaluations.js moves them."""
-    return {
-        "type": "scatter",
-        "mode": "markers",
-        "name": "at threshold",
-        "x": [m["point"][x] for m in models],
-        "y": [m["point"][y] for m in models],
-        "customdata": [plotly_text(m["label"]) for m in models],
-        "marker": {
-            "size": 12,
-            "color": [m["color"] for m in models],
-            "line": {"width": 2, "color": "#ffffff"},
-        },
-        "hovertemplate": "%{customdata}<br>" + x + " %{x:.4f}<br>" + y + " %{y:.4f}<extra></extra>",
-    }
+def ordered(plugins: Plugins, analyzer: str, keys: list[str]) -> list[str]:
+    """Metric keys in the order the analyzer declares them, undeclared ones after."""
+    found = plugins.analyzers.get(analyzer)
+    declared = [m.key for m in found.metrics] if found is not None else []
+    rank = {k: i for i, k in enumerate(declared)}
+    return sorted(keys, key=lambda k: rank.get(k, len(rank)))
 
 
-def plotly_text(text: str) -> str:
-    """User text for a Plotly label: Plotly reads a few HTML tags in labels, so escape them."""
-    return html.escape(text, quote=False)
+def _spec(plugins: Plugins, analyzer: str, key: str) -> MetricSpec:
+    found = plugins.analyzers.get(analyzer)
+    return found.metric(key) if found is not None else MetricSpec(key)
+
+
+def key_metrics(request: Request, ev: EvaluationPublic) -> list[tuple[str, float]]:
+    """The metrics a list of evaluations shows for ``ev``: every analyzer's summary ones."""
+    plugins: Plugins = request.app.state.plugins
+    shown = []
+    for name, values in ev.metrics.items():
+        for key in ordered(plugins, name, list(values)):
+            spec, value = _spec(plugins, name, key), values[key]
+            if spec.summary and value is not None:
+                shown.append((spec.label, value))
+    return shown
+
+
+KEY_METRICS = key_metrics  # the name the models and upload pages pass to the list template
 
 
 # --- metrics
-def metric_rows(items: list[Loaded]) -> list[dict[str, Any]]:
-    """Per headline metric (analyzer, key): each evaluation's value, its delta from the first
-    and whether it is the best of them."""
-    keys = list(dict.fromkeys((a, k) for i in items for a, m in i.ev.metrics.items() for k in m))
+def _cells(values: list[float | None], way: str) -> list[dict[str, Any]]:
+    """Each value with its delta from the first and whether it is the best of them."""
+    present = [v for v in values if v is not None]
+    best = None
+    if way != "none" and len(set(present)) > 1:
+        best = max(present) if way == "higher" else min(present)
+    cells = []
+    for n, v in enumerate(values):
+        base = values[0]
+        delta = None if v is None or base is None or n == 0 else v - base
+        gain = (
+            None
+            if delta is None or way == "none" or delta == 0
+            else (delta > 0) == (way == "higher")
+        )
+        cells.append(
+            {"value": v, "delta": delta, "gain": gain, "best": v is not None and v == best}
+        )
+    return cells
+
+
+def metric_rows(plugins: Plugins, items: list[Loaded]) -> list[dict[str, Any]]:
+    """Per headline metric (analyzer, key): its spec and each evaluation's cell."""
+    found = dict.fromkeys((a, k) for i in items for a, m in i.ev.metrics.items() for k in m)
+    names = list(dict.fromkeys(a for a, _ in found))
+    keys = [(a, k) for a in names for k in ordered(plugins, a, [k for b, k in found if b == a])]
     rows = []
     for analyzer, key in keys:
+        spec = _spec(plugins, analyzer, key)
         values = [i.ev.metrics.get(analyzer, {}).get(key) for i in items]
-        way = direction(key)
-        present = [v for v in values if v is not None]
-        best = None
-        if way and len(set(present)) > 1:
-            best = max(present) if way == "higher" else min(present)
-        base = values[0]
-        cells = []
-        for n, v in enumerate(values):
-            delta = None if v is None or base is None or n == 0 else v - base
-            gain = (
-                None if delta is None or not way or delta == 0 else (delta > 0) == (way == "higher")
-            )
-            cells.append(
-                {"value": v, "delta": delta, "gain": gain, "best": v is not None and v == best}
-            )
-        rows.append({"analyzer": analyzer, "key": key, "direction": way, "cells": cells})
+        title = plugins.analyzers[analyzer].title if analyzer in plugins.analyzers else analyzer
+        rows.append({"analyzer": analyzer, "analyzer_title": title, "key": key, "spec": spec,
+                     "cells": _cells(values, spec.direction)})  # fmt: skip
     return rows
 
 
-def notes(result: dict[str, Any]) -> list[str]:
-    """Every analyzer's notes, fairness ones per group column included."""
-    found: list[str] = []
-    for part in result.values():
-        found += part.get("notes") or []
-        for column in part.get("columns") or []:
-            found += column.get("notes") or []
-    return found
+def notes(plugins: Plugins, item: Loaded) -> list[str]:
+    """Every analyzer's notes."""
+    return [n for a in _analyzers(plugins, [item]) for n in a.notes(item.result[a.name])]
 
 
-# --- figures
-def _curve_trace(
-    item: Loaded, x: list[Any], y: list[Any], thresholds: list[Any], name: str
+# --- panels
+def panel_block(env: Environment, panel: Panel) -> dict[str, Any]:
+    """A panel ready for the page: a figure for the chart macro (with its live marker, if
+    any) or the HTML of the panel's template rendered with its context."""
+    html = None
+    if panel.figure is None and panel.template is not None:
+        html = Markup(env.get_template(panel.template).render(panel.context))
+    return {"title": panel.title, "wide": panel.wide, "figure": panel.figure,
+            "marker": panel.marker, "block": panel.block, "html": html}  # fmt: skip
+
+
+def section(env: Environment, analyzer: Analyzer, panels: list[Panel]) -> dict[str, Any]:
+    blocks = [panel_block(env, p) for p in panels]
+    return {
+        "name": analyzer.name,
+        "title": analyzer.title,
+        "blocks": [b for b in blocks if b["block"]],
+        "panels": [b for b in blocks if not b["block"]],
+    }
+
+
+def evaluation_context(
+    env: Environment, plugins: Plugins, files: LocalArtifactStore, item: Loaded
 ) -> dict[str, Any]:
+    sections = []
+    for analyzer in _analyzers(plugins, [item]):
+        found = section(env, analyzer, analyzer.evaluation_panels(view(files, item, analyzer.name)))
+        values = item.ev.metrics.get(analyzer.name, {})
+        found["headline"] = [
+            (analyzer.metric(key), values[key])
+            for key in ordered(plugins, analyzer.name, list(values))
+        ]
+        sections.append(found)
+    return {"nav": "projects", "charts": True, "item": item, "ev": item.ev,
+            "notes": notes(plugins, item), "sections": sections}  # fmt: skip
+
+
+def compare_context(
+    env: Environment, plugins: Plugins, files: LocalArtifactStore, items: list[Loaded]
+) -> dict[str, Any]:
+    sections = []
+    for analyzer in _analyzers(plugins, items):
+        views = [view(files, i, analyzer.name) for i in items if analyzer.name in i.result]
+        found = section(env, analyzer, analyzer.comparison_panels(views))
+        if found["blocks"] or found["panels"]:
+            sections.append(found)
     return {
-        "type": "scatter", "mode": "lines", "name": plotly_text(name), "x": x, "y": y,
-        "customdata": thresholds, "line": {"color": item.color, "width": 2},
-        "hovertemplate": plotly_text(item.label) + "<br>(%{x:.4f}, %{y:.4f})<br>"
-                         "threshold %{customdata:.4g}<extra></extra>",
-    }  # fmt: skip
-
-
-def overlay_figure(items: list[Loaded], control: dict[str, Any], kind: str) -> dict[str, Any]:
-    """ROC ("roc") or precision-recall ("pr") curves of every model in one chart, with the
-    marker trace last."""
-    data = []
-    for item in items:
-        assert item.binary is not None
-        curve = item.binary["curves"].get(kind)
-        if curve is None:
-            continue
-        metrics = item.binary["metrics"]
-        if kind == "roc":
-            name = f"{item.label} (AUC {metrics['roc_auc']:.4f})"
-            data.append(_curve_trace(item, curve["fpr"], curve["tpr"], curve["threshold"], name))
-        else:
-            name = f"{item.label} (AP {metrics['average_precision']:.4f})"
-            trace = _curve_trace(
-                item, curve["recall"], curve["precision"], curve["threshold"], name
-            )
-            data.append(trace | {"line": {"color": item.color, "width": 2, "shape": "hv"}})
-    if kind == "roc":
-        data.append({"type": "scatter", "mode": "lines", "name": "chance", "x": [0, 1],
-                     "y": [0, 1], "line": {"dash": "dot", "width": 1, "color": "#9ca3af"},
-                     "hoverinfo": "skip"})  # fmt: skip
-    x, y = MARKED_PANELS["ROC curve" if kind == "roc" else "Precision-recall curve"]
-    data.append(marker_trace(control["models"], x, y))
-    titles = (
-        ("false positive rate", "true positive rate") if kind == "roc" else ("recall", "precision")
-    )
-    layout = {
-        "xaxis": {"title": {"text": titles[0]}, "range": [0, 1]},
-        "yaxis": {"title": {"text": titles[1]}, "range": [0, 1.02]},
-        "hovermode": "closest",
-        "uirevision": kind,
-    }
-    return {"data": data, "layout": layout, "marker": {"trace": len(data) - 1, "x": x, "y": y}}
-
-
-def shared_edges(items: list[Loaded], control: dict[str, Any]) -> np.ndarray[Any, Any]:
-    """Bin edges common to every model: the slider's range (all scores) in equal bins."""
-    return np.linspace(control["min"], control["max"], HISTOGRAM_BINS + 1)
-
-
-def histogram_figure(item: Loaded, edges: np.ndarray[Any, Any], threshold: float) -> dict[str, Any]:
-    """Scores of one model by actual label, counted exactly from its threshold table."""
-    assert item.table is not None
-    h = histograms(item.table, edges)
-    mids = ((edges[:-1] + edges[1:]) / 2).tolist()
-    bounds = np.column_stack([edges[:-1], edges[1:]]).tolist()
-    data = [
-        {"type": "bar", "name": label, "x": mids, "y": h[key], "width": float(edges[1] - edges[0]),
-         "customdata": bounds, "marker": {"color": color}, "opacity": 0.6,
-         "hovertemplate": "score %{customdata[0]:.4g} to %{customdata[1]:.4g}<br>%{y:,} " + label
-                          + "<extra></extra>"}
-        for label, key, color in (("actual negatives", "negatives", NEGATIVE),
-                                  ("actual positives", "positives", POSITIVE))
-    ]  # fmt: skip
-    layout = {
-        "barmode": "overlay",
-        "xaxis": {"title": {"text": "score"}, "range": [float(edges[0]), float(edges[-1])]},
-        "yaxis": {"title": {"text": "weighted count" if item.ev.weighted else "count"}},
-        "shapes": [threshold_line(threshold)],
-        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
-        "margin": {"l": 52, "r": 12, "t": 28, "b": 38},
-    }
-    return {"data": data, "layout": layout}
-
-
-def threshold_line(threshold: float) -> dict[str, Any]:
-    return {"type": "line", "x0": threshold, "x1": threshold, "y0": 0, "y1": 1, "yref": "paper",
-            "line": {"dash": "dash", "width": 1.5, "color": "#6b7280"}}  # fmt: skip
-
-
-def with_marker(panel: Panel, control: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A binary panel's figure with the slider's marker added, if it is a marked panel."""
-    if panel.figure is None or control is None or panel.title not in MARKED_PANELS:
-        return None
-    x, y = MARKED_PANELS[panel.title]
-    data = [*panel.figure["data"], marker_trace(control["models"], x, y)]
-    return {
-        "data": data,
-        "layout": panel.figure["layout"],
-        "marker": {"trace": len(data) - 1, "x": x, "y": y},
+        "nav": "projects",
+        "charts": True,
+        "items": items,
+        "task": items[0].ev.task,
+        "datasets": list(dict.fromkeys(i.ev.dataset or "(none)" for i in items)),
+        "projects": sorted({i.ev.project for i in items}),
+        "metrics": metric_rows(plugins, items),
+        "sections": sections,
     }
 
 
-def panel_blocks(
-    env: Environment,
-    plugins: Plugins,
-    name: str,
-    result: dict[str, Any],
-    control: dict[str, Any] | None,
-) -> list[dict[str, Any]]:
-    """An analyzer's panels ready for the page: a figure for the chart macro (with the slider's
-    marker where it belongs) or the HTML of the panel's template rendered with its context."""
-    blocks = []
-    for panel in plugins.analyzer(name).panels(result):
-        block: dict[str, Any] = {
-            "title": panel.title,
-            "wide": panel.wide,
-            "figure": None,
-            "html": None,
-        }
-        marked = with_marker(panel, control) if name == "binary" else None
-        if marked is not None:
-            block["figure"] = {"data": marked["data"], "layout": marked["layout"]}
-            block["marker"] = marked["marker"]
-        elif panel.figure is not None:
-            block["figure"] = panel.figure
-        elif panel.template is not None:
-            block["html"] = Markup(env.get_template(panel.template).render(panel.context))
-        blocks.append(block)
-    return blocks
-
-
-# --- pages
-@router.get("/evaluations/compare", response_class=HTMLResponse)
-def compare_page(
-    request: Request,
-    store: StoreDep,
-    files: ArtifactsDep,
-    e: Annotated[list[str] | None, Query()] = None,
-) -> HTMLResponse:
+def compared(store: Store, files: LocalArtifactStore, e: list[str] | None) -> list[Loaded]:
+    """Two to eight distinct evaluations of one task, loaded; anything else is refused."""
     ids = list(dict.fromkeys(e or []))
     if len(ids) < 2:
         raise InvalidInput(
@@ -343,49 +226,21 @@ def compare_page(
             f"these evaluations are of different tasks ({', '.join(tasks)}); "
             "only evaluations of the same task can be compared"
         )
-    return render(request, "evaluations_compare.html", compare_context(items))
+    return items
 
 
-def compare_context(items: list[Loaded]) -> dict[str, Any]:
-    control = threshold_control(items)
-    context: dict[str, Any] = {
-        "nav": "projects",
-        "charts": True,
-        "items": items,
-        "task": items[0].ev.task,
-        "datasets": list(dict.fromkeys(i.ev.dataset or "(none)" for i in items)),
-        "projects": sorted({i.ev.project for i in items}),
-        "metrics": metric_rows(items),
-        "control": control,
-        "fairness": fairness_columns(items),
-        "roc": None,
-        "pr": None,
-        "histograms": [],
-    }
-    if control is not None:
-        binary = [i for i in items if i.table is not None and i.binary is not None]
-        context["roc"] = overlay_figure(binary, control, "roc")
-        context["pr"] = overlay_figure(binary, control, "pr")
-        edges = shared_edges(binary, control)
-        context["histograms"] = [(i, histogram_figure(i, edges, control["value"])) for i in binary]
-    return context
-
-
-def fairness_columns(items: list[Loaded]) -> list[dict[str, Any]]:
-    """Per group column found in any evaluation: each evaluation's report of it."""
-    names = list(dict.fromkeys(
-        c["column"] for i in items for c in (i.result.get("fairness") or {}).get("columns", [])
-    ))  # fmt: skip
-    out = []
-    for name in names:
-        reports = []
-        for i in items:
-            columns = (i.result.get("fairness") or {}).get("columns", [])
-            found = next((c for c in columns if c["column"] == name), None)
-            if found is not None:
-                reports.append((i, found))
-        out.append({"column": name, "reports": reports})
-    return out
+# --- pages
+@router.get("/evaluations/compare", response_class=HTMLResponse)
+def compare_page(
+    request: Request,
+    store: StoreDep,
+    files: ArtifactsDep,
+    plugins: PluginsDep,
+    e: Annotated[list[str] | None, Query()] = None,
+) -> HTMLResponse:
+    items = compared(store, files, e)
+    context = compare_context(request.app.state.templates, plugins, files, items)
+    return render(request, "evaluations_compare.html", context)
 
 
 @router.get("/evaluations/{evaluation_id}", response_class=HTMLResponse)
@@ -393,29 +248,7 @@ def evaluation_page(
     request: Request, evaluation_id: str, store: StoreDep, files: ArtifactsDep, plugins: PluginsDep
 ) -> HTMLResponse:
     item = load(store, files, [evaluation_id])[0]
-    control = threshold_control([item])
-    env: Environment = request.app.state.templates
-    sections = [
-        {
-            "name": name,
-            "title": plugins.analyzer(name).title,
-            "result": item.result[name],
-            "headline": item.ev.metrics.get(name, {}),
-            "panels": panel_blocks(env, plugins, name, item.result[name], control),
-        }
-        for name in item.ev.analyzers
-        if name in item.result
-    ]
-    context = {
-        "nav": "projects",
-        "charts": True,
-        "item": item,
-        "ev": item.ev,
-        "notes": notes(item.result),
-        "sections": sections,
-        "control": control,
-        "direction": direction,
-    }
+    context = evaluation_context(request.app.state.templates, plugins, files, item)
     return render(request, "evaluation.html", context)
 
 
@@ -435,19 +268,20 @@ def run_evaluations(request: Request, run_id: str, store: StoreDep) -> HTMLRespo
     )
 
 
-@router.get("/charts/evaluations/thresholds")
-def thresholds(
+@router.get("/charts/evaluations/{query}")
+def live_query(
     request: Request,
+    query: str,
     store: StoreDep,
     files: ArtifactsDep,
+    plugins: PluginsDep,
     e: Annotated[list[str], Query(min_length=1, max_length=MAX_COMPARED)],
-    t: Annotated[float, Query(allow_inf_nan=False)],
 ) -> Response:
-    """The exact confusion matrix and rates of each binary evaluation ``e`` when scores >= ``t``
-    are called positive: what the threshold slider shows."""
-    found = []
-    for ev in evaluations.get_evaluations(store, evaluation_ids=list(dict.fromkeys(e))):
-        (at,) = evaluations.thresholds_of(files, ev, [t])
-        found.append({"id": ev.id, **at.model_dump()})
-    body = orjson.dumps({"threshold": t, "evaluations": found})
-    return compressed(request, body, Response, media_type="application/json")
+    """Every evaluation ``e``'s answer to an analyzer's side-table query, combined by that
+    analyzer: e.g. ``thresholds?e=...&t=0.4``, the exact confusion matrices the threshold
+    slider shows."""
+    params = evaluations.query_string(request.query_params.multi_items(), drop=("e",))
+    answer = evaluations.answer_queries(
+        store, files, plugins, evaluation_ids=e, name=query, params=params
+    )
+    return compressed(request, orjson.dumps(answer), Response, media_type="application/json")

@@ -1,13 +1,12 @@
-// Evaluation pages: the threshold slider (and its number box) asks the server for every
-// model's exact confusion matrix at the chosen threshold, then updates the tables in place
-// and moves the markers on the ROC/PR charts; the evaluations list enables "compare" once two
-// are ticked. Plain JS, no build step; charts are drawn by modelyard.js.
+// Evaluation pages: a live control (such as the binary analyzer's threshold slider and its
+// number box) asks its endpoint (an analyzer's side-table query, e.g. every model's exact
+// confusion matrix at the chosen threshold), then updates the cells named in the answer in
+// place and moves the markers of the charts that follow it; the evaluations list enables
+// "compare" once two are ticked. Plain JS, no build step; charts are drawn by modelyard.js.
 (function () {
   "use strict";
 
   var DEBOUNCE_MS = 60;
-  var FIELDS = ["tp", "fp", "tn", "fn", "precision", "recall", "fpr", "f1", "accuracy",
-    "predicted_positive_share"];
 
   // The same text the server's `number` filter writes: whole numbers with thousands
   // separators, others to 4 significant digits.
@@ -33,7 +32,9 @@
       var p = byId[scope.dataset.eval];
       if (!p) { return; }
       scope.querySelectorAll("[data-cell]").forEach(function (cell) {
-        if (FIELDS.indexOf(cell.dataset.cell) >= 0) { setCell(cell, p[cell.dataset.cell]); }
+        if (Object.prototype.hasOwnProperty.call(p, cell.dataset.cell)) {
+          setCell(cell, p[cell.dataset.cell]);
+        }
       });
     });
   }
