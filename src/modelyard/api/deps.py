@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from modelyard.artifacts.local import LocalArtifactStore
+from modelyard.artifacts.base import ArtifactStore
 from modelyard.errors import InvalidInput
 from modelyard.metadata.store import Store
 from modelyard.plugins import Plugins
@@ -42,8 +42,8 @@ async def get_store(request: Request) -> Store:
     return store
 
 
-async def get_artifacts(request: Request) -> LocalArtifactStore:
-    artifacts: LocalArtifactStore = request.app.state.artifacts
+async def get_artifacts(request: Request) -> ArtifactStore:
+    artifacts: ArtifactStore = request.app.state.artifacts
     return artifacts
 
 
@@ -63,7 +63,7 @@ async def get_actor(request: Request) -> str:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
-ArtifactsDep = Annotated[LocalArtifactStore, Depends(get_artifacts)]
+ArtifactsDep = Annotated[ArtifactStore, Depends(get_artifacts)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PluginsDep = Annotated[Plugins, Depends(get_plugins)]
 Actor = Annotated[str, Depends(get_actor)]

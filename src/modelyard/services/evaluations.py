@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, insert, select
 
 from modelyard.analyzers.base import PredictionTable, prediction_table
 from modelyard.analyzers.binary import ThresholdTable, evaluate_binary
-from modelyard.artifacts.local import LocalArtifactStore, Staged
+from modelyard.artifacts.base import ArtifactStore, Staged
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.metadata import tables as t
 from modelyard.metadata.aspects import EvaluationMetrics, EvaluationProperties
@@ -177,7 +177,7 @@ def _compute(
 
 def evaluate(
     store: Store,
-    files: LocalArtifactStore,
+    files: ArtifactStore,
     plugins: Plugins,
     *,
     run_id: str,
@@ -243,11 +243,13 @@ def evaluate(
         tx.put_aspect(urn, props)
         tx.put_aspect(urn, metrics)
 
+    committed = False
     try:
         store.transact(work, actor=actor)
+        committed = True
     finally:
         for st in staged.values():
-            files.discard(st)
+            files.discard(st, withdraw=not committed)
     return get_evaluation(store, evaluation_id=eval_id)
 
 
@@ -331,9 +333,11 @@ def list_version_evaluations(store: Store, *, model: str, version: int) -> list[
         return _public(conn, rows)
 
 
-def evaluation_result(files: LocalArtifactStore, ev: EvaluationPublic) -> dict[str, Any]:
+def evaluation_result(files: ArtifactStore, ev: EvaluationPublic) -> dict[str, Any]:
     """The analyzers' full results (curves, tables) as stored."""
-    result: dict[str, Any] = orjson.loads(files.locate(ev.run_id, ev.files["result"]).read_bytes())
+    result: dict[str, Any] = orjson.loads(
+        files.local_copy(ev.run_id, ev.files["result"]).read_bytes()
+    )
     return result
 
 
@@ -370,19 +374,19 @@ THRESHOLDS = _ThresholdCache()
 
 
 def thresholds_of(
-    files: LocalArtifactStore, ev: EvaluationPublic, thresholds: Sequence[float]
+    files: ArtifactStore, ev: EvaluationPublic, thresholds: Sequence[float]
 ) -> list[ThresholdPoint]:
     """The exact confusion matrix and rates at each threshold (scores >= it are positive)."""
     if "thresholds" not in ev.files:
         raise InvalidInput(
             f"evaluation {ev.id} is a {ev.task} task; thresholds apply to binary tasks"
         )
-    table = THRESHOLDS.get(files.locate(ev.run_id, ev.files["thresholds"]))
+    table = THRESHOLDS.get(files.local_copy(ev.run_id, ev.files["thresholds"]))
     return [ThresholdPoint(**table.at(th)) for th in thresholds]
 
 
 def at_thresholds(
-    store: Store, files: LocalArtifactStore, *, evaluation_id: str, thresholds: list[float]
+    store: Store, files: ArtifactStore, *, evaluation_id: str, thresholds: list[float]
 ) -> list[ThresholdPoint]:
     ev = get_evaluation(store, evaluation_id=evaluation_id)
     return thresholds_of(files, ev, thresholds)

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from modelyard.analyzers.base import PredictionTable, prediction_table
 from modelyard.api.deps import Actor, ArtifactsDep, PluginsDep, SettingsDep, StoreDep, parse_body
-from modelyard.artifacts.local import LocalArtifactStore
+from modelyard.artifacts.base import ArtifactStore
 from modelyard.errors import PayloadTooLarge
 from modelyard.metadata.store import Store
 from modelyard.plugins import Plugins
@@ -73,7 +73,7 @@ async def _evaluate(
     q: EvaluationQuery,
     *,
     store: Store,
-    files: LocalArtifactStore,
+    files: ArtifactStore,
     plugins: Plugins,
     settings: Settings,
     actor: str,

@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, Response
 from modelyard.analyzers.base import Panel
 from modelyard.analyzers.binary import HISTOGRAM_BINS, ThresholdTable, histograms
 from modelyard.api.deps import ArtifactsDep, PluginsDep, StoreDep
-from modelyard.artifacts.local import LocalArtifactStore
+from modelyard.artifacts.base import ArtifactStore
 from modelyard.errors import InvalidInput
 from modelyard.metadata.store import Store
 from modelyard.plugins import Plugins
@@ -89,13 +89,13 @@ def _labels(evs: list[EvaluationPublic]) -> list[str]:
     return [f"{e.run_name} / {e.name} #{i + 1}" for i, e in enumerate(evs)]
 
 
-def load(store: Store, files: LocalArtifactStore, ids: list[str]) -> list[Loaded]:
+def load(store: Store, files: ArtifactStore, ids: list[str]) -> list[Loaded]:
     evs = evaluations.get_evaluations(store, evaluation_ids=ids)
     out = []
     for i, (ev, label) in enumerate(zip(evs, _labels(evs), strict=True)):
         table = None
         if "thresholds" in ev.files:
-            table = evaluations.THRESHOLDS.get(files.locate(ev.run_id, ev.files["thresholds"]))
+            table = evaluations.THRESHOLDS.get(files.local_copy(ev.run_id, ev.files["thresholds"]))
         result = evaluations.evaluation_result(files, ev)
         out.append(Loaded(ev, result, table, label, PALETTE[i % len(PALETTE)]))
     return out
