@@ -47,7 +47,12 @@ def clean_artifact_path(path: str) -> str:
     if "\x00" in path or "\\" in path:
         raise InvalidInput("artifact paths may not contain NUL bytes or backslashes")
     decoded = _decoded(path)
-    if _ENCODED_SEPARATOR.search(path) or "\x00" in decoded or "\\" in decoded:
+    if (
+        _ENCODED_SEPARATOR.search(path)
+        or decoded.count("/") != path.count("/")  # a slash encoded more than once
+        or "\x00" in decoded
+        or "\\" in decoded
+    ):
         raise InvalidInput(
             f"artifact path {path!r} may not contain percent-encoded slashes, backslashes or NUL"
         )

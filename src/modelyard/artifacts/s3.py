@@ -127,6 +127,7 @@ class S3ArtifactStore:
             read_timeout=timeout,
             retries={"max_attempts": 3, "mode": "standard"},
             max_pool_connections=32,
+            signature_version="s3v4",
         )
         self.client: Any = make_client(config)
 
