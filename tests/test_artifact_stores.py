@@ -320,3 +320,27 @@ def test_denied_access_is_a_502_and_records_nothing(
         resp = api.put(url(rid, "a.txt"), content=b"a")
         assert_store_error(resp, 502, "denied access", "AccessDenied")
         assert listing(api, rid) == []
+
+
+@pytest.mark.stores("s3")
+def test_a_completion_retried_after_a_timeout_takes_the_finished_object(app: FastAPI) -> None:
+    """The store completed the upload but its answer was lost; the retry finds no upload."""
+    files = store_of(app)
+    assert isinstance(files, S3ArtifactStore)
+    data = os.urandom(9 * MIB)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield data
+
+    rid = "0" * 32
+    staged = asyncio.run(files.stage(rid, "m.bin", body(), max_bytes=20 * MIB))
+    pending = staged.handle
+    files.client.complete_multipart_upload(
+        Bucket=files.bucket, Key=pending.key, UploadId=pending.upload_id,
+        MultipartUpload={"Parts": pending.parts},
+    )  # fmt: skip
+    files.publish(staged, rid, "m.bin")
+    files.discard(staged)
+    assert staged.published is not None
+    assert read_stored(app, rid, "m.bin") == data
+    assert_nothing_pending(app)

@@ -297,16 +297,29 @@ class S3ArtifactStore:
             if pending.file is not None:
                 self._put_file(pending)
             if pending.upload_id is not None:
-                done = self.client.complete_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=key,
-                    UploadId=pending.upload_id,
-                    MultipartUpload={"Parts": pending.parts},
-                )
-                pending.upload_id = None
+                done = self._complete(pending, staged.size)
             else:
                 done = self.client.put_object(Bucket=self.bucket, Key=key, Body=pending.data)
         staged.published = (key, done["ETag"])
+
+    def _complete(self, pending: _Pending, size: int) -> dict[str, Any]:
+        """Complete a multipart upload. A completion retried after a timeout finds the
+        upload gone: then the object is looked at, and taken if it has the upload's size."""
+        try:
+            done: dict[str, Any] = self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=pending.key,
+                UploadId=pending.upload_id,
+                MultipartUpload={"Parts": pending.parts},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise
+            done = self.client.head_object(Bucket=self.bucket, Key=pending.key)
+            if done["ContentLength"] != size:
+                raise
+        pending.upload_id = None
+        return done
 
     def _put_file(self, pending: _Pending) -> None:
         """Read a server-written file into the pending upload (in parts when large)."""
