@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row, insert, or_, select
@@ -195,7 +195,7 @@ class Download:
     """An artifact to send: its content streamed, or the store's URL to redirect to."""
 
     meta: ArtifactPublic
-    chunks: Iterator[bytes] | None = None
+    chunks: Iterator[bytes] = field(default_factory=lambda: iter(()))
     redirect: str | None = None
 
 

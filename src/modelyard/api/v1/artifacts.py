@@ -56,6 +56,19 @@ async def upload_artifact(
     )
 
 
+def _download_headers(meta: ArtifactPublic) -> dict[str, str]:
+    return {
+        "Content-Length": str(meta.size),
+        "ETag": f'"{meta.sha256}"',
+        "X-Content-SHA256": meta.sha256,
+        # Uploaded files are served from the portal's own origin: an HTML or SVG file
+        # opened directly must never run scripts there.
+        "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self' data:; "
+        "style-src 'unsafe-inline'",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
 @router.get("/{path:path}", response_class=StreamingResponse)
 def download_artifact(
     run_id: str, path: str, store: StoreDep, files: ArtifactsDep, settings: SettingsDep
@@ -67,18 +80,6 @@ def download_artifact(
     )
     if got.redirect is not None:
         return RedirectResponse(got.redirect, status_code=307)
-    assert got.chunks is not None
     return StreamingResponse(
-        got.chunks,
-        media_type=got.meta.media_type,
-        headers={
-            "Content-Length": str(got.meta.size),
-            "ETag": f'"{got.meta.sha256}"',
-            "X-Content-SHA256": got.meta.sha256,
-            # Uploaded files are served from the portal's own origin: an HTML or SVG file
-            # opened directly must never run scripts there.
-            "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self' data:; "
-            "style-src 'unsafe-inline'",
-            "X-Content-Type-Options": "nosniff",
-        },
+        got.chunks, media_type=got.meta.media_type, headers=_download_headers(got.meta)
     )
