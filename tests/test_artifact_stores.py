@@ -23,6 +23,7 @@ from moto.server import ThreadedMotoServer
 from modelyard.artifacts.base import clean_artifact_path
 from modelyard.artifacts.s3 import S3ArtifactStore
 from modelyard.errors import InvalidInput
+from modelyard.sdk.client import Client
 from modelyard.services import artifacts as artifact_service
 from tests.conftest import MotoServer, ServerThread, free_port, in_process_client
 from tests.helpers import API, assert_error, new_run
@@ -216,7 +217,7 @@ def s3_app(
     def make(*, bucket: str = s3_server.bucket, **env: str) -> FastAPI:
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        return app_with(artifact_root=f"s3://{bucket}/faults", artifact_store_timeout=0.5)
+        return app_with(artifact_root=f"s3://{bucket}/faults", artifact_store_timeout=0.3)
 
     return make
 
@@ -344,3 +345,15 @@ def test_a_completion_retried_after_a_timeout_takes_the_finished_object(app: Fas
     assert staged.published is not None
     assert read_stored(app, rid, "m.bin") == data
     assert_nothing_pending(app)
+
+
+@pytest.mark.stores("s3")
+def test_the_sdk_follows_a_download_redirect(
+    app_with: Callable[..., FastAPI], tmp_path: Path
+) -> None:
+    app = app_with(artifact_redirect_downloads=True)
+    with ServerThread(app) as server, Client(server.url) as sdk:
+        rid = new_run(sdk.transport.http)
+        sdk.transport.http.put(url(rid, "w.bin"), content=b"weights").raise_for_status()
+        out = sdk.download_artifact(rid, "w.bin", tmp_path / "w.bin")
+    assert out.read_bytes() == b"weights"
