@@ -11,13 +11,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from moto.server import ThreadedMotoServer
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -94,9 +97,81 @@ def empty_database_url(tmp_path: Path, pg_template: str | None) -> Iterator[str]
         yield url
 
 
+# --- artifact stores: the local folder, and S3 over HTTP on a moto server
+STORES = ("local", "s3")
+S3_BUCKET = "modelyard-test"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``stores("local", "s3")`` (or their module) run once per store."""
+    marker = metafunc.definition.get_closest_marker("stores")
+    if marker is not None and "store_kind" in metafunc.fixturenames:
+        metafunc.parametrize("store_kind", marker.args, indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Which artifact store the test's apps use: the local folder unless parametrised."""
+    kind: str = getattr(request, "param", "local")
+    return kind
+
+
+@dataclass(frozen=True)
+class MotoServer:
+    """moto's S3 server on a loopback port, with a bucket made for the tests."""
+
+    endpoint: str
+    bucket: str
+
+    def client(self) -> Any:
+        return boto3.session.Session().client("s3", endpoint_url=self.endpoint)
+
+
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoServer]:
+    """One moto server per test process; the AWS_* variables point boto3 at it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env = {**AWS_TEST_ENV, "AWS_ENDPOINT_URL": endpoint}
+    saved = {k: os.environ.get(k) for k in [*env, "AWS_PROFILE", "AWS_SESSION_TOKEN"]}
+    os.environ.update(env)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    moto = MotoServer(endpoint, S3_BUCKET)
+    moto.client().create_bucket(Bucket=S3_BUCKET)
+    yield moto
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def artifact_root(store_kind: str, request: pytest.FixtureRequest) -> str | None:
+    """MODELYARD_ARTIFACT_ROOT for the test's apps: None (the data folder) or a prefix of
+    its own in the test bucket."""
+    if store_kind == "local":
+        return None
+    moto: MotoServer = request.getfixturevalue("s3_server")
+    return f"s3://{moto.bucket}/t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, artifact_root: str | None) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data", database_url=database_url, artifact_root=artifact_root
+    )
 
 
 @pytest.fixture
@@ -118,12 +193,15 @@ def in_process_client(app: FastAPI) -> httpx.Client:
 
 
 @pytest.fixture
-def app_with(tmp_path: Path, database_url: str) -> Iterator[Callable[..., FastAPI]]:
+def app_with(
+    tmp_path: Path, database_url: str, artifact_root: str | None
+) -> Iterator[Callable[..., FastAPI]]:
     """Builds apps on the test's database with some settings changed (e.g. smaller limits)."""
     made: list[FastAPI] = []
 
     def make(**changes: Any) -> FastAPI:
         folder = tmp_path / f"app-{len(made)}"
+        changes.setdefault("artifact_root", artifact_root)
         made.append(create_app(Settings(data_dir=folder, database_url=database_url, **changes)))
         return made[-1]
 
@@ -181,6 +259,8 @@ def client(
     if request.param == "local":
         # Local mode builds its own app from the environment's settings.
         monkeypatch.setenv("MODELYARD_DATABASE_URL", settings.resolved_database_url)
+        if settings.artifact_root:
+            monkeypatch.setenv("MODELYARD_ARTIFACT_ROOT", settings.artifact_root)
         sdk = Client(str(settings.data_dir))
         yield sdk
         sdk.close()

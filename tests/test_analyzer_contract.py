@@ -94,7 +94,7 @@ def test_the_plugin_shows_on_the_evaluation_page_next_to_the_built_ins(
     # its side table is a file of the evaluation, next to the built-in threshold table
     assert ev["files"]["deciles"] == f"evaluations/{ev['id']}/deciles.arrow"
     assert ev["files"]["thresholds"] == f"evaluations/{ev['id']}/thresholds.arrow"
-    stored = app.state.artifacts.locate(ev["run_id"], ev["files"]["deciles"])
+    stored = app.state.artifacts.local_copy(ev["run_id"], ev["files"]["deciles"])
     assert (
         pa.ipc.open_file(str(stored)).read_all().column("positives").to_pylist()
         == want["positives"]

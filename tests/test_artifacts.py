@@ -16,12 +16,21 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from modelyard.artifacts.local import LocalArtifactStore
 from modelyard.errors import PayloadTooLarge
 from modelyard.metadata.urn import artifact_urn, run_urn, step_urn
 from modelyard.services import artifacts as artifact_service
 from tests.conftest import ServerThread, in_process_client
 from tests.helpers import assert_error, new_run
+from tests.stores import (
+    assert_nothing_pending,
+    delete_stored,
+    local_root,
+    read_stored,
+    store_of,
+    stored,
+)
+
+pytestmark = pytest.mark.stores("local", "s3")
 
 API = "/api/v1"
 EMPTY_SHA = hashlib.sha256(b"").hexdigest()
@@ -57,11 +66,6 @@ def listing(api: httpx.Client, run_id: str, **params: str) -> list[dict[str, Any
     return body
 
 
-def root_of(app: FastAPI) -> Path:
-    files: LocalArtifactStore = app.state.artifacts
-    return files.root
-
-
 def files_under(folder: Path) -> set[str]:
     """Every file and symlink below ``folder`` (database files aside), as relative paths."""
     found = set()
@@ -73,9 +77,13 @@ def files_under(folder: Path) -> set[str]:
     return found
 
 
-def assert_incoming_empty(root: Path) -> None:
-    incoming = root / ".incoming"
-    assert not incoming.exists() or list(incoming.iterdir()) == []
+def snapshot(app: FastAPI, folder: Path) -> set[str]:
+    """Every file below ``folder`` and every object of the app's store."""
+    return files_under(folder) | {f"store:{key}" for key in stored(app)}
+
+
+def run_has_files(app: FastAPI, run_id: str) -> bool:
+    return any(key.startswith(f"{run_id}/") for key in stored(app))
 
 
 # --- round trips
@@ -105,9 +113,8 @@ def test_upload_and_download_are_byte_exact(api: httpx.Client, app: FastAPI) -> 
     assert resp.headers["content-type"].startswith("application/octet-stream")
     assert int(resp.headers["content-length"]) == len(data)
 
-    stored = root_of(app) / rid / "models" / "weights.bin"
-    assert stored.read_bytes() == data
-    assert_incoming_empty(root_of(app))
+    assert read_stored(app, rid, "models/weights.bin") == data
+    assert_nothing_pending(app)
     assert listing(api, rid) == [meta]
 
 
@@ -128,7 +135,7 @@ def test_paths_with_unusual_characters_round_trip(api: httpx.Client, app: FastAP
         assert meta["urn"] == artifact_urn(rid, path)
     for i, path in enumerate(paths):
         assert api.get(url(rid, path)).content == f"content {i}".encode()
-        assert (root_of(app) / rid / path).read_bytes() == f"content {i}".encode()
+        assert read_stored(app, rid, path) == f"content {i}".encode()
     assert [a["path"] for a in listing(api, rid)] == sorted(paths)
 
 
@@ -191,7 +198,7 @@ def test_an_unknown_kind_is_refused(api: httpx.Client, app: FastAPI) -> None:
     rid = new_run(api, "files")
     assert_error(upload(api, rid, "a.txt", b"x", kind="weird"), 400, "INVALID_INPUT")
     assert listing(api, rid) == []
-    assert not (root_of(app) / rid).exists()
+    assert not run_has_files(app, rid)
 
 
 def test_listing_with_a_prefix(api: httpx.Client) -> None:
@@ -250,7 +257,7 @@ def test_re_uploading_identical_content_is_a_no_op(api: httpx.Client, app: FastA
     ).json()
     assert len(versions) == 1
     assert len(api.get(f"{API}/changes", params={"urn": urn}).json()) == 1
-    assert_incoming_empty(root_of(app))
+    assert_nothing_pending(app)
 
 
 def test_re_uploading_other_content_is_a_conflict(api: httpx.Client, app: FastAPI) -> None:
@@ -260,9 +267,9 @@ def test_re_uploading_other_content_is_a_conflict(api: httpx.Client, app: FastAP
     assert_error(resp, 409, "CONFLICT")
     assert "immutable" in resp.json()["error"]["message"]
     assert api.get(url(rid, "model.bin")).content == b"weights v1"
-    assert (root_of(app) / rid / "model.bin").read_bytes() == b"weights v1"
+    assert read_stored(app, rid, "model.bin") == b"weights v1"
     assert listing(api, rid) == [first]
-    assert_incoming_empty(root_of(app))
+    assert_nothing_pending(app)
 
 
 @pytest.mark.parametrize(("first", "second"), [("a", "a/b.txt"), ("x/y.txt", "x"), ("p", "p/q/r")])
@@ -274,7 +281,7 @@ def test_a_path_cannot_be_both_a_file_and_a_folder(
     assert_error(upload(api, rid, second, b"second"), 409, "CONFLICT")
     assert listing(api, rid) == [meta]
     assert api.get(url(rid, first)).content == b"first"
-    assert_incoming_empty(root_of(app))
+    assert_nothing_pending(app)
 
 
 # --- refusals that must leave nothing behind
@@ -284,13 +291,12 @@ def test_an_unknown_step_is_a_404_and_writes_nothing(
     api: httpx.Client, app: FastAPI, tmp_path: Path
 ) -> None:
     rid = new_run(api, "files")
-    before = files_under(tmp_path)
+    before = snapshot(app, tmp_path)
     resp = upload(api, rid, "features.parquet", b"data", step="featurize")
     assert_error(resp, 404, "NOT_FOUND")
     assert listing(api, rid) == []
-    assert files_under(tmp_path) == before
-    assert not (root_of(app) / rid / "features.parquet").exists()
-    assert_incoming_empty(root_of(app))
+    assert snapshot(app, tmp_path) == before
+    assert_nothing_pending(app)
 
 
 BAD_PATHS = [
@@ -319,16 +325,16 @@ def test_bad_paths_are_refused_and_write_nothing(
 ) -> None:
     rid = new_run(api, "files")
     uploaded(api, rid, "ok.txt", b"fine")
-    before = files_under(tmp_path)
+    before = snapshot(app, tmp_path)
     base = f"{API}/runs/{rid}/artifacts/"
     resp = api.put(base + raw, content=b"evil")
     assert_error(resp, 400, "INVALID_INPUT")
     assert_error(api.get(base + raw), 400, "INVALID_INPUT")
-    assert files_under(tmp_path) == before
-    assert files_under(tmp_path.parent) >= {f"{tmp_path.name}/{f}" for f in before}
+    assert snapshot(app, tmp_path) == before
     assert not any("escape" in f for f in files_under(tmp_path.parent))
+    assert not any("escape" in key for key in stored(app, whole_bucket=True))
     assert [a["path"] for a in listing(api, rid)] == ["ok.txt"]
-    assert_incoming_empty(root_of(app))
+    assert_nothing_pending(app)
 
 
 def test_the_longest_path_is_accepted(api: httpx.Client) -> None:
@@ -352,8 +358,8 @@ def test_a_long_non_ascii_path_is_accepted_or_refused_cleanly(
         assert api.get(url(rid, path)).content == b"x"
     else:
         assert listing(api, rid) == []
-        assert not (root_of(app) / rid).exists()
-    assert_incoming_empty(root_of(app))
+        assert not run_has_files(app, rid)
+    assert_nothing_pending(app)
 
 
 # --- symlinks planted in the artifact folder
@@ -368,11 +374,12 @@ def outside(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.stores("local")  # symlinks are a folder's matter
 def test_uploads_through_a_symlinked_folder_cannot_escape(
     api: httpx.Client, app: FastAPI, outside: Path
 ) -> None:
     rid = new_run(api, "files")
-    run_dir = root_of(app) / rid
+    run_dir = local_root(app) / rid
     run_dir.mkdir(parents=True)
     (run_dir / "link").symlink_to(outside, target_is_directory=True)
 
@@ -383,42 +390,45 @@ def test_uploads_through_a_symlinked_folder_cannot_escape(
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     assert (outside / "secret.txt").read_bytes() == b"TOP SECRET"
     assert listing(api, rid) == []
-    assert_incoming_empty(root_of(app))
+    assert_nothing_pending(app)
 
 
+@pytest.mark.stores("local")  # symlinks are a folder's matter
 def test_uploads_into_a_symlinked_run_folder_cannot_escape(
     api: httpx.Client, app: FastAPI, outside: Path
 ) -> None:
     rid = new_run(api, "files")
-    root_of(app).mkdir(parents=True, exist_ok=True)
-    (root_of(app) / rid).symlink_to(outside, target_is_directory=True)
+    local_root(app).mkdir(parents=True, exist_ok=True)
+    (local_root(app) / rid).symlink_to(outside, target_is_directory=True)
     resp = upload(api, rid, "escape.txt", b"evil")
     assert 400 <= resp.status_code < 500, resp.text
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     assert listing(api, rid) == []
 
 
+@pytest.mark.stores("local")  # symlinks are a folder's matter
 def test_uploads_cannot_reach_another_run_through_a_symlink(
     api: httpx.Client, app: FastAPI
 ) -> None:
     a, b = new_run(api, "files"), new_run(api, "files")
     uploaded(api, b, "model.bin", b"b's model")
-    (root_of(app) / a).mkdir(parents=True)
-    (root_of(app) / a / "other").symlink_to(root_of(app) / b, target_is_directory=True)
+    (local_root(app) / a).mkdir(parents=True)
+    (local_root(app) / a / "other").symlink_to(local_root(app) / b, target_is_directory=True)
     resp = upload(api, a, "other/model.bin", b"overwrite")
     assert 400 <= resp.status_code < 500, resp.text
     resp = upload(api, a, "other/new.bin", b"plant")
     assert 400 <= resp.status_code < 500, resp.text
     assert api.get(url(b, "model.bin")).content == b"b's model"
-    assert sorted(p.name for p in (root_of(app) / b).iterdir()) == ["model.bin"]
+    assert sorted(p.name for p in (local_root(app) / b).iterdir()) == ["model.bin"]
 
 
+@pytest.mark.stores("local")  # symlinks are a folder's matter
 def test_downloads_through_a_symlinked_folder_cannot_escape(
     api: httpx.Client, app: FastAPI, outside: Path
 ) -> None:
     rid = new_run(api, "files")
     uploaded(api, rid, "data/secret.txt", b"inside")
-    data_dir = root_of(app) / rid / "data"
+    data_dir = local_root(app) / rid / "data"
     (data_dir / "secret.txt").unlink()
     data_dir.rmdir()
     data_dir.symlink_to(outside, target_is_directory=True)
@@ -428,12 +438,13 @@ def test_downloads_through_a_symlinked_folder_cannot_escape(
     assert b"TOP SECRET" not in resp.content
 
 
+@pytest.mark.stores("local")  # symlinks are a folder's matter
 def test_downloads_through_a_symlinked_file_cannot_escape(
     api: httpx.Client, app: FastAPI, outside: Path
 ) -> None:
     rid = new_run(api, "files")
     uploaded(api, rid, "report.txt", b"inside")
-    stored = root_of(app) / rid / "report.txt"
+    stored = local_root(app) / rid / "report.txt"
     stored.unlink()
     stored.symlink_to(outside / "secret.txt")
 
@@ -461,13 +472,13 @@ def test_an_oversized_upload_is_a_413_and_leaves_nothing(
     small_api: httpx.Client, small_app: FastAPI, tmp_path: Path
 ) -> None:
     rid = new_run(small_api, "files")
-    before = files_under(tmp_path)
+    before = snapshot(small_app, tmp_path)
     resp = upload(small_api, rid, "big.bin", b"x" * 1025)
     assert_error(resp, 413, "PAYLOAD_TOO_LARGE")
     assert listing(small_api, rid) == []
     assert small_api.get(url(rid, "big.bin")).status_code == 404
-    assert files_under(tmp_path) == before
-    assert_incoming_empty(root_of(small_app))
+    assert snapshot(small_app, tmp_path) == before
+    assert_nothing_pending(small_app)
     # Exactly at the limit is fine.
     assert uploaded(small_api, rid, "big.bin", b"x" * 1024)["size"] == 1024
 
@@ -478,7 +489,7 @@ def test_an_oversized_streamed_upload_is_a_413_and_leaves_nothing(
     """Without a Content-Length, the limit is enforced while the body streams in."""
     with ServerThread(small_app) as server, httpx.Client(base_url=server.url) as http:
         rid = new_run(http)
-        before = files_under(tmp_path)
+        before = snapshot(small_app, tmp_path)
 
         def chunks(n: int) -> Iterator[bytes]:
             for _ in range(n):
@@ -488,8 +499,8 @@ def test_an_oversized_streamed_upload_is_a_413_and_leaves_nothing(
         assert "content-length" not in resp.request.headers
         assert_error(resp, 413, "PAYLOAD_TOO_LARGE")
         assert listing(http, rid) == []
-        assert files_under(tmp_path) == before
-        assert_incoming_empty(root_of(small_app))
+        assert snapshot(small_app, tmp_path) == before
+        assert_nothing_pending(small_app)
 
         ok = http.put(url(rid, "streamed.bin"), content=chunks(2))
         assert ok.status_code == 201, ok.text
@@ -498,18 +509,19 @@ def test_an_oversized_streamed_upload_is_a_413_and_leaves_nothing(
 
 
 def test_the_stream_limit_cleans_up_its_temporary_file(small_app: FastAPI) -> None:
-    files: LocalArtifactStore = small_app.state.artifacts
+    files = store_of(small_app)
 
     async def body() -> AsyncIterator[bytes]:
         for _ in range(10):
             yield b"z" * 300
 
     async def stage() -> None:
-        await files.stage(body(), max_bytes=1024)
+        await files.stage("0" * 32, "big.bin", body(), max_bytes=1024)
 
     with pytest.raises(PayloadTooLarge):
         asyncio.run(stage())
-    assert_incoming_empty(files.root)
+    assert_nothing_pending(small_app)
+    assert stored(small_app) == set()
 
 
 def test_the_service_refuses_an_oversized_stream(
@@ -538,8 +550,8 @@ def test_the_service_refuses_an_oversized_stream(
     with pytest.raises(PayloadTooLarge):
         asyncio.run(run())
     assert listing(small_api, rid) == []
-    assert not (root_of(small_app) / rid / "big.bin").exists()
-    assert_incoming_empty(root_of(small_app))
+    assert not run_has_files(small_app, rid)
+    assert_nothing_pending(small_app)
 
 
 # --- run state and unknowns
@@ -552,11 +564,11 @@ def test_uploads_to_an_ended_run_are_refused(
     rid = new_run(api, "files")
     kept = uploaded(api, rid, "before.txt", b"kept")
     api.patch(f"{API}/runs/{rid}", json={"status": status}).raise_for_status()
-    before = files_under(tmp_path)
+    before = snapshot(app, tmp_path)
     assert_error(upload(api, rid, "after.txt", b"late"), 409, "INVALID_STATE")
     assert_error(upload(api, rid, "before.txt", b"kept"), 409, "INVALID_STATE")
-    assert files_under(tmp_path) == before
-    assert_incoming_empty(root_of(app))
+    assert snapshot(app, tmp_path) == before
+    assert_nothing_pending(app)
     # What was uploaded before the end stays readable.
     assert listing(api, rid) == [kept]
     assert api.get(url(rid, "before.txt")).content == b"kept"
@@ -571,13 +583,13 @@ def test_unknown_artifacts_and_runs_are_404(api: httpx.Client, app: FastAPI) -> 
     assert_error(api.get(url(ghost, "a.txt")), 404, "NOT_FOUND")
     assert_error(api.get(f"{API}/runs/{ghost}/artifacts"), 404, "NOT_FOUND")
     assert_error(upload(api, ghost, "a.txt", b"x"), 404, "NOT_FOUND")
-    assert not (root_of(app) / ghost).exists()
+    assert not run_has_files(app, ghost)
 
 
 def test_a_record_whose_file_is_gone_is_a_404(api: httpx.Client, app: FastAPI) -> None:
     rid = new_run(api, "files")
     uploaded(api, rid, "gone.txt", b"x")
-    (root_of(app) / rid / "gone.txt").unlink()
+    delete_stored(app, rid, "gone.txt")
     assert_error(api.get(url(rid, "gone.txt")), 404, "NOT_FOUND")
 
 
@@ -597,7 +609,7 @@ def test_concurrent_uploads_to_one_path_keep_one_consistent_artifact(
     content = api.get(url(rid, "model.bin")).content
     assert hashlib.sha256(content).hexdigest() == meta["sha256"]
     assert content in bodies
-    assert_incoming_empty(root_of(app))
+    assert_nothing_pending(app)
 
 
 def test_concurrent_uploads_to_different_paths_all_land(api: httpx.Client, app: FastAPI) -> None:
@@ -609,7 +621,7 @@ def test_concurrent_uploads_to_different_paths_all_land(api: httpx.Client, app: 
     assert [a["path"] for a in listing(api, rid)] == paths
     for p in paths:
         assert api.get(url(rid, p)).content == p.encode()
-    assert_incoming_empty(root_of(app))
+    assert_nothing_pending(app)
 
 
 def test_downloads_cannot_run_scripts_on_the_portal(api: httpx.Client) -> None:

@@ -17,6 +17,9 @@ from sklearn import metrics as skm
 from modelyard.sdk.client import Client
 from tests.helpers import API, assert_error, new_run
 
+# Evaluations store their tables as artifacts: every test runs on both stores.
+pytestmark = pytest.mark.stores("local", "s3")
+
 TOL = 1e-9
 
 

@@ -13,6 +13,9 @@ from sklearn import metrics as skm
 
 from tests.helpers import API, new_run
 
+# Evaluations store their tables as artifacts: every test runs on both stores.
+pytestmark = pytest.mark.stores("local", "s3")
+
 
 def _parquet(**cols: object) -> bytes:
     buf = io.BytesIO()

@@ -21,6 +21,9 @@ from modelyard.analyzers.base import Analyzer, Panel, PredictionTable
 from modelyard.web.templating import number
 from tests.helpers import API, assert_error, new_run
 
+# Evaluations store their tables as artifacts: every test runs on both stores.
+pytestmark = pytest.mark.stores("local", "s3")
+
 HOSTILE = "<script>alert(1)</script>"
 THRESHOLDS = "/charts/evaluations/thresholds"
 

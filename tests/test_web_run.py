@@ -21,6 +21,10 @@ from fastapi import FastAPI
 from markupsafe import escape
 
 from tests.helpers import API, get_page, new_run
+from tests.stores import delete_stored
+
+# Previews read byte ranges of the store: each preview test runs on both stores.
+STORES = pytest.mark.stores("local", "s3")
 
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
@@ -286,6 +290,7 @@ def test_a_run_without_steps_says_so(api: httpx.Client) -> None:
 # --- artifacts
 
 
+@STORES
 def test_artifact_table_lists_every_artifact_with_links(api: httpx.Client) -> None:
     rid = build_pipeline(api)
     upload(api, rid, "reports/summary.txt", b"fine\n", kind="report")
@@ -298,6 +303,7 @@ def test_artifact_table_lists_every_artifact_with_links(api: httpx.Client) -> No
     assert download.content == b"fine\n"
 
 
+@STORES
 def test_text_preview_shows_small_files_whole(api: httpx.Client) -> None:
     rid = new_run(api)
     body = "line one\nzwei — drei ünd <b>vier</b>\n"
@@ -309,6 +315,7 @@ def test_text_preview_shows_small_files_whole(api: httpx.Client) -> None:
     assert "<b>vier</b>" not in text
 
 
+@STORES
 def test_text_preview_of_a_large_file_says_it_shows_only_part(api: httpx.Client) -> None:
     rid = new_run(api)
     body = "".join(f"line {i:06d} é\n" for i in range(100_000)).encode()
@@ -320,6 +327,7 @@ def test_text_preview_of_a_large_file_says_it_shows_only_part(api: httpx.Client)
     assert "Showing only the first 64.0 KB of 1.4 MB" in text
 
 
+@STORES
 def test_json_preview_is_pretty_printed(api: httpx.Client) -> None:
     rid = new_run(api)
     value = {"auc": 0.93, "labels": ["a", "<b>"], "nested": {"k": [1, 2, None]}}
@@ -331,6 +339,7 @@ def test_json_preview_is_pretty_printed(api: httpx.Client) -> None:
     assert '\n  "auc": 0.93' in shown
 
 
+@STORES
 def test_invalid_json_is_shown_as_text_with_the_reason(api: httpx.Client) -> None:
     rid = new_run(api)
     upload(api, rid, "broken.json", b'{"a": 1,', "application/json")
@@ -339,6 +348,7 @@ def test_invalid_json_is_shown_as_text_with_the_reason(api: httpx.Client) -> Non
     assert preview_text(text) == '{"a": 1,'
 
 
+@STORES
 def test_csv_preview_shows_the_first_rows_as_written(api: httpx.Client) -> None:
     rid = new_run(api)
     out = io.StringIO()
@@ -359,6 +369,7 @@ def test_csv_preview_shows_the_first_rows_as_written(api: httpx.Client) -> None:
     assert "showing the first 100 of 150 rows" in text
 
 
+@STORES
 def test_csv_without_a_header_keeps_its_first_row(api: httpx.Client) -> None:
     rid = new_run(api)
     upload(api, rid, "raw.csv", b"1.5,2\n3,4\n")
@@ -367,6 +378,7 @@ def test_csv_without_a_header_keeps_its_first_row(api: httpx.Client) -> None:
     assert rows == [["#", "column 1", "column 2"], ["1", "1.5", "2"], ["2", "3", "4"]]
 
 
+@STORES
 def test_parquet_preview_shows_head_row_count_and_schema(api: httpx.Client, tmp_path: Path) -> None:
     rid = new_run(api)
     table = pa.table(
@@ -397,6 +409,7 @@ def test_parquet_preview_shows_head_row_count_and_schema(api: httpx.Client, tmp_
     assert "<b>1</b>" not in text
 
 
+@STORES
 def test_images_are_shown_with_img_even_svg(api: httpx.Client) -> None:
     rid = new_run(api)
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -413,6 +426,7 @@ def test_images_are_shown_with_img_even_svg(api: httpx.Client) -> None:
         assert api.get(images[0]["src"]).content in (png, svg)
 
 
+@STORES
 def test_other_files_have_no_preview_but_a_download(api: httpx.Client) -> None:
     rid = new_run(api)
     upload(api, rid, "model.pkl", b"\x80\x04K\x01.", "application/octet-stream")
@@ -421,6 +435,7 @@ def test_other_files_have_no_preview_but_a_download(api: httpx.Client) -> None:
     assert page.having("data-download")[0]["href"] == f"{API}/runs/{rid}/artifacts/model.pkl"
 
 
+@STORES
 def test_missing_artifact_is_a_friendly_404(api: httpx.Client, app: FastAPI) -> None:
     rid = new_run(api)
     text = get_page(api, f"/runs/{rid}/artifacts/nope.txt", status=404)
@@ -428,7 +443,7 @@ def test_missing_artifact_is_a_friendly_404(api: httpx.Client, app: FastAPI) -> 
     assert "<h1>Not found</h1>" in text
 
     upload(api, rid, "gone.txt", b"soon gone")
-    (app.state.artifacts.root / rid / "gone.txt").unlink()
+    delete_stored(app, rid, "gone.txt")
     text = get_page(api, f"/runs/{rid}/artifacts/gone.txt", status=404)
     assert "has no stored content" in text
 

@@ -16,7 +16,7 @@ from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from modelyard._version import __version__
 from modelyard.api.v1 import router as api_v1
-from modelyard.artifacts.local import LocalArtifactStore
+from modelyard.artifacts.base import make_artifact_store
 from modelyard.errors import ModelyardError
 from modelyard.metadata.engine import ensure_schema, make_engine
 from modelyard.metadata.store import Store
@@ -147,7 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = Store(engine)
-    app.state.artifacts = LocalArtifactStore(settings.resolved_artifact_root)
+    app.state.artifacts = make_artifact_store(settings)
     app.state.plugins = make_plugins()
     install_error_handlers(app)
     app.include_router(api_v1)

@@ -46,3 +46,18 @@ class PayloadTooLarge(ModelyardError):
 class InvalidState(ModelyardError):
     status = 409
     code = "INVALID_STATE"
+
+
+class ArtifactStoreUnavailable(ModelyardError):
+    """The artifact store did not answer (unreachable, timed out, overloaded); worth retrying."""
+
+    status = 503
+    code = "ARTIFACT_STORE_UNAVAILABLE"
+
+
+class ArtifactStoreFailed(ModelyardError):
+    """The artifact store answered with a refusal the request cannot fix (no such bucket,
+    access denied, misconfiguration)."""
+
+    status = 502
+    code = "ARTIFACT_STORE_ERROR"

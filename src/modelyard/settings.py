@@ -33,8 +33,25 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the metadata database; defaults to SQLite in data_dir.",
     )
-    artifact_root: Path | None = Field(
-        default=None, description="Folder for artifacts; defaults to data_dir/artifacts."
+    artifact_root: str | None = Field(
+        default=None,
+        description="Folder for artifacts, or s3://bucket/prefix for S3-compatible object "
+        "storage (endpoint and credentials from the usual AWS_* variables); defaults to "
+        "data_dir/artifacts.",
+    )
+    artifact_redirect_downloads: bool = Field(
+        default=False,
+        description="Answer artifact downloads with a redirect to a presigned URL of the "
+        "object store, when the store has them (S3), instead of streaming through the server.",
+    )
+    artifact_store_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds to wait for the object store to connect or answer."
+    )
+    artifact_cache_bytes: int = Field(
+        default=1024**3,
+        ge=0,
+        description="Room for local copies of object-store artifacts the server reads itself "
+        "(evaluation tables); the least recently used are removed beyond it.",
     )
     host: str = Field(default="127.0.0.1", description="Address `modelyard serve` binds to.")
     port: int = Field(default=5170, ge=1, le=65535, description="Port `modelyard serve` binds to.")
@@ -71,5 +88,11 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'modelyard.db').resolve()}"
 
     @property
+    def artifact_root_is_s3(self) -> bool:
+        return (self.artifact_root or "").startswith("s3://")
+
+    @property
     def resolved_artifact_root(self) -> Path:
-        return (self.artifact_root or self.data_dir / "artifacts").resolve()
+        """The local artifact folder (not used when artifact_root is an s3:// URL)."""
+        root = Path(self.artifact_root) if self.artifact_root else self.data_dir / "artifacts"
+        return root.resolve()

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from modelyard.artifacts.local import LocalArtifactStore
+from modelyard.artifacts.base import ArtifactStore
 from modelyard.metadata.store import Store
 from modelyard.plugins import Plugins
 from modelyard.settings import Settings
@@ -21,8 +21,8 @@ async def get_store(request: Request) -> Store:
     return store
 
 
-async def get_artifacts(request: Request) -> LocalArtifactStore:
-    artifacts: LocalArtifactStore = request.app.state.artifacts
+async def get_artifacts(request: Request) -> ArtifactStore:
+    artifacts: ArtifactStore = request.app.state.artifacts
     return artifacts
 
 
@@ -42,7 +42,7 @@ async def get_actor(request: Request) -> str:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
-ArtifactsDep = Annotated[LocalArtifactStore, Depends(get_artifacts)]
+ArtifactsDep = Annotated[ArtifactStore, Depends(get_artifacts)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PluginsDep = Annotated[Plugins, Depends(get_plugins)]
 Actor = Annotated[str, Depends(get_actor)]

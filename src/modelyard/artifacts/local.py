@@ -1,60 +1,52 @@
-"""Artifacts on a local folder, confined to their root."""
+"""Artifacts on a local folder, confined to their root: ``<root>/<run id>/<path>``."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
+from modelyard.artifacts.base import (
+    DOWNLOAD_CHUNK,
+    Staged,
+    clean_artifact_path,
+    clean_run_id,
+)
 from modelyard.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
-from modelyard.metadata.tables import MAX_ARTIFACT_PATH
 
-
-def clean_artifact_path(path: str) -> str:
-    """A relative POSIX path with no '..', '.', empty or absolute parts; refused otherwise."""
-    if not path or len(path) > MAX_ARTIFACT_PATH:
-        raise InvalidInput(f"artifact paths have 1 to {MAX_ARTIFACT_PATH} characters")
-    if "\x00" in path or "\\" in path:
-        raise InvalidInput("artifact paths may not contain NUL bytes or backslashes")
-    if (
-        path.startswith("/")
-        or PurePosixPath(path).is_absolute()
-        or (len(path) > 1 and path[1] == ":")
-    ):
-        raise InvalidInput(f"artifact path {path!r} must be relative")
-    parts = path.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        raise InvalidInput(f"artifact path {path!r} may not contain '..', '.' or empty parts")
-    return path
-
-
-@dataclass(frozen=True)
-class Staged:
-    """An upload written to a temporary file, not yet visible."""
-
-    temp: Path
-    size: int
-    sha256: str
+log = logging.getLogger("modelyard.artifacts")
 
 
 class LocalArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
 
+    @property
+    def description(self) -> str:
+        return f"the artifact folder {self.root}"
+
     def _dest(self, run_id: str, path: str) -> Path:
-        dest = (self.root / run_id / clean_artifact_path(path)).resolve()
-        if not dest.is_relative_to(self.root / run_id):
+        folder = self.root / clean_run_id(run_id)
+        dest = (folder / clean_artifact_path(path)).resolve()
+        if not dest.is_relative_to(folder):
             raise InvalidInput(f"artifact path {path!r} escapes the run's artifact folder")
         return dest
 
-    async def stage(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> Staged:
-        """Stream an upload to a temporary file, hashing it and enforcing the size limit."""
+    def _temp(self) -> tuple[int, Path]:
         tmp_dir = self.root / ".incoming"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=tmp_dir)
+        return fd, Path(name)
+
+    async def stage(
+        self, run_id: str, path: str, chunks: AsyncIterator[bytes], *, max_bytes: int
+    ) -> Staged:
+        """Stream an upload to a temporary file, hashing it and enforcing the size limit."""
+        self._dest(run_id, path)
+        fd, temp = self._temp()
         digest, size = hashlib.sha256(), 0
         try:
             with os.fdopen(fd, "wb") as out:
@@ -65,47 +57,79 @@ class LocalArtifactStore:
                     digest.update(chunk)
                     out.write(chunk)
         except BaseException:
-            os.unlink(name)
+            temp.unlink()
             raise
-        return Staged(Path(name), size, digest.hexdigest())
+        return Staged(size, digest.hexdigest(), temp)
 
     def stage_written(self, write: Callable[[Path], None]) -> Staged:
-        """Stage a file the server writes itself (``write`` gets the temporary path)."""
-        tmp_dir = self.root / ".incoming"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=tmp_dir)
+        fd, temp = self._temp()
         os.close(fd)
-        temp = Path(name)
         try:
             write(temp)
             digest = hashlib.sha256()
             with temp.open("rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
+                for chunk in iter(lambda: f.read(DOWNLOAD_CHUNK), b""):
                     digest.update(chunk)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        return Staged(temp, temp.stat().st_size, digest.hexdigest())
+        return Staged(temp.stat().st_size, digest.hexdigest(), temp)
 
-    def publish(self, staged: Staged, run_id: str, path: str) -> Path:
+    def publish(self, staged: Staged, run_id: str, path: str) -> None:
+        if staged.published is not None:  # a retried transaction publishes again
+            return
         dest = self._dest(run_id, path)
+        folder = self.root / run_id
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            if not dest.parent.resolve().is_relative_to(self.root / run_id):
+            if not dest.parent.resolve().is_relative_to(folder):
                 raise InvalidInput(f"artifact path {path!r} escapes the run's artifact folder")
-            if staged.temp.exists():  # a retried transaction may already have moved it
-                os.replace(staged.temp, dest)
+            os.replace(staged.handle, dest)
         except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
             raise Conflict(
                 f"artifact path {path!r} clashes with a stored file or folder of the run"
             ) from exc
-        return dest
+        stat = dest.stat()
+        staged.published = (dest, stat.st_dev, stat.st_ino)
 
-    def discard(self, staged: Staged) -> None:
-        staged.temp.unlink(missing_ok=True)
+    def discard(self, staged: Staged, *, withdraw: bool = False) -> None:
+        Path(staged.handle).unlink(missing_ok=True)
+        if withdraw and staged.published is not None:
+            dest, dev, ino = staged.published
+            try:
+                stat = dest.stat()
+                if (stat.st_dev, stat.st_ino) == (dev, ino):  # still the file we put there
+                    dest.unlink()
+            except OSError as exc:
+                log.warning("could not remove %s after a failed transaction: %s", dest, exc)
 
-    def locate(self, run_id: str, path: str) -> Path:
+    def _file(self, run_id: str, path: str) -> Path:
         dest = self._dest(run_id, path)
         if not dest.is_file():
             raise NotFound(f"artifact {path!r} of run {run_id} has no stored content")
         return dest
+
+    def size(self, run_id: str, path: str) -> int:
+        return self._file(run_id, path).stat().st_size
+
+    def open_range(self, run_id: str, path: str, start: int, length: int) -> bytes:
+        with self._file(run_id, path).open("rb") as f:
+            f.seek(start)
+            return f.read(length)
+
+    def open_stream(
+        self, run_id: str, path: str, *, chunk_size: int = DOWNLOAD_CHUNK
+    ) -> Iterator[bytes]:
+        f = self._file(run_id, path).open("rb")
+
+        def chunks() -> Iterator[bytes]:
+            with f:
+                yield from iter(lambda: f.read(chunk_size), b"")
+
+        return chunks()
+
+    def local_copy(self, run_id: str, path: str) -> Path:
+        return self._file(run_id, path)
+
+    def presigned_url(self, run_id: str, path: str, *, media_type: str) -> str | None:
+        return None

@@ -232,6 +232,8 @@ class Client:
 
     def download_artifact(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
         resp = self.transport.request("GET", f"/api/v1/runs/{run_id}/artifacts/{path}")
+        if resp.is_redirect:  # the server hands out a presigned URL of its object store
+            resp = httpx.get(resp.headers["location"], timeout=300).raise_for_status()
         out = Path(dest)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(resp.content)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row, insert, or_, select
 from starlette.concurrency import run_in_threadpool
 
-from modelyard.artifacts.local import LocalArtifactStore, Staged, clean_artifact_path
+from modelyard.artifacts.base import ArtifactStore, Staged, clean_artifact_path
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.metadata import tables as t
 from modelyard.metadata.aspects import ArtifactProperties
@@ -50,7 +50,7 @@ def _check_target(tx: Tx, run_id: str, step: str | None) -> int:
 
 async def upload_artifact(
     store: Store,
-    artifacts: LocalArtifactStore,
+    artifacts: ArtifactStore,
     *,
     run_id: str,
     path: str,
@@ -74,18 +74,23 @@ async def upload_artifact(
         raise InvalidInput("media type is too long")
     # Refuse early, before reading a large body, when the run cannot take artifacts.
     await run_in_threadpool(store.transact, lambda tx: _check_target(tx, run_id, step), actor=actor)
-    staged = await artifacts.stage(chunks, max_bytes=max_bytes)
+    staged = await artifacts.stage(run_id, path, chunks, max_bytes=max_bytes)
+    committed = False
     try:
-        return await run_in_threadpool(
+        await run_in_threadpool(
             _record, store, artifacts, staged, run_id, path, step, kind, media, actor
         )
+        committed = True
     finally:
-        artifacts.discard(staged)
+        # A failed transaction may have published: withdraw that, so nothing is left that
+        # no row points at (and no row was left pointing at nothing, as publish came first).
+        await run_in_threadpool(artifacts.discard, staged, withdraw=not committed)
+    return await run_in_threadpool(get_artifact, store, run_id=run_id, path=path)
 
 
 def _record(
     store: Store,
-    artifacts: LocalArtifactStore,
+    artifacts: ArtifactStore,
     staged: Staged,
     run_id: str,
     path: str,
@@ -93,18 +98,17 @@ def _record(
     kind: str | None,
     media: str,
     actor: str,
-) -> ArtifactPublic:
+) -> None:
     def work(tx: Tx) -> None:
         run_pk = _check_target(tx, run_id, step)
         record_staged(tx, artifacts, staged, run_pk, run_id, path, step, kind, media)
 
     store.transact(work, actor=actor)
-    return get_artifact(store, run_id=run_id, path=path)
 
 
 def record_staged(
     tx: Tx,
-    artifacts: LocalArtifactStore,
+    artifacts: ArtifactStore,
     staged: Staged,
     run_pk: int,
     run_id: str,
@@ -143,8 +147,8 @@ def record_staged(
     urn = artifact_urn(run_id, path)
     tx.ensure_entity(urn)
     tx.put_aspect(urn, props)
-    # Published before commit: if the commit fails the file is an orphan, never a
-    # record without content.
+    # Published before commit: a row never points at content that was not written; the
+    # caller withdraws the content when the commit fails.
     artifacts.publish(staged, run_id, path)
 
 
@@ -186,8 +190,22 @@ def list_artifacts(store: Store, *, run_id: str, prefix: str | None = None) -> l
         return [artifact_public(run_id, r) for r in conn.execute(q)]
 
 
-def artifact_file(
-    store: Store, artifacts: LocalArtifactStore, *, run_id: str, path: str
-) -> tuple[ArtifactPublic, Path]:
+@dataclass(frozen=True)
+class Download:
+    """An artifact to send: its content streamed, or the store's URL to redirect to."""
+
+    meta: ArtifactPublic
+    chunks: Iterator[bytes] = field(default_factory=lambda: iter(()))
+    redirect: str | None = None
+
+
+def download_artifact(
+    store: Store, artifacts: ArtifactStore, *, run_id: str, path: str, redirect: bool = False
+) -> Download:
+    """The artifact's content, or a presigned URL when ``redirect`` and the store has one."""
     meta = get_artifact(store, run_id=run_id, path=path)
-    return meta, artifacts.locate(run_id, meta.path)
+    if redirect:
+        url = artifacts.presigned_url(run_id, meta.path, media_type=meta.media_type)
+        if url is not None:
+            return Download(meta, redirect=url)
+    return Download(meta, chunks=artifacts.open_stream(run_id, meta.path))

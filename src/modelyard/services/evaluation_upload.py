@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.analyzers.base import PredictionTable, prediction_table
-from modelyard.artifacts.local import LocalArtifactStore
+from modelyard.artifacts.base import ArtifactStore
 from modelyard.errors import PayloadTooLarge
 from modelyard.metadata.store import Store
 from modelyard.plugins import Plugins
@@ -97,7 +97,7 @@ def _table(upload: Upload) -> tuple[PredictionTable, str | None, str | None]:
 
 def _evaluate(
     store: Store,
-    files: LocalArtifactStore,
+    files: ArtifactStore,
     plugins: Plugins,
     *,
     upload: Upload,
@@ -120,7 +120,7 @@ def _evaluate(
 
 async def evaluate_upload(
     store: Store,
-    files: LocalArtifactStore,
+    files: ArtifactStore,
     plugins: Plugins,
     *,
     upload: Upload,

@@ -33,7 +33,7 @@ from modelyard.analyzers.base import (
     SideQuery,
     prediction_table,
 )
-from modelyard.artifacts.local import LocalArtifactStore, Staged
+from modelyard.artifacts.base import ArtifactStore, Staged
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.metadata import tables as t
 from modelyard.metadata.aspects import EvaluationMetrics, EvaluationProperties
@@ -178,7 +178,7 @@ def _headlines(plugins: Plugins, results: dict[str, Any]) -> dict[str, dict[str,
 
 
 def _stage(
-    files: LocalArtifactStore,
+    files: ArtifactStore,
     table: PredictionTable,
     results: dict[str, Any],
     side: dict[str, pa.Table],
@@ -199,7 +199,7 @@ def _file_name(role: str) -> str:
 
 def evaluate(
     store: Store,
-    files: LocalArtifactStore,
+    files: ArtifactStore,
     plugins: Plugins,
     *,
     run_id: str,
@@ -260,11 +260,13 @@ def evaluate(
         tx.put_aspect(urn, props)
         tx.put_aspect(urn, metrics)
 
+    committed = False
     try:
         store.transact(work, actor=actor)
+        committed = True
     finally:
         for st in staged.values():
-            files.discard(st)
+            files.discard(st, withdraw=not committed)
     return get_evaluation(store, evaluation_id=eval_id)
 
 
@@ -348,9 +350,11 @@ def list_version_evaluations(store: Store, *, model: str, version: int) -> list[
         return _public(conn, rows)
 
 
-def evaluation_result(files: LocalArtifactStore, ev: EvaluationPublic) -> dict[str, Any]:
+def evaluation_result(files: ArtifactStore, ev: EvaluationPublic) -> dict[str, Any]:
     """The analyzers' full results (curves, tables) as stored."""
-    result: dict[str, Any] = orjson.loads(files.locate(ev.run_id, ev.files["result"]).read_bytes())
+    result: dict[str, Any] = orjson.loads(
+        files.local_copy(ev.run_id, ev.files["result"]).read_bytes()
+    )
     return result
 
 
@@ -378,12 +382,12 @@ class _SideTableCache:
 SIDE_TABLES = _SideTableCache()
 
 
-def _side_table_file(files: LocalArtifactStore, ev: EvaluationPublic, name: str) -> Path:
+def _side_table_file(files: ArtifactStore, ev: EvaluationPublic, name: str) -> Path:
     """The one place a side table's file is found (a local file to memory-map)."""
-    return files.locate(ev.run_id, ev.files[name])
+    return files.local_copy(ev.run_id, ev.files[name])
 
 
-def side_table(files: LocalArtifactStore, ev: EvaluationPublic, name: str) -> pa.Table | None:
+def side_table(files: ArtifactStore, ev: EvaluationPublic, name: str) -> pa.Table | None:
     """The evaluation's side table ``name``; None when it stored none by that name."""
     if name in FILES or name not in ev.files:
         return None
@@ -436,7 +440,7 @@ def _params(query: SideQuery, given: Mapping[str, list[str]]) -> BaseModel:
 
 
 def _answer(
-    files: LocalArtifactStore, ev: EvaluationPublic, analyzer: Analyzer, query: SideQuery,
+    files: ArtifactStore, ev: EvaluationPublic, analyzer: Analyzer, query: SideQuery,
     params: BaseModel,
 ) -> Any:  # fmt: skip
     tables = {}
@@ -449,7 +453,7 @@ def _answer(
 
 
 def answer_query(
-    store: Store, files: LocalArtifactStore, plugins: Plugins, *, evaluation_id: str, name: str,
+    store: Store, files: ArtifactStore, plugins: Plugins, *, evaluation_id: str, name: str,
     params: Mapping[str, list[str]],
 ) -> Any:  # fmt: skip
     """One evaluation's answer to the side-table query ``name`` (e.g. "thresholds")."""
@@ -459,7 +463,7 @@ def answer_query(
 
 
 def answer_queries(
-    store: Store, files: LocalArtifactStore, plugins: Plugins, *, evaluation_ids: list[str],
+    store: Store, files: ArtifactStore, plugins: Plugins, *, evaluation_ids: list[str],
     name: str, params: Mapping[str, list[str]],
 ) -> Any:  # fmt: skip
     """Several evaluations' answers to one query, combined by the analyzer that answers it

@@ -7,19 +7,20 @@ one: text up to ``TEXT_LIMIT`` bytes, the first ``ROW_LIMIT`` rows of a table.
 from __future__ import annotations
 
 import codecs
+import io
 import json
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from modelyard.artifacts.local import LocalArtifactStore
+from modelyard.artifacts.base import ArtifactStore, open_artifact
 from modelyard.metadata.store import Store
 from modelyard.schemas import ArtifactPublic
-from modelyard.services.artifacts import artifact_file
+from modelyard.services.artifacts import get_artifact
 
 TEXT_LIMIT = 64 * 1024
 ROW_LIMIT = 100
@@ -90,9 +91,26 @@ def preview_kind(media_type: str, path: str) -> str:
     return "none"
 
 
-def preview_artifact(store: Store, files: LocalArtifactStore, *, run_id: str, path: str) -> Preview:
+@dataclass(frozen=True, slots=True)
+class _File:
+    """The artifact's content, read in ranges from its store."""
+
+    files: ArtifactStore
+    run_id: str
+    path: str
+    size: int
+
+    def read(self, start: int, length: int) -> bytes:
+        return self.files.open_range(self.run_id, self.path, start, length)
+
+    def open(self) -> io.BufferedReader:
+        return open_artifact(self.files, self.run_id, self.path, size=self.size)
+
+
+def preview_artifact(store: Store, files: ArtifactStore, *, run_id: str, path: str) -> Preview:
     """The artifact's metadata and a preview of its head; NotFound when it is missing."""
-    meta, file = artifact_file(store, files, run_id=run_id, path=path)
+    meta = get_artifact(store, run_id=run_id, path=path)
+    file = _File(files, run_id, meta.path, meta.size)
     kind = preview_kind(meta.media_type, meta.path)
     if kind == "image":
         return Preview(meta, "image")
@@ -107,11 +125,10 @@ def preview_artifact(store: Store, files: LocalArtifactStore, *, run_id: str, pa
     return Preview(meta, "none")
 
 
-def _head(file: Path, limit: int) -> tuple[str, int, bool]:
+def _head(file: _File, limit: int) -> tuple[str, int, bool]:
     """The file's first ``limit`` bytes as text, with how many bytes that is and whether
     the file goes on; a character cut in half at the limit is left out, not garbled."""
-    with file.open("rb") as f:
-        data = f.read(limit + 1)
+    data = file.read(0, limit + 1)
     truncated = len(data) > limit
     data = data[:limit]
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -119,17 +136,17 @@ def _head(file: Path, limit: int) -> tuple[str, int, bool]:
     return text, len(data), truncated
 
 
-def _text(meta: ArtifactPublic, file: Path, note: str = "") -> Preview:
+def _text(meta: ArtifactPublic, file: _File, note: str = "") -> Preview:
     text, shown, truncated = _head(file, TEXT_LIMIT)
     if "\x00" in text:
         return Preview(meta, "none", note="The file holds binary data, not text.")
     return Preview(meta, "text", text=text, shown_bytes=shown, truncated=truncated, note=note)
 
 
-def _json(meta: ArtifactPublic, file: Path) -> Preview:
+def _json(meta: ArtifactPublic, file: _File) -> Preview:
     if meta.size > TEXT_LIMIT:
         return _text(meta, file, note="Too large to pretty-print; shown as it was written.")
-    raw = file.read_bytes()
+    raw = file.read(0, meta.size)
     try:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -178,25 +195,26 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _csv(meta: ArtifactPublic, file: Path) -> Preview:
+def _csv(meta: ArtifactPublic, file: _File) -> Preview:
     """The first rows of a CSV file, each cell exactly as written (no number re-formatting).
     A first row of numbers only is data, not a header (e.g. ``numpy.savetxt`` output)."""
     delimiter = "\t" if PurePosixPath(meta.path).suffix.lower() == ".tsv" else ","
     parse = pacsv.ParseOptions(delimiter=delimiter)
     try:
-        with pacsv.open_csv(file, parse_options=parse) as sniff:
+        with file.open() as f, pacsv.open_csv(f, parse_options=parse) as sniff:
             schema = sniff.schema  # types inferred from the first block
         header = not all(_is_number(name) for name in schema.names)
         generated = [f"f{i}" for i in range(len(schema.names))]  # duplicate names are legal
+        source = file.open()
         reader = pacsv.open_csv(
-            file,
+            source,
             read_options=pacsv.ReadOptions(column_names=generated, skip_rows=int(header)),
             parse_options=parse,
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(generated, pa.string())
             ),
         )
-        with reader:
+        with source, reader:
             batches, count, complete = _read_rows(reader, meta.size)
     except (pa.ArrowException, OSError) as exc:
         return _text(meta, file, note=f"This could not be read as CSV ({exc}); shown as text.")
@@ -231,9 +249,9 @@ def _read_rows(reader: Any, size: int) -> tuple[list[pa.RecordBatch], int, bool]
             return batches, count, False
 
 
-def _parquet(meta: ArtifactPublic, file: Path) -> Preview:
+def _parquet(meta: ArtifactPublic, file: _File) -> Preview:
     try:
-        with pq.ParquetFile(file) as parquet:
+        with file.open() as source, pq.ParquetFile(source) as parquet:
             schema = parquet.schema_arrow
             head = next(parquet.iter_batches(batch_size=ROW_LIMIT), None)
             total = parquet.metadata.num_rows

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from modelyard.api.deps import Actor, ArtifactsDep, SettingsDep, StoreDep
 from modelyard.errors import InvalidInput, PayloadTooLarge
@@ -56,19 +56,30 @@ async def upload_artifact(
     )
 
 
-@router.get("/{path:path}", response_class=FileResponse)
-def download_artifact(run_id: str, path: str, store: StoreDep, files: ArtifactsDep) -> FileResponse:
-    meta, file = artifacts.artifact_file(store, files, run_id=run_id, path=path)
-    return FileResponse(
-        file,
-        media_type=meta.media_type,
-        headers={
-            "ETag": f'"{meta.sha256}"',
-            "X-Content-SHA256": meta.sha256,
-            # Uploaded files are served from the portal's own origin: an HTML or SVG file
-            # opened directly must never run scripts there.
-            "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self' data:; "
-            "style-src 'unsafe-inline'",
-            "X-Content-Type-Options": "nosniff",
-        },
+def _download_headers(meta: ArtifactPublic) -> dict[str, str]:
+    return {
+        "Content-Length": str(meta.size),
+        "ETag": f'"{meta.sha256}"',
+        "X-Content-SHA256": meta.sha256,
+        # Uploaded files are served from the portal's own origin: an HTML or SVG file
+        # opened directly must never run scripts there.
+        "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self' data:; "
+        "style-src 'unsafe-inline'",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
+@router.get("/{path:path}", response_class=StreamingResponse)
+def download_artifact(
+    run_id: str, path: str, store: StoreDep, files: ArtifactsDep, settings: SettingsDep
+) -> Response:
+    """The artifact's content, streamed; or a redirect to the object store when
+    MODELYARD_ARTIFACT_REDIRECT_DOWNLOADS is on and the store can sign a URL."""
+    got = artifacts.download_artifact(
+        store, files, run_id=run_id, path=path, redirect=settings.artifact_redirect_downloads
+    )
+    if got.redirect is not None:
+        return RedirectResponse(got.redirect, status_code=307)
+    return StreamingResponse(
+        got.chunks, media_type=got.meta.media_type, headers=_download_headers(got.meta)
     )

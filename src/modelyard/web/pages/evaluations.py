@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, Response
 
 from modelyard.analyzers.base import Analyzer, EvaluationView, MetricSpec, Panel
 from modelyard.api.deps import ArtifactsDep, PluginsDep, StoreDep
-from modelyard.artifacts.local import LocalArtifactStore
+from modelyard.artifacts.base import ArtifactStore
 from modelyard.errors import InvalidInput
 from modelyard.metadata.store import Store
 from modelyard.plugins import Plugins
@@ -55,7 +55,7 @@ def _labels(evs: list[EvaluationPublic]) -> list[str]:
     return [f"{e.run_name} / {e.name} #{i + 1}" for i, e in enumerate(evs)]
 
 
-def load(store: Store, files: LocalArtifactStore, ids: list[str]) -> list[Loaded]:
+def load(store: Store, files: ArtifactStore, ids: list[str]) -> list[Loaded]:
     evs = evaluations.get_evaluations(store, evaluation_ids=ids)
     return [
         Loaded(ev, evaluations.evaluation_result(files, ev), label, PALETTE[i % len(PALETTE)])
@@ -63,7 +63,7 @@ def load(store: Store, files: LocalArtifactStore, ids: list[str]) -> list[Loaded
     ]
 
 
-def view(files: LocalArtifactStore, item: Loaded, name: str) -> EvaluationView:
+def view(files: ArtifactStore, item: Loaded, name: str) -> EvaluationView:
     """The evaluation as the analyzer ``name`` sees it."""
     ev = item.ev
     return EvaluationView(
@@ -172,7 +172,7 @@ def section(env: Environment, analyzer: Analyzer, panels: list[Panel]) -> dict[s
 
 
 def evaluation_context(
-    env: Environment, plugins: Plugins, files: LocalArtifactStore, item: Loaded
+    env: Environment, plugins: Plugins, files: ArtifactStore, item: Loaded
 ) -> dict[str, Any]:
     sections = []
     for analyzer in _analyzers(plugins, [item]):
@@ -188,7 +188,7 @@ def evaluation_context(
 
 
 def compare_context(
-    env: Environment, plugins: Plugins, files: LocalArtifactStore, items: list[Loaded]
+    env: Environment, plugins: Plugins, files: ArtifactStore, items: list[Loaded]
 ) -> dict[str, Any]:
     sections = []
     for analyzer in _analyzers(plugins, items):
@@ -208,7 +208,7 @@ def compare_context(
     }
 
 
-def compared(store: Store, files: LocalArtifactStore, e: list[str] | None) -> list[Loaded]:
+def compared(store: Store, files: ArtifactStore, e: list[str] | None) -> list[Loaded]:
     """Two to eight distinct evaluations of one task, loaded; anything else is refused."""
     ids = list(dict.fromkeys(e or []))
     if len(ids) < 2:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse
 
 from modelyard.api.deps import ArtifactsDep, StoreDep
-from modelyard.artifacts.local import LocalArtifactStore
+from modelyard.artifacts.base import ArtifactStore
 from modelyard.metadata.store import Store
 from modelyard.schemas import RunPublic, StepPublic
 from modelyard.services import artifacts, previews, runs, steps
@@ -62,9 +62,7 @@ def run_context(store: Store, run_id: str) -> dict[str, Any]:
     }
 
 
-def artifact_context(
-    store: Store, files: LocalArtifactStore, run_id: str, path: str
-) -> dict[str, Any]:
+def artifact_context(store: Store, files: ArtifactStore, run_id: str, path: str) -> dict[str, Any]:
     run = runs.get_run(store, run_id=run_id)
     preview = previews.preview_artifact(store, files, run_id=run_id, path=path)
     return {
