@@ -36,9 +36,6 @@ ALLOWED: set[str] = {
     # series: the metric-history route reads and serialises the history itself; it moves
     # to a shared "read a metric history" service with the series store.
     "modelyard.api.v1.runs.metric_history",
-    # s3: the upload route checks Content-Length and streams to the store; it is reworked
-    # with the artifact-store protocol.
-    "modelyard.api.v1.artifacts.upload_artifact",
 }
 
 

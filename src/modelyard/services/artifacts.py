@@ -11,7 +11,7 @@ from sqlalchemy import Row, insert, or_, select
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.artifacts.base import ArtifactStore, Staged, clean_artifact_path
-from modelyard.errors import Conflict, InvalidInput, NotFound
+from modelyard.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from modelyard.metadata import tables as t
 from modelyard.metadata.aspects import ArtifactProperties
 from modelyard.metadata.store import Store, Tx
@@ -56,11 +56,21 @@ async def upload_artifact(
     path: str,
     chunks: AsyncIterator[bytes],
     max_bytes: int,
+    declared_length: str | None = None,
     step: str | None,
     kind: str | None,
     media_type: str | None,
     actor: str,
 ) -> ArtifactPublic:
+    """Stream ``chunks`` to the store as the artifact at ``path`` and record it: refused at
+    once when the declared length is over ``max_bytes``, and as soon as the body passes it."""
+    if declared_length is not None:
+        if not declared_length.isdigit():
+            raise InvalidInput("Content-Length must be a whole number")
+        if int(declared_length) > max_bytes:
+            raise PayloadTooLarge(
+                f"artifact of {declared_length} bytes is over the {max_bytes}-byte limit"
+            )
     path = clean_artifact_path(path)
     if len(artifact_urn(run_id, path)) > t.MAX_URN:
         raise InvalidInput(

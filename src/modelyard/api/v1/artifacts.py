@@ -6,7 +6,6 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from modelyard.api.deps import Actor, ArtifactsDep, SettingsDep, StoreDep
-from modelyard.errors import InvalidInput, PayloadTooLarge
 from modelyard.schemas import ArtifactPublic
 from modelyard.services import artifacts
 
@@ -33,27 +32,12 @@ async def upload_artifact(
     content_length: Annotated[str | None, Header()] = None,
 ) -> ArtifactPublic:
     """Upload the request body as the artifact at ``path``, optionally made by ``step``."""
-    if content_length is not None:
-        if not content_length.isdigit():
-            raise InvalidInput("Content-Length must be a whole number")
-        if int(content_length) > settings.max_upload_bytes:
-            raise PayloadTooLarge(
-                f"artifact of {content_length} bytes is over the "
-                f"{settings.max_upload_bytes}-byte limit"
-            )
     media = None if content_type in (None, "application/x-www-form-urlencoded") else content_type
     return await artifacts.upload_artifact(
-        store,
-        files,
-        run_id=run_id,
-        path=path,
-        chunks=request.stream(),
-        max_bytes=settings.max_upload_bytes,
-        step=step,
-        kind=kind,
-        media_type=media,
-        actor=actor,
-    )
+        store, files, run_id=run_id, path=path, chunks=request.stream(),
+        declared_length=content_length, max_bytes=settings.max_upload_bytes, step=step,
+        kind=kind, media_type=media, actor=actor,
+    )  # fmt: skip
 
 
 def _download_headers(meta: ArtifactPublic) -> dict[str, str]:
