@@ -118,6 +118,55 @@ def test_upload_and_download_are_byte_exact(api: httpx.Client, app: FastAPI) -> 
     assert listing(api, rid) == [meta]
 
 
+@pytest.mark.parametrize(
+    ("header", "first", "last"),
+    [
+        ("bytes=0-0", 0, 0),
+        ("bytes=100-1099", 100, 1099),
+        ("bytes=5000-", 5000, 5999),
+        ("bytes=-10", 5990, 5999),
+        ("bytes=5990-99999", 5990, 5999),  # past the end: up to the last byte
+        ("bytes=-99999", 0, 5999),
+    ],
+)
+def test_a_byte_range_of_an_artifact_is_sent_alone(
+    api: httpx.Client, header: str, first: int, last: int
+) -> None:
+    rid = new_run(api, "files")
+    data = os.urandom(6000)
+    uploaded(api, rid, "part.bin", data)
+    resp = api.get(url(rid, "part.bin"), headers={"Range": header})
+    assert resp.status_code == 206, resp.text
+    assert resp.content == data[first : last + 1]
+    assert resp.headers["content-range"] == f"bytes {first}-{last}/6000"
+    assert resp.headers["content-length"] == str(last - first + 1)
+    assert resp.headers["accept-ranges"] == "bytes"
+
+
+@pytest.mark.parametrize("header", ["bytes=6000-", "bytes=7000-8000", "bytes=-0"])
+def test_a_range_outside_the_artifact_is_refused_with_its_size(
+    api: httpx.Client, header: str
+) -> None:
+    rid = new_run(api, "files")
+    uploaded(api, rid, "part.bin", os.urandom(6000))
+    resp = api.get(url(rid, "part.bin"), headers={"Range": header})
+    assert resp.status_code == 416
+    assert resp.headers["content-range"] == "bytes */6000"
+    assert resp.content == b""
+
+
+@pytest.mark.parametrize("header", ["bytes=0-1,5-6", "items=0-5", "bytes=9-3", "bytes=x-", ""])
+def test_a_range_the_server_does_not_take_sends_the_whole_artifact(
+    api: httpx.Client, header: str
+) -> None:
+    rid = new_run(api, "files")
+    data = os.urandom(600)
+    uploaded(api, rid, "part.bin", data)
+    resp = api.get(url(rid, "part.bin"), headers={"Range": header})
+    assert resp.status_code == 200
+    assert resp.content == data
+
+
 def test_an_empty_artifact(api: httpx.Client) -> None:
     rid = new_run(api, "files")
     meta = uploaded(api, rid, "empty.txt", b"")

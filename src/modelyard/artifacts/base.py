@@ -124,10 +124,17 @@ class ArtifactStore(Protocol):
         ...
 
     def open_stream(
-        self, run_id: str, path: str, *, chunk_size: int = DOWNLOAD_CHUNK
+        self,
+        run_id: str,
+        path: str,
+        *,
+        start: int = 0,
+        length: int | None = None,
+        chunk_size: int = DOWNLOAD_CHUNK,
     ) -> Iterator[bytes]:
-        """The content in chunks. The store is asked before this returns, so a missing file
-        or an unreachable store raises here, not halfway through a response."""
+        """The content in chunks (``length`` bytes from ``start``, or to the end). The store
+        is asked before this returns, so a missing file or an unreachable store raises here,
+        not halfway through a response."""
         ...
 
     def local_copy(self, run_id: str, path: str) -> Path:

@@ -118,13 +118,27 @@ class LocalArtifactStore:
             return f.read(length)
 
     def open_stream(
-        self, run_id: str, path: str, *, chunk_size: int = DOWNLOAD_CHUNK
+        self,
+        run_id: str,
+        path: str,
+        *,
+        start: int = 0,
+        length: int | None = None,
+        chunk_size: int = DOWNLOAD_CHUNK,
     ) -> Iterator[bytes]:
         f = self._file(run_id, path).open("rb")
+        f.seek(start)
 
         def chunks() -> Iterator[bytes]:
+            left = length
             with f:
-                yield from iter(lambda: f.read(chunk_size), b"")
+                while left is None or left > 0:
+                    chunk = f.read(chunk_size if left is None else min(chunk_size, left))
+                    if not chunk:
+                        return
+                    if left is not None:
+                        left -= len(chunk)
+                    yield chunk
 
         return chunks()
 

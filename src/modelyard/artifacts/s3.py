@@ -372,11 +372,21 @@ class S3ArtifactStore:
         return data
 
     def open_stream(
-        self, run_id: str, path: str, *, chunk_size: int = DOWNLOAD_CHUNK
+        self,
+        run_id: str,
+        path: str,
+        *,
+        start: int = 0,
+        length: int | None = None,
+        chunk_size: int = DOWNLOAD_CHUNK,
     ) -> Iterator[bytes]:
         key = self._key(run_id, path)
+        ranged = {}
+        if start or length is not None:
+            end = "" if length is None else str(start + length - 1)
+            ranged = {"Range": f"bytes={start}-{end}"}
         with self._calling("read an artifact", key):
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            body = self.client.get_object(Bucket=self.bucket, Key=key, **ranged)["Body"]
 
         def chunks() -> Iterator[bytes]:
             try:

@@ -202,15 +202,53 @@ def list_artifacts(store: Store, *, run_id: str, prefix: str | None = None) -> l
 
 @dataclass(frozen=True)
 class Download:
-    """An artifact to send: its content streamed, or the store's URL to redirect to."""
+    """An artifact to send: its content streamed (all of it, or the one byte range asked
+    for), or the store's URL to redirect to. ``span`` is the (first, last) byte sent when a
+    range was answered; ``status`` 416 means the range asked for lies outside the content."""
 
     meta: ArtifactPublic
     chunks: Iterator[bytes] = field(default_factory=lambda: iter(()))
     redirect: str | None = None
+    status: int = 200
+    span: tuple[int, int] | None = None
+
+
+class Unsatisfiable(Exception):
+    """The byte range asked for lies outside the content."""
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The (first, last) byte of a single ``Range: bytes=…`` request; None to send the whole
+    content (no header, another unit, several ranges, or a malformed one, which RFC 9110 lets
+    a server ignore). Raises Unsatisfiable when the range cannot be satisfied."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, sep, last = header.removeprefix("bytes=").strip().partition("-")
+    if not sep or not (first.isdigit() or last.isdigit()):
+        return None
+    if not first.isdigit() or (last and not last.isdigit()):
+        if first or not last.isdigit():
+            return None
+        suffix = int(last)  # bytes=-N: the last N bytes
+        if not suffix or not size:
+            raise Unsatisfiable
+        return max(size - suffix, 0), size - 1
+    start, end = int(first), int(last) if last else size - 1
+    if last and end < start:
+        return None
+    if start >= size:
+        raise Unsatisfiable
+    return start, min(end, size - 1)
 
 
 def download_artifact(
-    store: Store, artifacts: ArtifactStore, *, run_id: str, path: str, redirect: bool = False
+    store: Store,
+    artifacts: ArtifactStore,
+    *,
+    run_id: str,
+    path: str,
+    redirect: bool = False,
+    range_header: str | None = None,
 ) -> Download:
     """The artifact's content, or a presigned URL when ``redirect`` and the store has one."""
     meta = get_artifact(store, run_id=run_id, path=path)
@@ -218,4 +256,12 @@ def download_artifact(
         url = artifacts.presigned_url(run_id, meta.path, media_type=meta.media_type)
         if url is not None:
             return Download(meta, redirect=url)
+    try:
+        span = byte_range(range_header, meta.size)
+    except Unsatisfiable:
+        return Download(meta, status=416)
+    if span is not None:
+        first, last = span
+        chunks = artifacts.open_stream(run_id, meta.path, start=first, length=last - first + 1)
+        return Download(meta, chunks=chunks, status=206, span=span)
     return Download(meta, chunks=artifacts.open_stream(run_id, meta.path))

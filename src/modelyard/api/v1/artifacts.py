@@ -40,9 +40,16 @@ async def upload_artifact(
     )  # fmt: skip
 
 
-def _download_headers(meta: ArtifactPublic) -> dict[str, str]:
+def _download_headers(got: artifacts.Download) -> dict[str, str]:
+    meta, span = got.meta, got.span
+    ranged = {"Content-Range": f"bytes */{meta.size}"} if got.status == 416 else {}
+    if span is not None:
+        ranged = {"Content-Range": f"bytes {span[0]}-{span[1]}/{meta.size}"}
+    sent = 0 if got.status == 416 else meta.size if span is None else span[1] - span[0] + 1
     return {
-        "Content-Length": str(meta.size),
+        **ranged,
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(sent),
         "ETag": f'"{meta.sha256}"',
         "X-Content-SHA256": meta.sha256,
         # Uploaded files are served from the portal's own origin: an HTML or SVG file
@@ -55,15 +62,19 @@ def _download_headers(meta: ArtifactPublic) -> dict[str, str]:
 
 @router.get("/{path:path}", response_class=StreamingResponse)
 def download_artifact(
-    run_id: str, path: str, store: StoreDep, files: ArtifactsDep, settings: SettingsDep
-) -> Response:
-    """The artifact's content, streamed; or a redirect to the object store when
-    MODELYARD_ARTIFACT_REDIRECT_DOWNLOADS is on and the store can sign a URL."""
+    run_id: str, path: str, store: StoreDep, files: ArtifactsDep, settings: SettingsDep,
+    range: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:  # fmt: skip
+    """The artifact's content, streamed (one byte range of it with a ``Range`` header); or a
+    redirect to the object store when MODELYARD_ARTIFACT_REDIRECT_DOWNLOADS is on and the
+    store can sign a URL."""
     got = artifacts.download_artifact(
-        store, files, run_id=run_id, path=path, redirect=settings.artifact_redirect_downloads
-    )
+        store, files, run_id=run_id, path=path, redirect=settings.artifact_redirect_downloads,
+        range_header=range,
+    )  # fmt: skip
     if got.redirect is not None:
         return RedirectResponse(got.redirect, status_code=307)
     return StreamingResponse(
-        got.chunks, media_type=got.meta.media_type, headers=_download_headers(got.meta)
-    )
+        got.chunks, status_code=got.status, media_type=got.meta.media_type,
+        headers=_download_headers(got),
+    )  # fmt: skip
