@@ -239,16 +239,37 @@ class ChangePublic(BaseModel):
     created_at: int
 
 
-class TimeseriesEventIn(Strict):
-    urn: Annotated[str, StringConstraints(max_length=2048)]
-    name: Key
-    timestamp: Millis
-    value: float | None = None
-    attributes: dict[str, Any] | None = None
+class SeriesBatch(Strict):
+    """Points of an entity's series: rows (``metrics``) or columns (``columns``), shaped as a
+    run's metric batch."""
+
+    metrics: list[MetricPointIn] = Field(default_factory=list)
+    columns: dict[str, list[Any] | str] | None = Field(
+        default=None,
+        description="Columnar points: key (list or one string), value, step, timestamp.",
+    )
 
 
-class TimeseriesBatch(Strict):
-    events: list[TimeseriesEventIn] = Field(max_length=100_000)
+class SeriesRecorded(BaseModel):
+    recorded: int
+
+
+class SeriesLatest(BaseModel):
+    step: int
+    timestamp: int
+    value: float | str
+
+
+class SeriesReduced(BaseModel):
+    key: str
+    x_kind: Literal["step", "time"]
+    x: list[int]
+    y: list[float]
+    total: int
+    nan: int
+    pos_inf: int
+    neg_inf: int
+    reduced: bool
 
 
 # --- evaluations

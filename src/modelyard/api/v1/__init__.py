@@ -2,8 +2,17 @@
 
 from fastapi import APIRouter
 
-from modelyard.api.v1 import artifacts, evaluations, lineage, models, projects, runs, steps
+from modelyard.api.v1 import (
+    artifacts,
+    evaluations,
+    lineage,
+    models,
+    projects,
+    runs,
+    steps,
+    timeseries,
+)
 
 router = APIRouter(prefix="/api/v1")
-for module in (projects, runs, steps, artifacts, lineage, evaluations, models):
+for module in (projects, runs, steps, artifacts, lineage, evaluations, models, timeseries):
     router.include_router(module.router)

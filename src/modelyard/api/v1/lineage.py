@@ -11,9 +11,8 @@ from modelyard.schemas import (
     LineagePublic,
     RunInputs,
     RunOutputs,
-    TimeseriesBatch,
 )
-from modelyard.services import catalog, timeseries
+from modelyard.services import catalog
 
 router = APIRouter(tags=["lineage"])
 
@@ -67,20 +66,3 @@ def list_changes(
     return catalog.list_changes(
         store, urn=urn, actor=actor, since=since, until=until, before_id=before_id, limit=limit
     )
-
-
-@router.post("/timeseries", status_code=201)
-def record_events(body: TimeseriesBatch, store: StoreDep, actor: Actor) -> dict[str, int]:
-    return {"recorded": timeseries.record_events(store, events=body.events, actor=actor)}
-
-
-@router.get("/timeseries")
-def read_events(
-    urn: str,
-    name: str,
-    store: StoreDep,
-    start: int | None = None,
-    end: int | None = None,
-    limit: Annotated[int, Query(ge=1, le=1_000_000)] = 10_000,
-) -> list[dict[str, Any]]:
-    return timeseries.read_events(store, urn=urn, name=name, start=start, end=end, limit=limit)

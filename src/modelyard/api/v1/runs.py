@@ -2,13 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import pyarrow as pa
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.deps import Actor, SettingsDep, StoreDep, parse_body
-from modelyard.floats import encode_float
 from modelyard.metadata.store import now_ms
 from modelyard.schemas import (
     BatchLog,
@@ -21,9 +19,8 @@ from modelyard.schemas import (
     RunUpdate,
     TagsSet,
 )
-from modelyard.services import metrics, runs, search
+from modelyard.services import metrics, runs, search, series
 from modelyard.services.metrics import MetricColumns
-from modelyard.services.runs import run_row
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 ARROW = "application/vnd.apache.arrow.stream"
@@ -185,22 +182,5 @@ def metric_history(
 ) -> Response:
     """All points of one metric, ordered by step then timestamp; ``format=arrow`` returns an
     Arrow IPC stream with columns step, timestamp, value."""
-    with store.read() as conn:
-        hist = metrics.read_history(conn, run_row(conn, run_id).pk, key)
-    if format == "arrow":
-        table = pa.table({"step": hist.steps, "timestamp": hist.timestamps, "value": hist.values})
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        return Response(sink.getvalue().to_pybytes(), media_type=ARROW)
-    import numpy as np
-    import orjson
-
-    special = ~np.isfinite(hist.values)
-    values: list[float | str] = hist.values.tolist()
-    for i in np.flatnonzero(special).tolist():
-        values[i] = encode_float(float(hist.values[i]))
-    body = {"key": key, "steps": hist.steps, "timestamps": hist.timestamps, "values": values}
-    return Response(
-        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
-    )
+    body, media_type = series.metric_history(store, run_id=run_id, key=key, fmt=format)
+    return Response(body, media_type=media_type)

@@ -1,0 +1,94 @@
+"""Series of any entity (telemetry and the like): write a batch, read a history, a range, a
+reduced range for charts, the latest values. A run's metrics read the same way."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from modelyard.api.deps import Actor, SettingsDep, StoreDep, parse_body
+from modelyard.metadata.store import now_ms
+from modelyard.schemas import (
+    MetricHistory,
+    SeriesBatch,
+    SeriesLatest,
+    SeriesRecorded,
+    SeriesReduced,
+)
+from modelyard.services import metrics, timeseries
+from modelyard.services.series_store import ARROW
+
+router = APIRouter(prefix="/series", tags=["series"])
+Key = Annotated[str, Query(min_length=1, max_length=250)]
+JSON = "application/json"
+
+
+@router.post(
+    "/{urn:path}/batch",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {"schema": SeriesBatch.model_json_schema()},
+                ARROW: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def record_batch(
+    urn: str, request: Request, store: StoreDep, settings: SettingsDep, actor: Actor
+) -> SeriesRecorded:
+    """Points of an entity's series, as rows, columns or an Arrow IPC stream, in one
+    transaction: the same shapes as a run's metric batch."""
+    raw, limit = await request.body(), settings.max_batch_points
+    if request.headers.get("content-type", "").startswith(ARROW):
+        points = metrics.columns_from_arrow(raw, now_ms(), limit)
+    else:
+        body = parse_body(raw, SeriesBatch)
+        points = metrics.columns_from_body(body.metrics, body.columns, now_ms(), limit)
+    n = await run_in_threadpool(timeseries.record, store, urn=urn, points=points, actor=actor)
+    return SeriesRecorded(recorded=n)
+
+
+@router.get("/{urn:path}/history", response_model=MetricHistory)
+def history(
+    urn: str,
+    key: Key,
+    store: StoreDep,
+    format: Literal["json", "arrow"] = "json",
+    axis: Literal["step", "time"] = "step",
+    start: int | None = None,
+    end: int | None = None,
+) -> Response:
+    """Every point of a series ordered by step then time, or only those whose step (or time,
+    with ``axis=time``) lies in [start, end]; ``format=arrow`` for an Arrow IPC stream."""
+    body, media_type = timeseries.history(
+        store, urn=urn, key=key, fmt=format, axis=axis, start=start, end=end
+    )
+    return Response(body, media_type=media_type)
+
+
+@router.get("/{urn:path}/reduced", response_model=SeriesReduced)
+def reduced(
+    urn: str,
+    key: Key,
+    store: StoreDep,
+    x0: float | None = None,
+    x1: float | None = None,
+    points: Annotated[int, Query(ge=10, le=20_000)] = 1500,
+) -> Response:
+    """A series within [x0, x1] reduced for a chart: each bucket's first, lowest and highest
+    point kept; NaN and infinities counted, not drawn."""
+    body = timeseries.reduced(store, urn=urn, key=key, x0=x0, x1=x1, points=points)
+    return Response(body, media_type=JSON)
+
+
+@router.get("/{urn:path}/latest")
+def latest(
+    urn: str, store: StoreDep, key: Annotated[list[str] | None, Query()] = None
+) -> dict[str, SeriesLatest]:
+    """The latest point of each series of an entity (highest step, then latest time)."""
+    return timeseries.latest(store, urn=urn, keys=key)
