@@ -388,8 +388,8 @@ def test_upgrade_moves_metrics_and_time_series_made_at_0004(engine: Engine) -> N
         "values": [1.0, 3.0],
     }
     # new keys and blocks are numbered after the moved ones
-    points = metrics.build_columns(["f1", "loss"], [1.0, 2.0], [9, 9], [50, 50])
-    store.transact(lambda tx: metrics.insert_points(tx, store, 7, points), actor="me")
+    batch = metrics.build_columns(["f1", "loss"], [1.0, 2.0], [9, 9], [50, 50])
+    store.transact(lambda tx: metrics.insert_points(tx, store, 7, batch), actor="me")
     with engine.connect() as conn:
         assert series_store.read_history(conn, run_owner(7), "f1").values.tolist() == [1.0]
         assert series_store.read_history(conn, run_owner(7), "loss").steps.tolist()[-1] == 9
