@@ -1,4 +1,5 @@
-"""Metric histories reduced for display: every extreme kept, a few thousand points sent.
+"""Histories for display and download: a run's metric history serialised (JSON or Arrow), and
+any series reduced for a chart, every extreme kept, a few thousand points sent.
 
 A chart cannot show more points than it has pixels, so a long history is cut into equal
 buckets and each bucket keeps its first, lowest and highest point (and the series its very
@@ -41,6 +42,8 @@ class Reduced:
 
 @dataclass(slots=True)
 class Series(Reduced):
+    """One run's reduced metric, in a chart of several runs."""
+
     run_id: str = ""
     run_name: str = ""
 
