@@ -212,9 +212,11 @@ def test_unknown_entities_and_series_are_404(api: httpx.Client, urn: str) -> Non
     for path in ("history", "reduced", "latest"):
         resp = api.get(f"{API}/series/{ghost}/{path}", params={"key": "x"})
         assert "does not exist" in assert_error(resp, 404)
-    assert "not logged" in assert_error(
-        api.get(f"{API}/series/{urn}/history", params={"key": "x"}), 404
-    )
+    record(api, urn, columns={"key": "y", "value": [1.0]})
+    record(api, new_dataset(api, "other"), columns={"key": "x", "value": [1.0]})
+    for params in ({}, {"start": 0, "end": 10}):
+        resp = api.get(f"{API}/series/{urn}/history", params={"key": "x", **params})
+        assert "not logged" in assert_error(resp, 404)
     resp = api.get(f"{API}/series/urn:modelyard:run:{'0' * 32}/history", params={"key": "x"})
     assert_error(resp, 404)
     assert_error(api.get(f"{API}/series/not-a-urn/latest"), 400)

@@ -265,7 +265,7 @@ def read_history(
     if hi is not None:
         query = query.where(low <= hi)
     rows = conn.execute(query, bind).all()
-    if not rows and lo is None and hi is None:
+    if not rows and (query is _BLOCKS or not conn.execute(_BLOCKS.limit(1), bind).first()):
         raise NotFound(f"metric {key!r} was not logged in {what}")
     steps, stamps, values = _decode(rows)
     if len(rows) > 1 and not _in_order(steps, stamps):

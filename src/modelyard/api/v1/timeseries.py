@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.deps import Actor, SettingsDep, StoreDep, parse_body
+from modelyard.api.openapi import inline_schema
 from modelyard.metadata.store import now_ms
 from modelyard.schemas import (
     MetricHistory,
@@ -32,7 +33,7 @@ JSON = "application/json"
         "requestBody": {
             "required": True,
             "content": {
-                JSON: {"schema": SeriesBatch.model_json_schema()},
+                JSON: {"schema": inline_schema(SeriesBatch)},
                 ARROW: {"schema": {"type": "string", "format": "binary"}},
             },
         }
