@@ -267,3 +267,22 @@ def test_many_tiny_batches_are_compacted_in_order(api: httpx.Client, app: FastAP
         blocks = conn.execute(select(func.count()).select_from(t.series_block)).scalar_one()
     assert blocks < 100 / 10
     assert history(api, urn, "x")["values"] == sent  # equal step and time: arrival order
+
+
+def test_a_batch_sent_again_with_its_idempotency_key_is_recorded_once(
+    api: httpx.Client, urn: str
+) -> None:
+    body = {"columns": {"key": "x", "value": [1.0, 2.0]}}
+    url = f"{API}/series/{urn}/batch"
+    first = api.post(url, json=body, headers={"Idempotency-Key": "k-1"})
+    again = api.post(url, json=body, headers={"Idempotency-Key": "k-1"})
+    assert first.json() == {"recorded": 2}
+    assert again.json() == {"recorded": 0}
+    assert api.post(url, json=body, headers={"Idempotency-Key": "k-2"}).json() == {"recorded": 2}
+    assert history(api, urn, "x")["values"] == [1.0, 2.0, 1.0, 2.0]
+    other = new_dataset(api, "other")  # keys are per entity
+    assert api.post(
+        f"{API}/series/{other}/batch", json=body, headers={"Idempotency-Key": "k-1"}
+    ).json() == {"recorded": 2}
+    assert_error(api.post(url, json=body, headers={"Idempotency-Key": "no spaces"}), 422)
+    assert history(api, urn, "x")["values"] == [1.0, 2.0, 1.0, 2.0]

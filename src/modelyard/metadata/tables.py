@@ -253,6 +253,16 @@ series_latest = Table(
     sqlite_with_rowid=False,
 )
 
+# Idempotency keys of batches applied to entities' series (a run's are in ingest_batch).
+series_batch = Table(
+    "series_batch",
+    metadata,
+    Column("owner_id", BigInteger, nullable=False),
+    Column("batch_key", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("owner_id", "batch_key"),
+)
+
 # Idempotency keys of applied batches: a retried batch with the same key is a no-op.
 ingest_batch = Table(
     "ingest_batch",

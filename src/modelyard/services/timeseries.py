@@ -45,15 +45,25 @@ def _check_entity(conn: Connection, urn: str) -> str:
     return entity_type
 
 
-def record(store: Store, *, urn: str, points: Points, actor: str) -> int:
-    """Add points to an entity's series in one transaction; returns how many."""
+def record(
+    store: Store, *, urn: str, points: Points, actor: str, batch_key: str | None = None
+) -> int:
+    """Add points to an entity's series in one transaction; returns how many. A batch sent
+    again with the same ``batch_key`` (an idempotency key) is a no-op and returns 0."""
     if parse_urn(urn).type == "run":
         raise InvalidInput("a run's metrics are logged through POST /api/v1/runs/{run_id}/batch")
 
     def work(tx: Tx) -> int:
         _check_entity(tx.conn, urn)
-        if len(points):
-            series_store.append(tx, store, _entity_owner(tx, urn), points)
+        if not len(points):
+            return 0
+        owner = _entity_owner(tx, urn)
+        if batch_key is not None:
+            seen = dialect_insert(tx.conn, t.series_batch).on_conflict_do_nothing()
+            key = {"owner_id": owner.id, "batch_key": batch_key, "created_at": tx.now}
+            if not tx.conn.execute(seen, key).rowcount:
+                return 0
+        series_store.append(tx, store, owner, points)
         return len(points)
 
     return store.transact(work, actor=actor)

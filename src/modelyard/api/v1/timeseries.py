@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.api.deps import Actor, SettingsDep, StoreDep, parse_body
@@ -40,17 +40,27 @@ JSON = "application/json"
     },
 )
 async def record_batch(
-    urn: str, request: Request, store: StoreDep, settings: SettingsDep, actor: Actor
+    urn: str,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    actor: Actor,
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    ] = None,
 ) -> SeriesRecorded:
     """Points of an entity's series, as rows, columns or an Arrow IPC stream, in one
-    transaction: the same shapes as a run's metric batch."""
+    transaction: the same shapes as a run's metric batch. A batch sent again with the same
+    ``Idempotency-Key`` header is a no-op (``recorded`` is then 0)."""
     raw, limit = await request.body(), settings.max_batch_points
     if request.headers.get("content-type", "").startswith(ARROW):
         points = metrics.columns_from_arrow(raw, now_ms(), limit)
     else:
         body = parse_body(raw, SeriesBatch)
         points = metrics.columns_from_body(body.metrics, body.columns, now_ms(), limit)
-    n = await run_in_threadpool(timeseries.record, store, urn=urn, points=points, actor=actor)
+    n = await run_in_threadpool(
+        timeseries.record, store, urn=urn, points=points, actor=actor, batch_key=idempotency_key
+    )
     return SeriesRecorded(recorded=n)
 
 

@@ -80,6 +80,14 @@ def _create_series_tables() -> None:
         ["key_id", "owner_kind", "value", "owner_id"],
     )
 
+    op.create_table(
+        "series_batch",
+        sa.Column("owner_id", sa.BigInteger(), nullable=False),
+        sa.Column("batch_key", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("owner_id", "batch_key", name=op.f("pk_series_batch")),
+    )
+
 
 def _create_metric_tables() -> None:
     """The tables of revision 0001 that this revision replaces."""
@@ -300,4 +308,4 @@ def downgrade() -> None:
     )
     _reset_sequence(conn, "metric_key")
     _reset_sequence(conn, "metric_block")
-    _drop("series_latest", "series_block", "series_owner", "series_key")
+    _drop("series_batch", "series_latest", "series_block", "series_owner", "series_key")
