@@ -51,7 +51,7 @@ def seed(data_dir: Path, runs: int) -> None:
                 id=1, name="big", description="", created_at=0, created_by="bench"
             )
         )
-        conn.execute(insert(t.metric_key), [{"id": k + 1, "name": f"m{k}"} for k in range(10)])
+        conn.execute(insert(t.series_key), [{"id": k + 1, "name": f"m{k}"} for k in range(10)])
         for start in range(0, runs, 10_000):
             n = min(10_000, runs - start)
             pks = range(start + 1, start + n + 1)
@@ -87,10 +87,11 @@ def seed(data_dir: Path, runs: int) -> None:
                 ],
             )
             conn.execute(
-                insert(t.latest_metric),
+                insert(t.series_latest),
                 [
                     {
-                        "run_pk": pk,
+                        "owner_kind": t.SERIES_RUN,
+                        "owner_id": pk,
                         "key_id": k + 1,
                         "step": 9,
                         "timestamp": 0,

@@ -637,7 +637,7 @@ def test_many_tiny_batches_are_compacted_and_keep_their_order(api: httpx.Client,
         assert resp.status_code == 204, resp.text
         sent += [(p["step"], p["timestamp"], p["value"]) for p in points]
     with app.state.store.read() as conn:
-        blocks = conn.execute(select(func.count()).select_from(t.metric_block)).scalar_one()
+        blocks = conn.execute(select(func.count()).select_from(t.series_block)).scalar_one()
     assert blocks < 200 / 10  # not one block per batch
     expected = sorted(sent, key=lambda p: (p[0], p[1]))  # stable: arrival order among ties
     hist = api.get(f"{API}/runs/{run_id}/metric-history", params={"key": "loss"}).json()

@@ -30,14 +30,6 @@ FORBIDDEN = {
     "uses SQLAlchemy": re.compile(r"\bsqlalchemy\b"),
 }
 
-# Handlers owned by other branches of the same piece of work, which change them there; each
-# entry leaves once its owner's change is merged (this list is to be empty then).
-ALLOWED: set[str] = {
-    # series: the metric-history route reads and serialises the history itself; it moves
-    # to a shared "read a metric history" service with the series store.
-    "modelyard.api.v1.runs.metric_history",
-}
-
 
 def _name(endpoint: Callable[..., Any]) -> str:
     return f"{endpoint.__module__}.{endpoint.__qualname__}"
@@ -72,29 +64,19 @@ def body_lines(endpoint: Callable[..., Any]) -> int:
     return sum(1 for line in lines if line.strip() and not line.strip().startswith("#"))
 
 
-def _module_source_without(module: str, skipped: list[Callable[..., Any]]) -> str:
-    source = inspect.getsource(sys.modules[module])
-    for endpoint in skipped:
-        source = source.replace(inspect.getsource(endpoint), "")
-    return source
-
-
-def problems(app: FastAPI, allowed: set[str], package: str = "modelyard.") -> list[str]:
+def problems(app: FastAPI, package: str = "modelyard.") -> list[str]:
     """Every handler (and handler module) that breaks the rule, with why."""
     found: list[str] = []
-    modules: dict[str, list[Callable[..., Any]]] = {}
+    modules: set[str] = set()
     for route, endpoint in handlers(app, package):
         name = _name(endpoint)
-        skipped = modules.setdefault(endpoint.__module__, [])
-        if name in allowed:
-            skipped.append(endpoint)
-            continue
+        modules.add(endpoint.__module__)
         if (n := body_lines(endpoint)) > MAX_LINES:
             found.append(f"{route} ({name}) is {n} lines long; at most {MAX_LINES}")
         source = inspect.getsource(endpoint)
         found += [f"{route} ({name}) {why}" for why, p in FORBIDDEN.items() if p.search(source)]
-    for module, skipped in modules.items():
-        source = _module_source_without(module, skipped)
+    for module in modules:
+        source = inspect.getsource(sys.modules[module])
         found += [f"module {module} {why}" for why, p in FORBIDDEN.items() if p.search(source)]
     return sorted(set(found))
 
@@ -104,14 +86,7 @@ def test_every_route_handler_is_thin_and_opens_no_transaction(app: FastAPI) -> N
     paths = {route.split(" ", 1)[1] for route, _ in routes}
     # The walk sees both halves of the app: the JSON API and the portal's pages.
     assert {"/api/v1/runs/{run_id}/batch", "/api/v1/changes", "/", "/activity"} <= paths
-    assert problems(app, ALLOWED) == []
-
-
-def test_the_allow_list_names_only_routes_that_still_need_it(app: FastAPI) -> None:
-    names = {_name(endpoint) for _, endpoint in handlers(app)}
-    assert sorted(ALLOWED - names) == []
-    breaking = problems(app, set())
-    assert sorted(n for n in ALLOWED if not any(f"({n})" in p for p in breaking)) == []
+    assert problems(app) == []
 
 
 def _long_handler(store: StoreDep) -> int:
@@ -143,7 +118,7 @@ def test_the_check_catches_a_long_handler_and_one_that_reads_itself() -> None:
     app = FastAPI()
     app.add_api_route("/long", _long_handler)
     app.add_api_route("/reads", _handler_with_a_transaction)
-    found = problems(app, set(), package=__name__)
+    found = problems(app, package=__name__)
     assert any("/long" in p and "16 lines long" in p for p in found)
     assert any("/reads" in p and "opens a read transaction" in p for p in found)
     assert any(p.startswith(f"module {__name__} uses SQLAlchemy") for p in found)

@@ -3,6 +3,7 @@ migrates an empty database and refuses one it cannot run on."""
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import orjson
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -32,7 +35,10 @@ from modelyard.metadata.engine import (
     make_engine,
     upgrade,
 )
+from modelyard.metadata.store import Store
 from modelyard.metadata.tables import metadata
+from modelyard.services import metrics, series_store, timeseries
+from modelyard.services.series_store import run_owner
 
 EXPRESSION_INDEXES = {
     ix.name: ix
@@ -310,3 +316,80 @@ def test_upgrade_is_idempotent(engine: Engine) -> None:
     upgrade(engine)
     assert version(engine) == first
     assert is_current(engine)
+
+
+def _packed(steps: list[int], stamps: list[int], values: list[float]) -> dict[str, Any]:
+    """A metric block as revision 0004 wrote it."""
+    return {
+        "count": len(steps),
+        "min_step": steps[0],
+        "max_step": steps[-1],
+        "step_data": np.asarray(steps, dtype="<i8").tobytes(),
+        "timestamp_data": np.asarray(stamps, dtype="<i8").tobytes(),
+        "value_data": np.asarray(values, dtype="<f8").tobytes(),
+    }
+
+
+def test_upgrade_moves_metrics_and_time_series_made_at_0004(engine: Engine) -> None:
+    upgrade(engine, "0004")
+    loss = ([0, 1, 2], [10, 11, 12], [0.9, math.nan, 0.5])
+    later = ([1, 3], [20, 21], [math.inf, 0.25])  # a later block whose steps interleave
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO metric_key (id, name) VALUES (1, 'loss'), (2, 'acc')"))
+        blocks = [(7, 1, loss), (8, 2, ([5], [30], [0.75])), (7, 1, later)]
+        for n, (run_pk, key_id, points) in enumerate(blocks, start=1):
+            conn.execute(
+                text(
+                    'INSERT INTO metric_block (id, run_pk, key_id, "count", min_step, max_step, '
+                    "step_data, timestamp_data, value_data) VALUES (:id, :run_pk, :key_id, "
+                    ":count, :min_step, :max_step, :step_data, :timestamp_data, :value_data)"
+                ),
+                {"id": n, "run_pk": run_pk, "key_id": key_id, **_packed(*points)},
+            )
+        conn.execute(
+            text(
+                'INSERT INTO latest_metric (run_pk, key_id, step, "timestamp", value, is_nan) '
+                "VALUES (7, 1, 3, 21, 0.25, false), (8, 2, 5, 30, 0, true)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO entity (urn, type, created_at, created_by) "
+                "VALUES ('urn:modelyard:dataset:d', 'dataset', 0, 'me')"
+            )
+        )
+        conn.execute(
+            text(
+                'INSERT INTO timeseries_event (urn, name, "timestamp", value, attributes) VALUES '
+                "('urn:modelyard:dataset:d', 'rows', 300, 3.0, NULL), "
+                "('urn:modelyard:dataset:d', 'rows', 100, 1.0, '{\"a\": 1}'), "
+                "('urn:modelyard:dataset:d', 'rows', 200, NULL, '{\"b\": 2}')"
+            )
+        )
+    upgrade(engine)
+    assert schema_diff(engine)[0] == []
+    store = Store(engine)
+    with engine.connect() as conn:
+        hist = series_store.read_history(conn, run_owner(7), "loss")
+        assert hist.steps.tolist() == [0, 1, 1, 2, 3]
+        assert hist.timestamps.tolist() == [10, 11, 20, 12, 21]
+        expected = [0.9, math.nan, math.inf, 0.5, 0.25]
+        assert np.array_equal(hist.values, expected, equal_nan=True)
+        assert series_store.read_history(conn, run_owner(8), "acc").values.tolist() == [0.75]
+        latest = series_store.latest(conn, run_owner(8))
+        assert latest["acc"].step == 5
+        assert math.isnan(latest["acc"].value)
+        assert series_store.latest(conn, run_owner(7))["loss"].value == 0.25
+    body, _ = timeseries.history(store, urn="urn:modelyard:dataset:d", key="rows")
+    assert orjson.loads(body) == {
+        "key": "rows",
+        "steps": [0, 0],
+        "timestamps": [100, 300],
+        "values": [1.0, 3.0],
+    }
+    # new keys and blocks are numbered after the moved ones
+    batch = metrics.build_columns(["f1", "loss"], [1.0, 2.0], [9, 9], [50, 50])
+    store.transact(lambda tx: metrics.insert_points(tx, store, 7, batch), actor="me")
+    with engine.connect() as conn:
+        assert series_store.read_history(conn, run_owner(7), "f1").values.tolist() == [1.0]
+        assert series_store.read_history(conn, run_owner(7), "loss").steps.tolist()[-1] == 9

@@ -215,9 +215,9 @@ class Store:
         self.metric_keys: dict[str, int] = {}
         # Project keys known to be recorded (committed), so a batch need not record them again.
         self.noted_keys: set[tuple[int, str, str]] = set()
-        # Small metric blocks written per (run, key) since this process last looked at
-        # compacting them: a counter, not a fact, so it may be lost or off without harm.
-        self.small_blocks: dict[tuple[int, int], int] = {}
+        # Small series blocks written per (owner kind, owner, key) since this process last
+        # looked at compacting them: a counter, not a fact, so it may be lost or off without harm.
+        self.small_blocks: dict[tuple[int, int, int], int] = {}
 
     def transact(self, work: Callable[[Tx], T], *, actor: str) -> T:
         """Run ``work`` in one write transaction; retried when a concurrent writer won a race."""

@@ -1,6 +1,6 @@
 """The backbone's tables. Aspects are the record; the index tables beside them (project, run,
 run_param, run_tag, step, artifact, dataset) are secondary indexes kept in the same
-transaction so searches stay fast. Metric points and time series are bulk tables."""
+transaction so searches stay fast. Series (run metrics, telemetry) are packed bulk tables."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -192,30 +193,75 @@ model_version = Table(
     Index("ix_model_version_run", "run_pk"),
 )
 
-metric_key = Table(
-    "metric_key",
+# --- series: every numeric series (run metrics, entity telemetry), keyed by owner and key.
+# An owner is (owner_kind, owner_id): a run is (SERIES_RUN, run.pk), so run metrics join the
+# run table directly; any other entity is (SERIES_ENTITY, series_owner.id).
+SERIES_RUN = 1
+SERIES_ENTITY = 2
+
+series_key = Table(
+    "series_key",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(MAX_KEY), nullable=False, unique=True),
 )
 
-# A metric's history is kept as blocks: each batch stores one row per key holding its
-# steps, timestamps and values as little-endian int64/int64/float64 arrays, sorted by step
-# then timestamp. A batch of 1,000 points is one row, and a 1,000,000-point history is read
-# back as a few hundred rows rather than a million.
-metric_block = Table(
-    "metric_block",
+# Owners other than runs: an entity's URN given a number once, on its first point.
+series_owner = Table(
+    "series_owner",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("run_pk", BigInteger, nullable=False),
+    Column("urn", String(MAX_URN), nullable=False, unique=True),
+)
+
+# A series is kept as blocks: each batch stores one row per key holding its steps,
+# timestamps and values as little-endian int64/int64/float64 arrays, sorted by step then
+# timestamp. A batch of 1,000 points is one row, and a 1,000,000-point history is read back
+# as a few hundred rows rather than a million. The step and time bounds let a range read
+# skip the blocks outside it.
+series_block = Table(
+    "series_block",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("owner_kind", SmallInteger, nullable=False),
+    Column("owner_id", BigInteger, nullable=False),
     Column("key_id", Integer, nullable=False),
     Column("count", Integer, nullable=False),
     Column("min_step", BigInteger, nullable=False),
     Column("max_step", BigInteger, nullable=False),
+    Column("min_time", BigInteger, nullable=False),
+    Column("max_time", BigInteger, nullable=False),
     Column("step_data", LargeBinary, nullable=False),
     Column("timestamp_data", LargeBinary, nullable=False),
     Column("value_data", LargeBinary, nullable=False),
-    Index("ix_metric_block_run_key", "run_pk", "key_id", "id"),
+    Index("ix_series_block_owner_key", "owner_kind", "owner_id", "key_id", "id"),
+)
+
+# The latest point of each (owner, key); NaN is stored as value 0 with is_nan set because
+# SQLite turns a NaN REAL into NULL. Searching runs by a metric walks the (key, value) index.
+series_latest = Table(
+    "series_latest",
+    metadata,
+    Column("owner_kind", SmallInteger, nullable=False),
+    Column("owner_id", BigInteger, nullable=False),
+    Column("key_id", Integer, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("value", Double, nullable=False),
+    Column("is_nan", Boolean, nullable=False),
+    PrimaryKeyConstraint("owner_kind", "owner_id", "key_id"),
+    Index("ix_series_latest_key_value", "key_id", "owner_kind", "value", "owner_id"),
+    sqlite_with_rowid=False,
+)
+
+# Idempotency keys of batches applied to entities' series (a run's are in ingest_batch).
+series_batch = Table(
+    "series_batch",
+    metadata,
+    Column("owner_id", BigInteger, nullable=False),
+    Column("batch_key", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("owner_id", "batch_key"),
 )
 
 # Idempotency keys of applied batches: a retried batch with the same key is a no-op.
@@ -226,22 +272,6 @@ ingest_batch = Table(
     Column("batch_key", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     PrimaryKeyConstraint("run_pk", "batch_key"),
-)
-
-# The latest point of each (run, metric); NaN is stored as value 0 with is_nan set because
-# SQLite turns a NaN REAL into NULL.
-latest_metric = Table(
-    "latest_metric",
-    metadata,
-    Column("run_pk", BigInteger, nullable=False),
-    Column("key_id", Integer, nullable=False),
-    Column("step", BigInteger, nullable=False),
-    Column("timestamp", BigInteger, nullable=False),
-    Column("value", Double, nullable=False),
-    Column("is_nan", Boolean, nullable=False),
-    PrimaryKeyConstraint("run_pk", "key_id"),
-    Index("ix_latest_metric_key_value", "key_id", "value", "run_pk"),
-    sqlite_with_rowid=False,
 )
 
 step = Table(
@@ -282,16 +312,4 @@ dataset = Table(
     Column("digest", String(MAX_NAME), nullable=True),
     Column("num_rows", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
-)
-
-timeseries_event = Table(
-    "timeseries_event",
-    metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("urn", String(MAX_URN), nullable=False),
-    Column("name", String(MAX_KEY), nullable=False),
-    Column("timestamp", BigInteger, nullable=False),
-    Column("value", Double, nullable=True),
-    Column("attributes", Text, nullable=True),
-    Index("ix_timeseries_event_urn_name_ts", "urn", "name", "timestamp"),
 )

@@ -31,7 +31,7 @@ from modelyard.schemas.lineage import (
     RunInputs,
     RunOutputs,
 )
-from modelyard.schemas.metrics import BatchLog, MetricHistory, MetricPointIn
+from modelyard.schemas.metrics import BatchLog, MetricHistory, MetricPointIn, PointsBatch
 from modelyard.schemas.models import ModelPublic, ModelVersionCreate, ModelVersionPublic
 from modelyard.schemas.projects import ProjectCreate, ProjectPublic, ProjectUpdate
 from modelyard.schemas.runs import (
@@ -44,8 +44,8 @@ from modelyard.schemas.runs import (
     RunUpdate,
     TagsSet,
 )
+from modelyard.schemas.series import SeriesBatch, SeriesLatest, SeriesRecorded, SeriesReduced
 from modelyard.schemas.steps import StepPublic, StepUpsert
-from modelyard.schemas.timeseries import TimeseriesBatch, TimeseriesEventIn
 
 __all__ = [
     "ArtifactPublic",
@@ -73,6 +73,7 @@ __all__ = [
     "Name",
     "ParamValue",
     "ParamsLog",
+    "PointsBatch",
     "ProjectCreate",
     "ProjectPublic",
     "ProjectUpdate",
@@ -84,13 +85,15 @@ __all__ = [
     "RunPublic",
     "RunSearch",
     "RunUpdate",
+    "SeriesBatch",
+    "SeriesLatest",
+    "SeriesRecorded",
+    "SeriesReduced",
     "StepPublic",
     "StepUpsert",
     "Strict",
     "TagValue",
     "TagsSet",
     "ThresholdPoint",
-    "TimeseriesBatch",
-    "TimeseriesEventIn",
     "Urn",
 ]

@@ -17,14 +17,19 @@ class MetricPointIn(Strict):
     timestamp: Annotated[StrictInt, Field(ge=0, le=2**53)] | None = None
 
 
-class BatchLog(Strict):
-    """Rows (``metrics``) or columns (``columns``) of metric points, plus params and tags."""
+class PointsBatch(Strict):
+    """Points of a series: rows (``metrics``) or columns (``columns``)."""
 
     metrics: list[MetricPointIn] = Field(default_factory=list)
     columns: dict[str, list[Any] | str] | None = Field(
         default=None,
         description="Columnar points: key (list or one string), value, step, timestamp.",
     )
+
+
+class BatchLog(PointsBatch):
+    """Rows (``metrics``) or columns (``columns``) of metric points, plus params and tags."""
+
     params: dict[Key, ParamValue] = Field(default_factory=dict)
     tags: dict[Key, TagValue] = Field(default_factory=dict)
 

@@ -2,47 +2,58 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from starlette.concurrency import run_in_threadpool
 
 from modelyard.metadata.store import Store, now_ms
-from modelyard.schemas import BatchLog
-from modelyard.services import metrics, runs
+from modelyard.schemas import BatchLog, PointsBatch, SeriesBatch
+from modelyard.services import metrics, runs, timeseries
 from modelyard.services.bodies import parse_body
 from modelyard.services.metrics import MetricColumns
+from modelyard.services.series_store import ARROW
 
-ARROW = "application/vnd.apache.arrow.stream"
+B = TypeVar("B", bound=PointsBatch)
 
 
-def _points(body: BatchLog, now: int) -> MetricColumns:
-    rows = metrics.columns_from_rows(body.metrics, now)
-    if body.columns is None:
-        return rows
-    cols = metrics.columns_from_dict(body.columns, now)
-    if not len(rows):
-        return cols
-    return metrics.build_columns(
-        rows.keys + cols.keys,
-        [*rows.values.tolist(), *cols.values.tolist()],
-        [*rows.steps.tolist(), *cols.steps.tolist()],
-        [*rows.timestamps.tolist(), *cols.timestamps.tolist()],
-    )
+def parse_points(
+    raw: bytes, content_type: str, model: type[B], *, max_points: int
+) -> tuple[B | None, MetricColumns]:
+    """The points of a batch body (JSON ``model`` or an Arrow IPC stream, which has no body
+    model), more than ``max_points`` refused before they are read."""
+    if content_type.startswith(ARROW):
+        return None, metrics.columns_from_arrow(raw, now_ms(), max_points)
+    # Parsed with orjson rather than by the framework: batches are the hottest path of the
+    # API and this parses them several times faster.
+    body = parse_body(raw, model)
+    return body, metrics.columns_from_body(body.metrics, body.columns, now_ms(), max_points)
 
 
 def parse_batch(
     raw: bytes, content_type: str, *, max_points: int
 ) -> tuple[dict[str, str], dict[str, str], MetricColumns]:
-    """The params, tags and metric points of a batch body; more than ``max_points`` points
-    is refused before they are read."""
-    if content_type.startswith(ARROW):
-        return {}, {}, metrics.columns_from_arrow(raw, now_ms(), max_points)
-    # Parsed with orjson rather than by the framework: batches are the hottest path of the
-    # API and this parses them several times faster.
-    body = parse_body(raw, BatchLog)
-    values = (body.columns or {}).get("value", [])  # a string here is refused later, not counted
-    metrics.check_size(
-        len(body.metrics) + (len(values) if isinstance(values, list) else 0), max_points
+    """The params, tags and metric points of a run's batch body."""
+    body, points = parse_points(raw, content_type, BatchLog, max_points=max_points)
+    return (body.params, body.tags, points) if body else ({}, {}, points)
+
+
+async def ingest_series_batch(
+    store: Store,
+    *,
+    urn: str,
+    raw: bytes,
+    content_type: str,
+    max_points: int,
+    actor: str,
+    batch_key: str | None = None,
+) -> int:
+    """Parse an entity's series batch (as a run's, without params and tags) and record it in
+    one transaction, off the event loop; returns the points recorded (0 for a batch sent
+    again with the same ``batch_key``)."""
+    _, points = parse_points(raw, content_type, SeriesBatch, max_points=max_points)
+    return await run_in_threadpool(
+        timeseries.record, store, urn=urn, points=points, actor=actor, batch_key=batch_key
     )
-    return body.params, body.tags, _points(body, now_ms())
 
 
 async def ingest_batch(

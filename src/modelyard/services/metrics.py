@@ -1,36 +1,28 @@
-"""Metric points: validation of batches, bulk insert with latest values, history reads."""
+"""Run metrics: validation of batches (rows, columns, Arrow), and a run's points written to
+and read from the series store."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select
+from sqlalchemy import Connection
 
-from modelyard.errors import InvalidInput, NotFound, PayloadTooLarge
+from modelyard.errors import InvalidInput, PayloadTooLarge
 from modelyard.floats import SPECIAL_FLOATS, encode_float
 from modelyard.metadata import tables as t
-from modelyard.metadata.store import Store, Tx, dialect_insert
+from modelyard.metadata.store import Store, Tx
 from modelyard.schemas import MetricPointIn
+from modelyard.services import series_store
+from modelyard.services.series_store import History, Points, run_owner
 
 INT64_MAX = 2**63 - 1
 
 
-@dataclass(frozen=True)
-class MetricColumns:
-    """A validated batch of points as columns."""
-
-    keys: list[str]  # one per point
-    values: np.ndarray[Any, np.dtype[np.float64]]
-    steps: np.ndarray[Any, np.dtype[np.int64]]
-    timestamps: np.ndarray[Any, np.dtype[np.int64]]
-
-    def __len__(self) -> int:
-        return len(self.keys)
+MetricColumns = Points
 
 
 def _float(v: object, i: int) -> float:
@@ -93,6 +85,26 @@ def columns_from_dict(cols: dict[str, list[Any]] | dict[str, Any], now: int) -> 
     steps = cols.get("step", [0] * n)
     stamps = cols.get("timestamp", [now] * n)
     return build_columns(keys, values, steps, stamps)
+
+
+def columns_from_body(
+    rows: Sequence[MetricPointIn], columns: dict[str, Any] | None, now: int, limit: int
+) -> MetricColumns:
+    """The points of a JSON batch, rows then columns, at most ``limit`` of them."""
+    values = (columns or {}).get("value", [])  # a string here is refused below, not counted
+    check_size(len(rows) + (len(values) if isinstance(values, list) else 0), limit)
+    points = columns_from_rows(rows, now)
+    if columns is None:
+        return points
+    cols = columns_from_dict(columns, now)
+    if not len(points):
+        return cols
+    return build_columns(
+        points.keys + cols.keys,
+        [*points.values.tolist(), *cols.values.tolist()],
+        [*points.steps.tolist(), *cols.steps.tolist()],
+        [*points.timestamps.tolist(), *cols.timestamps.tolist()],
+    )
 
 
 def _check_keys(keys: Sequence[Any]) -> None:
@@ -188,155 +200,9 @@ def check_size(n: int, limit: int) -> None:
         raise PayloadTooLarge(f"{n} metric points in one request; the limit is {limit}")
 
 
-def metric_key_ids(tx: Tx, store: Store, names: set[str]) -> dict[str, int]:
-    """Intern metric key names; the mapping never changes once committed, so it is cached."""
-    ids = {k: store.metric_keys[k] for k in names if k in store.metric_keys}
-    missing = sorted(names - ids.keys())
-    if missing:
-        ins = dialect_insert(tx.conn, t.metric_key).on_conflict_do_nothing()
-        tx.conn.execute(ins, [{"name": k} for k in missing])
-        found = tx.conn.execute(
-            select(t.metric_key.c.name, t.metric_key.c.id).where(t.metric_key.c.name.in_(missing))
-        ).all()
-        fresh = {name: int(key_id) for name, key_id in found}
-        tx.new_metric_keys.update(fresh)
-        ids.update(fresh)
-    return ids
-
-
-_LATEST: dict[str, Any] = {}
-
-
-def _latest_upsert(tx: Tx) -> Any:
-    """Move a latest value forward only for a higher step, or the same step and a later time."""
-    name = tx.conn.dialect.name
-    if name not in _LATEST:
-        lm = t.latest_metric
-        ins = dialect_insert(tx.conn, lm)
-        newer = or_(
-            ins.excluded.step > lm.c.step,
-            and_(ins.excluded.step == lm.c.step, ins.excluded.timestamp >= lm.c.timestamp),
-        )
-        _LATEST[name] = ins.on_conflict_do_update(
-            index_elements=[lm.c.run_pk, lm.c.key_id],
-            set_={c: ins.excluded[c] for c in ("step", "timestamp", "value", "is_nan")},
-            where=newer,
-        )
-    return _LATEST[name]
-
-
 def insert_points(tx: Tx, store: Store, run_pk: int, cols: MetricColumns) -> None:
-    """Store a batch as one block per key, in history order, and move latest values forward."""
-    if not len(cols):
-        return
-    ids = metric_key_ids(tx, store, set(cols.keys))
-    key_ids = np.fromiter((ids[k] for k in cols.keys), np.int64, len(cols))
-    order = np.lexsort((cols.timestamps, cols.steps, key_ids))
-    sorted_keys = key_ids[order]
-    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-    ends = np.r_[starts[1:], len(order)]
-    blocks, latest = [], []
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        idx = order[a:b]
-        steps, stamps, values = cols.steps[idx], cols.timestamps[idx], cols.values[idx]
-        key_id = int(sorted_keys[a])
-        blocks.append(
-            {
-                "run_pk": run_pk,
-                "key_id": key_id,
-                "count": b - a,
-                "min_step": int(steps[0]),
-                "max_step": int(steps[-1]),
-                "step_data": steps.astype("<i8").tobytes(),
-                "timestamp_data": stamps.astype("<i8").tobytes(),
-                "value_data": values.astype("<f8").tobytes(),
-            }
-        )
-        last = float(values[-1])
-        latest.append(
-            {
-                "run_pk": run_pk,
-                "key_id": key_id,
-                "step": int(steps[-1]),
-                "timestamp": int(stamps[-1]),
-                "value": 0.0 if math.isnan(last) else last,
-                "is_nan": math.isnan(last),
-            }
-        )
-    tx.conn.execute(_BLOCK_INSERT, blocks)
-    tx.conn.execute(_latest_upsert(tx), latest)
-    due = []
-    for b in blocks:
-        if b["count"] < SMALL_BLOCK:
-            seen = store.small_blocks.get((run_pk, b["key_id"]), 0) + 1
-            store.small_blocks[(run_pk, b["key_id"])] = seen % COMPACT_AFTER
-            if seen >= COMPACT_AFTER:
-                due.append(b["key_id"])
-    if len(store.small_blocks) > 100_000:
-        store.small_blocks.clear()
-    if due:
-        compact(tx, run_pk, due)
-
-
-_BLOCK_INSERT = insert(t.metric_block)
-
-# Many tiny batches (a loop logging a few points at a time) would leave a history as thousands
-# of tiny blocks. Every COMPACT_AFTER small blocks a process writes for a key, it looks: when
-# the key's latest blocks hold COMPACT_AFTER small ones in a row, they are merged into one, in
-# the same transaction (the run row is locked, so no writer races it).
-SMALL_BLOCK = 256
-COMPACT_AFTER = 32
-_MB = t.metric_block
-
-
-def compact(tx: Tx, run_pk: int, key_ids: list[int]) -> None:
-    """Merge each key's trailing run of small blocks (those after its last large block) into
-    one block; merging only a trailing run keeps points with equal step and timestamp in the
-    order they arrived."""
-    large = _MB.alias("large")
-    last_large = (
-        select(func.coalesce(func.max(large.c.id), 0))
-        .where(
-            large.c.run_pk == _MB.c.run_pk,
-            large.c.key_id == _MB.c.key_id,
-            large.c.count >= SMALL_BLOCK,
-        )
-        .scalar_subquery()
-    )
-    trailing = _MB.c.id > last_large
-    counts = tx.conn.execute(
-        select(_MB.c.key_id, func.count())
-        .where(_MB.c.run_pk == run_pk, _MB.c.key_id.in_(key_ids), trailing)
-        .group_by(_MB.c.key_id)
-    ).all()
-    for key_id, count in counts:
-        if count >= COMPACT_AFTER:
-            rows = tx.conn.execute(
-                select(_MB.c.id, _MB.c.step_data, _MB.c.timestamp_data, _MB.c.value_data)
-                .where(_MB.c.run_pk == run_pk, _MB.c.key_id == key_id, trailing)
-                .order_by(_MB.c.id)
-            ).all()
-            _merge(tx, run_pk, key_id, rows)
-
-
-def _merge(tx: Tx, run_pk: int, key_id: int, rows: Sequence[Any]) -> None:
-    steps = np.frombuffer(b"".join(r.step_data for r in rows), dtype="<i8")
-    stamps = np.frombuffer(b"".join(r.timestamp_data for r in rows), dtype="<i8")
-    values = np.frombuffer(b"".join(r.value_data for r in rows), dtype="<f8")
-    order = np.lexsort((stamps, steps))  # stable: ties keep their arrival order
-    steps, stamps, values = steps[order], stamps[order], values[order]
-    tx.conn.execute(_MB.delete().where(_MB.c.id.in_([r.id for r in rows])))
-    block = {
-        "run_pk": run_pk,
-        "key_id": key_id,
-        "count": len(steps),
-        "min_step": int(steps[0]),
-        "max_step": int(steps[-1]),
-        "step_data": steps.astype("<i8").tobytes(),
-        "timestamp_data": stamps.astype("<i8").tobytes(),
-        "value_data": values.astype("<f8").tobytes(),
-    }
-    tx.conn.execute(_BLOCK_INSERT, [block])
+    """Store a batch of a run's points; the caller holds the run's row lock."""
+    series_store.append(tx, store, run_owner(run_pk), cols)
 
 
 def encode_value(value: float, is_nan: bool) -> float | str:
@@ -344,42 +210,6 @@ def encode_value(value: float, is_nan: bool) -> float | str:
     return encode_float(math.nan if is_nan else value)
 
 
-@dataclass(frozen=True)
-class History:
-    key: str
-    steps: np.ndarray[Any, np.dtype[np.int64]]
-    timestamps: np.ndarray[Any, np.dtype[np.int64]]
-    values: np.ndarray[Any, np.dtype[np.float64]]
-
-
-_KEY_ID = select(t.metric_key.c.id).where(t.metric_key.c.name == bindparam("key"))
-_BLOCKS = (
-    select(t.metric_block.c.step_data, t.metric_block.c.timestamp_data, t.metric_block.c.value_data)
-    .where(
-        t.metric_block.c.run_pk == bindparam("run_pk"),
-        t.metric_block.c.key_id == bindparam("key_id"),
-    )
-    .order_by(t.metric_block.c.id)
-)
-
-
 def read_history(conn: Connection, run_pk: int, key: str) -> History:
-    """Every point of a metric, ordered by step then timestamp (then arrival)."""
-    key_id = conn.execute(_KEY_ID, {"key": key}).scalar_one_or_none()
-    if key_id is None:
-        raise NotFound(f"metric {key!r} was never logged")
-    rows = conn.execute(_BLOCKS, {"run_pk": run_pk, "key_id": key_id}).all()
-    if not rows:
-        raise NotFound(f"metric {key!r} was not logged in this run")
-    steps = np.frombuffer(b"".join(r[0] for r in rows), dtype="<i8").astype(np.int64)
-    stamps = np.frombuffer(b"".join(r[1] for r in rows), dtype="<i8").astype(np.int64)
-    values = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f8").astype(np.float64)
-    if len(rows) > 1 and not _in_order(steps, stamps):
-        order = np.lexsort((stamps, steps))
-        steps, stamps, values = steps[order], stamps[order], values[order]
-    return History(key, steps, stamps, values)
-
-
-def _in_order(steps: np.ndarray[Any, Any], stamps: np.ndarray[Any, Any]) -> bool:
-    ds = np.diff(steps)
-    return bool(np.all((ds > 0) | ((ds == 0) & (np.diff(stamps) >= 0))))
+    """Every point of a run's metric, ordered by step then timestamp (then arrival)."""
+    return series_store.read_history(conn, run_owner(run_pk), key)

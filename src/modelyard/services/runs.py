@@ -271,7 +271,7 @@ def _close_open_steps(tx: Tx, run_pk: int, run_id: str, run_status: str) -> None
 
 
 # Statements built once: SQLAlchemy then reuses their compiled form on every call.
-_LM = t.latest_metric
+_LM = t.series_latest
 _RUNS = (
     select(t.run, t.project.c.name.label("project"))
     .join(t.project, t.project.c.id == t.run.c.project_id)
@@ -287,10 +287,10 @@ _PARAMS_AND_TAGS = union_all(
 )
 _METRICS = (
     select(
-        _LM.c.run_pk, t.metric_key.c.name, _LM.c.step, _LM.c.timestamp, _LM.c.value, _LM.c.is_nan
+        _LM.c.owner_id, t.series_key.c.name, _LM.c.step, _LM.c.timestamp, _LM.c.value, _LM.c.is_nan
     )
-    .join(t.metric_key, t.metric_key.c.id == _LM.c.key_id)
-    .where(_LM.c.run_pk.in_(bindparam("pks", expanding=True)))
+    .join(t.series_key, t.series_key.c.id == _LM.c.key_id)
+    .where(_LM.c.owner_kind == t.SERIES_RUN, _LM.c.owner_id.in_(bindparam("pks", expanding=True)))
 )
 _RUN_ASPECTS = select(t.aspect.c.urn, t.aspect.c.aspect, t.aspect.c.payload).where(
     t.aspect.c.urn.in_(bindparam("urns", expanding=True)),

@@ -78,7 +78,7 @@ class Compiler:
     def key_id(self, key: str) -> int:
         if key not in self.key_ids:
             found = self.conn.execute(
-                select(t.metric_key.c.id).where(t.metric_key.c.name == key)
+                select(t.series_key.c.id).where(t.series_key.c.name == key)
             ).scalar_one_or_none()
             self.key_ids[key] = -1 if found is None else int(found)
         return self.key_ids[key]
@@ -110,7 +110,7 @@ class Compiler:
         # Correlated EXISTS: each candidate run is checked through the (run, key) primary key,
         # so a page ordered by an index stops as soon as it is full.
         if c.kind == "metric":
-            lm = t.latest_metric
+            lm = t.series_latest
             if c.op in ("is_null", "is_not_null"):
                 has = _exists(lm, lm.c.key_id == self.key_id(c.key))
                 return has if c.op == "is_not_null" else not_(has)
@@ -124,7 +124,7 @@ class Compiler:
     def metric_cond(self, c: Compare) -> ColumnElement[bool]:
         """NaN is a value of its own: it equals NaN only and is neither above nor below any
         number, so `!= 1` and `not in (1)` match it and `= NaN` finds it."""
-        lm = t.latest_metric
+        lm = t.series_latest
         is_nan, number = lm.c.is_nan.is_(True), lm.c.is_nan.is_(False)
         if c.op in ORDERING_OPS:
             return and_(number, self.apply(lm.c.value, c, is_string=False))
@@ -190,8 +190,8 @@ class Compiler:
             return Key(col, term.descending, term.key in NULLABLE_ATTRIBUTES)
         n = len(self.joins)
         if term.kind == "metric":
-            lm = t.latest_metric.alias(f"o{n}")
-            on = and_(lm.c.run_pk == t.run.c.pk, lm.c.key_id == self.key_id(term.key))
+            lm = t.series_latest.alias(f"o{n}")
+            on = and_(_owned_by_run(lm), lm.c.key_id == self.key_id(term.key))
             self.joins.append((lm, on, True))
             expr: Case[Any] = case((lm.c.is_nan.is_(True), None), else_=lm.c.value)
             return Key(expr, term.descending, True)
@@ -213,17 +213,17 @@ class Compiler:
                 return Key(col, term.descending, False), [col.is_not(None)]
             return None, [col.is_(None)]
         if term.kind == "metric":
-            lm = t.latest_metric.alias("lead")
+            lm = t.series_latest.alias("lead")
             on = and_(
-                lm.c.run_pk == t.run.c.pk,
+                _owned_by_run(lm),
                 lm.c.key_id == self.key_id(term.key),
                 lm.c.is_nan.is_(False),
             )
             if present:
                 self.joins.append((lm, on, False))
-                self.lead_pk = lm.c.run_pk
+                self.lead_pk = lm.c.owner_id
                 return Key(lm.c.value, term.descending, False), []
-            base = t.latest_metric
+            base = t.series_latest
             return None, [
                 not_(
                     _exists(base, base.c.key_id == self.key_id(term.key), base.c.is_nan.is_(False))
@@ -250,8 +250,16 @@ def is_nullable(term: OrderTerm) -> bool:
     return term.kind != "attribute" or term.key in NULLABLE_ATTRIBUTES
 
 
+def _owned_by_run(table: Any) -> ColumnElement[bool]:
+    """The rows of ``table`` (a run index, or the latest series values) of the candidate run."""
+    if "owner_id" in table.c:
+        return and_(table.c.owner_kind == t.SERIES_RUN, table.c.owner_id == t.run.c.pk)
+    result: ColumnElement[bool] = table.c.run_pk == t.run.c.pk
+    return result
+
+
 def _exists(table: Any, *conds: ColumnElement[bool]) -> ColumnElement[bool]:
-    return select(literal(1)).where(table.c.run_pk == t.run.c.pk, *conds).exists()
+    return select(literal(1)).where(_owned_by_run(table), *conds).exists()
 
 
 def like_parts(pattern: str) -> list[tuple[str, str]]:

@@ -1,4 +1,5 @@
-"""Metric histories reduced for display: every extreme kept, a few thousand points sent.
+"""Histories for display and download: a run's metric history serialised (JSON or Arrow), and
+any series reduced for a chart, every extreme kept, a few thousand points sent.
 
 A chart cannot show more points than it has pixels, so a long history is cut into equal
 buckets and each bucket keeps its first, lowest and highest point (and the series its very
@@ -9,24 +10,23 @@ a few thousand points instead of millions. Zooming asks again for the visible ra
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
 import numpy as np
 
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.metadata.store import Store
-from modelyard.services.metrics import History, read_history
+from modelyard.services.metrics import read_history
 from modelyard.services.runs import run_row
+from modelyard.services.series_store import Axis, Floats, History, Ints, encode_history
 
 MAX_RUNS = 20
-Floats = np.ndarray[Any, np.dtype[np.float64]]
-Ints = np.ndarray[Any, np.dtype[np.int64]]
 
 
 @dataclass(slots=True)
-class Series:
-    run_id: str
-    run_name: str
+class Reduced:
+    """A history's points within a range, cut down to what a chart can show."""
+
     key: str
     x: Ints
     y: Floats
@@ -41,9 +41,17 @@ class Series:
 
 
 @dataclass(slots=True)
+class Series(Reduced):
+    """One run's reduced metric, in a chart of several runs."""
+
+    run_id: str = ""
+    run_name: str = ""
+
+
+@dataclass(slots=True)
 class SeriesSet:
     key: str
-    x_kind: str  # "step", or "time" when every point was logged at one step
+    x_kind: Axis  # "step", or "time" when every point was logged at one step
     series: list[Series] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # names of runs without this metric
 
@@ -66,22 +74,43 @@ def reduce_indices(y: Floats, points: int) -> Ints:
     return np.unique(picks[picks < n])
 
 
-def _x_kind(hists: list[History]) -> str:
+def x_axis(hists: list[History]) -> Axis:
+    """Steps, or time when every point of every history was logged at one step."""
     one_step = all(len(h.steps) < 2 or h.steps[0] == h.steps[-1] for h in hists)
     many = any(len(h.steps) > 1 for h in hists)
     return "time" if one_step and many else "step"
 
 
-def _series(
-    run_id: str, name: str, h: History, xs: Ints, x0: float | None, x1: float | None, points: int
-) -> Series:
+def along(h: History, axis: Axis) -> tuple[History, Ints]:
+    """The history ordered along the x axis, and its x values."""
+    if axis == "step":
+        return h, h.steps
+    if not bool(np.all(np.diff(h.timestamps) >= 0)):
+        order = np.argsort(h.timestamps, kind="stable")
+        h = History(h.key, h.steps[order], h.timestamps[order], h.values[order])
+    return h, h.timestamps
+
+
+def check_reduction(
+    points: int, x0: float | None, x1: float | None
+) -> tuple[float | None, float | None]:
+    if not 10 <= points <= 20_000:
+        raise InvalidInput("points must be between 10 and 20000")
+    if x0 is not None and x1 is not None and x0 > x1:
+        x0, x1 = x1, x0
+    return x0, x1
+
+
+def reduce(h: History, xs: Ints, x0: float | None, x1: float | None, points: int) -> Reduced:
+    """The points of ``h`` (ordered by ``xs``) within [x0, x1], reduced to about ``points``;
+    NaN and infinities are counted, not drawn."""
     lo = 0 if x0 is None else int(np.searchsorted(xs, x0, side="left"))
     hi = len(xs) if x1 is None else int(np.searchsorted(xs, x1, side="right"))
     # one point beyond each edge, so the line runs to the edges of a zoomed view
     lo, hi = max(0, lo - 1), min(len(xs), hi + 1)
     x, y = xs[lo:hi], h.values[lo:hi]
     finite = np.isfinite(y)
-    out = Series(run_id, name, h.key, x, y, total=len(y))
+    out = Reduced(h.key, x, y, total=len(y))
     if not finite.all():
         out.nan = int(np.isnan(y).sum())
         out.pos_inf = int(np.isposinf(y).sum())
@@ -107,10 +136,7 @@ def metric_series(
         raise InvalidInput("name at least one run")
     if len(run_ids) > MAX_RUNS:
         raise InvalidInput(f"at most {MAX_RUNS} runs in one chart; {len(run_ids)} were asked for")
-    if not 10 <= points <= 20_000:
-        raise InvalidInput("points must be between 10 and 20000")
-    if x0 is not None and x1 is not None and x0 > x1:
-        x0, x1 = x1, x0
+    x0, x1 = check_reduction(points, x0, x1)
     found: list[tuple[str, str, History]] = []
     missing = []
     with store.read() as conn:
@@ -124,12 +150,19 @@ def metric_series(
         raise NotFound(
             f"metric {key!r} was not logged in {'this run' if len(run_ids) == 1 else 'these runs'}"
         )
-    result = SeriesSet(key, _x_kind([h for _, _, h in found]), missing=missing)
+    axis = x_axis([h for _, _, h in found])
+    result = SeriesSet(key, axis, missing=missing)
     for run_id, name, h in found:
-        xs = h.timestamps if result.x_kind == "time" else h.steps
-        if result.x_kind == "time" and not bool(np.all(np.diff(xs) >= 0)):
-            order = np.argsort(xs, kind="stable")
-            h = History(h.key, h.steps[order], xs[order], h.values[order])
-            xs = h.timestamps
-        result.series.append(_series(run_id, name, h, xs, x0, x1, points))
+        r = reduce(*along(h, axis), x0, x1, points)
+        s = Series(r.key, r.x, r.y, r.total, r.nan, r.pos_inf, r.neg_inf, run_id, name)
+        result.series.append(s)
     return result
+
+
+def metric_history(
+    store: Store, *, run_id: str, key: str, fmt: Literal["json", "arrow"] = "json"
+) -> tuple[bytes, str]:
+    """Every point of a run's metric serialised as JSON or Arrow, and the media type."""
+    with store.read() as conn:
+        hist = read_history(conn, run_row(conn, run_id).pk, key)
+    return encode_history(hist, fmt)

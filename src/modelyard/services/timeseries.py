@@ -1,65 +1,151 @@
-"""Time-series events (telemetry and the like): bulk-inserted, read back by entity and name."""
+"""Series of any entity (a deployment's telemetry, a dataset's statistics over time), kept in
+the series store and addressed by URN. A run's series are its metrics: they are read here
+too, and logged through the run (which checks that it is still running)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, Literal
+
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, select
 
-from modelyard.errors import NotFound
+from modelyard.errors import InvalidInput, NotFound
+from modelyard.floats import encode_float
 from modelyard.metadata import tables as t
-from modelyard.metadata.store import Store, Tx, entity_exists
+from modelyard.metadata.store import Store, Tx, dialect_insert, entity_exists
 from modelyard.metadata.urn import parse_urn
-from modelyard.schemas import TimeseriesEventIn
+from modelyard.schemas import SeriesLatest
+from modelyard.services import series_store
+from modelyard.services.runs import run_row
+from modelyard.services.series import along, check_reduction, reduce, x_axis
+from modelyard.services.series_store import Axis, History, Owner, Points, run_owner
+
+_SO = t.series_owner
 
 
-def record_events(store: Store, *, events: list[TimeseriesEventIn], actor: str) -> int:
-    urns = sorted({e.urn for e in events})
-    for u in urns:
-        parse_urn(u)
+def _entity_owner(tx: Tx, urn: str) -> Owner:
+    """The entity's owner number, made on its first points; its row is locked until commit,
+    so that writers of one entity queue up (compaction rewrites the latest blocks)."""
+    query = select(_SO.c.id).where(_SO.c.urn == urn)
+    if tx.is_postgres:
+        query = query.with_for_update()
+    owner_id = tx.conn.execute(query).scalar_one_or_none()
+    if owner_id is None:
+        tx.conn.execute(dialect_insert(tx.conn, _SO).on_conflict_do_nothing(), {"urn": urn})
+        owner_id = tx.conn.execute(query).scalar_one()
+    return Owner(t.SERIES_ENTITY, int(owner_id))
+
+
+def _check_entity(conn: Connection, urn: str) -> str:
+    """The entity's type; NotFound when it does not exist."""
+    entity_type = parse_urn(urn).type
+    if not entity_exists(conn, [urn]):
+        raise NotFound(f"{urn} does not exist")
+    return entity_type
+
+
+def record(
+    store: Store, *, urn: str, points: Points, actor: str, batch_key: str | None = None
+) -> int:
+    """Add points to an entity's series in one transaction; returns how many. A batch sent
+    again with the same ``batch_key`` (an idempotency key) is a no-op and returns 0."""
+    if parse_urn(urn).type == "run":
+        raise InvalidInput("a run's metrics are logged through POST /api/v1/runs/{run_id}/batch")
 
     def work(tx: Tx) -> int:
-        missing = set(urns) - entity_exists(tx.conn, urns)
-        if missing:
-            raise NotFound(f"{sorted(missing)[0]} does not exist")
-        if events:
-            tx.conn.execute(
-                insert(t.timeseries_event),
-                [
-                    {
-                        "urn": e.urn,
-                        "name": e.name,
-                        "timestamp": e.timestamp,
-                        "value": e.value,
-                        "attributes": None
-                        if e.attributes is None
-                        else orjson.dumps(e.attributes).decode(),
-                    }
-                    for e in events
-                ],
-            )
-        return len(events)
+        _check_entity(tx.conn, urn)
+        if not len(points):
+            return 0
+        owner = _entity_owner(tx, urn)
+        if batch_key is not None:
+            seen = dialect_insert(tx.conn, t.series_batch).on_conflict_do_nothing()
+            key = {"owner_id": owner.id, "batch_key": batch_key, "created_at": tx.now}
+            if not tx.conn.execute(seen, key).rowcount:
+                return 0
+        series_store.append(tx, store, owner, points)
+        return len(points)
 
     return store.transact(work, actor=actor)
 
 
-def read_events(
-    store: Store, *, urn: str, name: str, start: int | None, end: int | None, limit: int
-) -> list[dict[str, object]]:
-    ts = t.timeseries_event
-    q = select(ts.c.timestamp, ts.c.value, ts.c.attributes).where(
-        ts.c.urn == urn, ts.c.name == name
-    )
-    if start is not None:
-        q = q.where(ts.c.timestamp >= start)
-    if end is not None:
-        q = q.where(ts.c.timestamp < end)
+def _owner(conn: Connection, urn: str) -> Owner | None:
+    """Whose series ``urn`` names; None for an entity that has none yet."""
+    if _check_entity(conn, urn) == "run":
+        return run_owner(run_row(conn, parse_urn(urn).id).pk)
+    owner_id = conn.execute(select(_SO.c.id).where(_SO.c.urn == urn)).scalar_one_or_none()
+    return None if owner_id is None else Owner(t.SERIES_ENTITY, int(owner_id))
+
+
+def _read(
+    conn: Connection, urn: str, key: str, axis: Axis = "step", lo: int | None = None,
+    hi: int | None = None,
+) -> History:  # fmt: skip
+    owner = _owner(conn, urn)
+    if owner is None:
+        raise NotFound(f"metric {key!r} was not logged in {urn}")
+    return series_store.read_history(conn, owner, key, axis=axis, lo=lo, hi=hi, what=urn)
+
+
+def history(
+    store: Store,
+    *,
+    urn: str,
+    key: str,
+    fmt: Literal["json", "arrow"] = "json",
+    axis: Axis = "step",
+    start: int | None = None,
+    end: int | None = None,
+) -> tuple[bytes, str]:
+    """The points of a series, all or those whose step (or time) lies in [start, end],
+    serialised as JSON or Arrow; and the media type."""
+    if start is not None and end is not None and start > end:
+        raise InvalidInput(f"start ({start}) is after end ({end})")
     with store.read() as conn:
-        rows = conn.execute(q.order_by(ts.c.timestamp, ts.c.id).limit(limit)).all()
-    return [
-        {
-            "timestamp": r.timestamp,
-            "value": r.value,
-            "attributes": None if r.attributes is None else orjson.loads(r.attributes),
-        }
-        for r in rows
-    ]
+        hist = _read(conn, urn, key, axis, start, end)
+    return series_store.encode_history(hist, fmt)
+
+
+def reduced(
+    store: Store,
+    *,
+    urn: str,
+    key: str,
+    x0: float | None = None,
+    x1: float | None = None,
+    points: int = 1500,
+) -> bytes:
+    """A series within [x0, x1] cut down to about ``points`` points for a chart, as JSON; the
+    x axis is the step, or the time when every point was logged at one step."""
+    x0, x1 = check_reduction(points, x0, x1)
+    with store.read() as conn:
+        hist = _read(conn, urn, key)
+    axis = x_axis([hist])
+    r = reduce(*along(hist, axis), x0, x1, points)
+    body: dict[str, Any] = {
+        "key": key,
+        "x_kind": axis,
+        "x": r.x,
+        "y": r.y,
+        "total": r.total,
+        "nan": r.nan,
+        "pos_inf": r.pos_inf,
+        "neg_inf": r.neg_inf,
+        "reduced": r.reduced,
+    }
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def latest(store: Store, *, urn: str, keys: Sequence[str] | None = None) -> dict[str, SeriesLatest]:
+    """The latest point of each series of an entity (or of the named ones)."""
+    with store.read() as conn:
+        owner = _owner(conn, urn)
+        found = {} if owner is None else series_store.latest(conn, owner, keys or None)
+    return {
+        key: SeriesLatest(
+            step=p.step,
+            timestamp=p.timestamp,
+            value=encode_float(p.value),
+        )
+        for key, p in found.items()
+    }

@@ -12,8 +12,11 @@ from modelyard.api.v1 import (
     projects,
     runs,
     steps,
+    timeseries,
 )
 
 router = APIRouter(prefix="/api/v1")
-for module in (projects, runs, steps, artifacts, lineage, entities, changes, evaluations, models):
+for module in (
+    projects, runs, steps, artifacts, lineage, entities, changes, evaluations, models, timeseries,
+):  # fmt: skip
     router.include_router(module.router)

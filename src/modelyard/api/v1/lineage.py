@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from modelyard.api.deps import Actor, StoreDep
-from modelyard.schemas import LineagePublic, RunInputs, RunOutputs, TimeseriesBatch
-from modelyard.services import lineage, timeseries
+from modelyard.schemas import LineagePublic, RunInputs, RunOutputs
+from modelyard.services import lineage
 
 router = APIRouter(tags=["lineage"])
 
@@ -32,20 +32,3 @@ def get_lineage(
 ) -> LineagePublic:
     """The lineage graph around an entity, N hops upstream and downstream."""
     return lineage.get_lineage(store, urn=urn, upstream=upstream, downstream=downstream)
-
-
-@router.post("/timeseries", status_code=201)
-def record_events(body: TimeseriesBatch, store: StoreDep, actor: Actor) -> dict[str, int]:
-    return {"recorded": timeseries.record_events(store, events=body.events, actor=actor)}
-
-
-@router.get("/timeseries")
-def read_events(
-    urn: str,
-    name: str,
-    store: StoreDep,
-    start: int | None = None,
-    end: int | None = None,
-    limit: Annotated[int, Query(ge=1, le=1_000_000)] = 10_000,
-) -> list[dict[str, Any]]:
-    return timeseries.read_events(store, urn=urn, name=name, start=start, end=end, limit=limit)

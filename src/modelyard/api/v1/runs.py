@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import pyarrow as pa
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel
 
 from modelyard.api.deps import Actor, SettingsDep, StoreDep
-from modelyard.floats import encode_float
+from modelyard.api.openapi import inline_schema
 from modelyard.schemas import (
     BatchLog,
     MetricHistory,
@@ -19,9 +17,8 @@ from modelyard.schemas import (
     RunUpdate,
     TagsSet,
 )
-from modelyard.services import batches, metrics, runs, search
-from modelyard.services.batches import ARROW
-from modelyard.services.runs import run_row
+from modelyard.services import batches, runs, search, series
+from modelyard.services.series_store import ARROW
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -66,25 +63,6 @@ def delete_tag(run_id: str, key: str, store: StoreDep, actor: Actor) -> None:
     runs.set_tags(store, run_id=run_id, tags={}, remove=[key], actor=actor)
 
 
-def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema with its nested definitions written in place."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref", "")
-            if ref.startswith("#/$defs/"):
-                return walk(defs[ref.removeprefix("#/$defs/")])
-            return {k: walk(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
-
-    result: dict[str, Any] = walk(schema)
-    return result
-
-
 @router.post(
     "/{run_id}/batch",
     status_code=204,
@@ -92,7 +70,7 @@ def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": _inline_schema(BatchLog)},
+                "application/json": {"schema": inline_schema(BatchLog)},
                 ARROW: {"schema": {"type": "string", "format": "binary"}},
             },
         }
@@ -136,22 +114,5 @@ def metric_history(
 ) -> Response:
     """All points of one metric, ordered by step then timestamp; ``format=arrow`` returns an
     Arrow IPC stream with columns step, timestamp, value."""
-    with store.read() as conn:
-        hist = metrics.read_history(conn, run_row(conn, run_id).pk, key)
-    if format == "arrow":
-        table = pa.table({"step": hist.steps, "timestamp": hist.timestamps, "value": hist.values})
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        return Response(sink.getvalue().to_pybytes(), media_type=ARROW)
-    import numpy as np
-    import orjson
-
-    special = ~np.isfinite(hist.values)
-    values: list[float | str] = hist.values.tolist()
-    for i in np.flatnonzero(special).tolist():
-        values[i] = encode_float(float(hist.values[i]))
-    body = {"key": key, "steps": hist.steps, "timestamps": hist.timestamps, "values": values}
-    return Response(
-        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
-    )
+    body, media_type = series.metric_history(store, run_id=run_id, key=key, fmt=format)
+    return Response(body, media_type=media_type)

@@ -1,0 +1,99 @@
+"""Series of any entity (telemetry and the like): write a batch, read a history, a range, a
+reduced range for charts, the latest values. A run's metrics read the same way."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from modelyard.api.deps import Actor, SettingsDep, StoreDep
+from modelyard.api.openapi import inline_schema
+from modelyard.schemas import (
+    MetricHistory,
+    SeriesBatch,
+    SeriesLatest,
+    SeriesRecorded,
+    SeriesReduced,
+)
+from modelyard.services import batches, timeseries
+from modelyard.services.series_store import ARROW
+
+router = APIRouter(prefix="/series", tags=["series"])
+Key = Annotated[str, Query(min_length=1, max_length=250)]
+JSON = "application/json"
+
+
+@router.post(
+    "/{urn:path}/batch",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {"schema": inline_schema(SeriesBatch)},
+                ARROW: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def record_batch(
+    urn: str,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    actor: Actor,
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    ] = None,
+) -> SeriesRecorded:
+    """Points of an entity's series, as rows, columns or an Arrow IPC stream, in one
+    transaction: the same shapes as a run's metric batch. A batch sent again with the same
+    ``Idempotency-Key`` header is a no-op (``recorded`` is then 0)."""
+    n = await batches.ingest_series_batch(
+        store, urn=urn, raw=await request.body(),
+        content_type=request.headers.get("content-type", ""),
+        max_points=settings.max_batch_points, actor=actor, batch_key=idempotency_key,
+    )  # fmt: skip
+    return SeriesRecorded(recorded=n)
+
+
+@router.get("/{urn:path}/history", response_model=MetricHistory)
+def history(
+    urn: str,
+    key: Key,
+    store: StoreDep,
+    format: Literal["json", "arrow"] = "json",
+    axis: Literal["step", "time"] = "step",
+    start: int | None = None,
+    end: int | None = None,
+) -> Response:
+    """Every point of a series ordered by step then time, or only those whose step (or time,
+    with ``axis=time``) lies in [start, end]; ``format=arrow`` for an Arrow IPC stream."""
+    body, media_type = timeseries.history(
+        store, urn=urn, key=key, fmt=format, axis=axis, start=start, end=end
+    )
+    return Response(body, media_type=media_type)
+
+
+@router.get("/{urn:path}/reduced", response_model=SeriesReduced)
+def reduced(
+    urn: str,
+    key: Key,
+    store: StoreDep,
+    x0: float | None = None,
+    x1: float | None = None,
+    points: Annotated[int, Query(ge=10, le=20_000)] = 1500,
+) -> Response:
+    """A series within [x0, x1] reduced for a chart: each bucket's first, lowest and highest
+    point kept; NaN and infinities counted, not drawn."""
+    body = timeseries.reduced(store, urn=urn, key=key, x0=x0, x1=x1, points=points)
+    return Response(body, media_type=JSON)
+
+
+@router.get("/{urn:path}/latest")
+def latest(
+    urn: str, store: StoreDep, key: Annotated[list[str] | None, Query()] = None
+) -> dict[str, SeriesLatest]:
+    """The latest point of each series of an entity (highest step, then latest time)."""
+    return timeseries.latest(store, urn=urn, keys=key)
