@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from modelyard.settings import Settings
+from modelyard.settings import Settings, plugin_modules
 
 if TYPE_CHECKING:
     from modelyard.sdk.client import Client
@@ -40,7 +42,33 @@ uri_option = click.option(
 )
 
 
-@click.group()
+class PluginGroup(click.Group):
+    """The command group, with the subcommands plugins add through ``register_commands``
+    (loaded when a command is looked up, not at import)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugin_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or _plugin_commands().get(cmd_name)
+
+
+def _plugin_commands() -> dict[str, click.Command]:
+    return _commands_of(tuple(plugin_modules(os.environ.get("MODELYARD_PLUGINS", ""))))
+
+
+@functools.cache
+def _commands_of(modules: tuple[str, ...]) -> dict[str, click.Command]:
+    try:
+        from modelyard.plugins import make_manager
+    except ImportError:  # the client alone, without the server's plugin machinery
+        return {}
+    added = click.Group()
+    make_manager(modules=modules, builtins=False).hook.register_commands(cli=added)
+    return dict(added.commands)
+
+
+@click.group(cls=PluginGroup)
 @click.version_option(package_name="modelyard")
 def main() -> None:
     """modelyard: track, evaluate, publish, deploy and watch ML models."""
@@ -60,8 +88,6 @@ def serve(
     database_url: str | None,
 ) -> None:
     """Run the portal and API server."""
-    import os
-
     import uvicorn
 
     settings = _settings(data_dir, database_url, host=host, port=port)
@@ -102,8 +128,6 @@ def demo(data_dir: Path | None, database_url: str | None) -> None:
 
     settings = _settings(data_dir, database_url)
     if settings.database_url:
-        import os
-
         os.environ["MODELYARD_DATABASE_URL"] = settings.database_url
     with Client(str(settings.data_dir)) as client:
         built = build_demo(client)
