@@ -33,6 +33,9 @@ CLAIM_ENTITIES = 50
 CLAIM_EVENTS = 500
 # A lease outlives the slowest handler by this margin; renewed after every delivered event.
 LEASE_MARGIN_MS = 30_000
+# Dispatchers alive in this process: a lease held under this process's id by anyone else is
+# a previous process's that had the same id (a container restarted as pid 1).
+_RUNNING: set[str] = set()
 
 
 def backoff_ms(attempts: int) -> int:
@@ -76,6 +79,7 @@ class Dispatcher:
     # -- running in the background -------------------------------------------------------
 
     def start(self) -> None:
+        _RUNNING.add(self.owner)
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="modelyard-events")
         self._thread.start()
@@ -87,6 +91,7 @@ class Dispatcher:
             self._thread.join(timeout=self.handler_timeout + 5)
             self._thread = None
         self._write(lambda tx: outbox.release(tx.conn, owner=self.owner))
+        _RUNNING.discard(self.owner)
 
     def _loop(self) -> None:
         try:
@@ -206,9 +211,9 @@ class Dispatcher:
         def dead(owner: str) -> bool:
             host, _, rest = owner.partition("/")
             pid_text = rest.partition("/")[0]
-            if host != self.host or not pid_text.isdigit() or owner == self.owner:
+            if host != self.host or not pid_text.isdigit() or owner in _RUNNING:
                 return False
-            return int(pid_text) == self.pid or not _alive(int(pid_text))
+            return owner != self.owner and (int(pid_text) == self.pid or not _alive(int(pid_text)))
 
         def work(tx: Tx) -> None:
             outbox.release_owners(tx.conn, [o for o in outbox.lease_owners(tx.conn) if dead(o)])
