@@ -41,6 +41,11 @@ def missing() -> None:
     raise NotFound("the sample plugin has nothing here")
 
 
+@api.get("/broken")
+def broken() -> None:
+    raise RuntimeError("a bug in the plugin")
+
+
 pages = APIRouter()
 
 
@@ -53,6 +58,17 @@ def sample_page(request: Request, store: StoreDep, user: CurrentUser) -> HTMLRes
 @pages.get("/sample/missing")
 def missing_page() -> None:
     raise NotFound("the sample plugin has no such page")
+
+
+@pages.get("/sample/broken")
+def broken_page() -> None:
+    raise RuntimeError("a bug in the plugin's page")
+
+
+@pages.get("/api/v1/sample/page-among-the-api")
+def page_among_the_api() -> None:
+    """A page whose path looks like the API's: its errors are still a page's."""
+    raise NotFound("this page has nothing to show")
 
 
 def mlflow_errors(request: Request, error: ErrorInfo) -> Response:
