@@ -85,19 +85,21 @@ def renderer_of(request: Request) -> ErrorRenderer:
     return found if found is not None else request.app.state.default_errors
 
 
-def _routes_of(router: Any) -> Iterable[Any]:
-    """Every route of ``router``, through included routers at any depth."""
-    for route in router.routes:
-        nested = getattr(route, "original_router", None)  # an included router
-        yield from _routes_of(nested) if nested is not None else (route,)
+def _routes_in(routes: Iterable[Any]) -> Iterable[Any]:
+    """Every route among ``routes``, through included routers at any depth."""
+    for route in routes:
+        nested = getattr(route, "original_router", None)  # an included router (FastAPI 0.16x)
+        yield from _routes_in(nested.routes) if nested is not None else (route,)
 
 
 def mount(app: FastAPI, routes: Routes, renderer: ErrorRenderer) -> None:
     """Serve a family: its routes' errors take ``renderer`` unless their class chose one."""
-    for route in _routes_of(routes.router):
+    before = len(app.router.routes)
+    app.include_router(routes.router)
+    # The routes as the app serves them (older FastAPI copies them when including).
+    for route in _routes_in(app.router.routes[before:]):
         if isinstance(route, APIRoute) and getattr(route, "error_renderer", None) is None:
             route.error_renderer = renderer  # type: ignore[attr-defined]
-    app.include_router(routes.router)
 
 
 def add_fallback(app: FastAPI, prefix: str, renderer: ErrorRenderer) -> None:

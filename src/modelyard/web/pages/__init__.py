@@ -24,3 +24,4 @@ for module in (
 # Chart data is JSON, so its errors are the API's shape: a family of its own.
 chart_router = APIRouter(include_in_schema=False)
 chart_router.include_router(charts.router)
+chart_router.include_router(evaluations.chart_router)
