@@ -376,3 +376,15 @@ def test_two_dispatchers_on_one_database_take_each_event_once(
         mine = [event_id for _, event_id, u in delivered if u == urn]
         assert mine == sorted(mine), urn
     assert {which for which, _, _ in delivered} == {0, 1}  # both took a share
+
+
+def test_events_nobody_listens_to_are_settled_without_delay(
+    app: FastAPI, api: httpx.Client
+) -> None:
+    for i in range(5):
+        new_run(api, f"p{i}")
+    dispatcher = dispatcher_for(app)
+    dispatcher.drain()
+    rows = outbox_rows(app.state.store)
+    assert {r["status"] for r in rows} == {"delivered"}
+    assert dispatcher.delivered == len(rows) > 5

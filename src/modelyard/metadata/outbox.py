@@ -114,11 +114,13 @@ def _event(row: Any) -> DomainEvent:
     )
 
 
-def mark_delivered(conn: Connection, event_id: int, *, owner: str, now: int, lease_ms: int) -> None:
-    """Settle a delivered event and extend the lease on the rest of ``owner``'s claim."""
+def mark_delivered(
+    conn: Connection, event_ids: list[int], *, owner: str, now: int, lease_ms: int
+) -> None:
+    """Settle delivered events and extend the lease on the rest of ``owner``'s claim."""
     conn.execute(
         update(_E)
-        .where(_E.c.id == event_id)
+        .where(_E.c.id.in_(event_ids))
         .values(status=DELIVERED, delivered_at=now, lease_owner=None, lease_until=None)
     )
     conn.execute(

@@ -124,6 +124,9 @@ class Dispatcher:
                 limit=CLAIM_EVENTS,
             )
         )
+        if not self.hook.get_hookimpls():  # nobody listens: settle the claim at once
+            self._settle([e.id for e in events])
+            return len(events)
         waiting: set[str] = set()  # entities whose earlier event failed in this round
         attempted = 0
         for event in events:
@@ -146,12 +149,7 @@ class Dispatcher:
         """Hand ``event`` to every handler and record the outcome; True when all succeeded."""
         error = self._call_handlers(event)
         if error is None:
-            self._write(
-                lambda tx: outbox.mark_delivered(
-                    tx.conn, event.id, owner=self.owner, now=self.clock(), lease_ms=self.lease_ms
-                )
-            )
-            self.delivered += 1
+            self._settle([event.id])
             return True
         self.handler_errors += 1
         failure = self._write(
@@ -171,6 +169,14 @@ class Dispatcher:
         else:
             log.warning("%s: attempt %d failed, will retry: %s", what, failure.attempts, error)
         return False
+
+    def _settle(self, event_ids: list[int]) -> None:
+        self._write(
+            lambda tx: outbox.mark_delivered(
+                tx.conn, event_ids, owner=self.owner, now=self.clock(), lease_ms=self.lease_ms
+            )
+        )
+        self.delivered += len(event_ids)
 
     def _call_handlers(self, event: DomainEvent) -> str | None:
         errors = []
