@@ -4,6 +4,7 @@ template, a CLI subcommand and an event handler, through the hooks in ``hookspec
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from collections.abc import Iterator
 
 import httpx
@@ -171,3 +172,16 @@ def test_built_in_routes_register_through_the_same_hook() -> None:
     plugged = make_plugins(modules=[PLUGIN], load_entry_points=False)
     assert len(plugged.routes) == 6
     assert plugged.routes[:3] == plugins.routes  # the built-ins come first
+
+
+def test_a_plugin_module_that_cannot_be_loaded_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MODELYARD_PLUGINS", "tests.no_such_plugin")
+    monkeypatch.setenv("MODELYARD_DATA_DIR", str(tmp_path))  # serve sets it; restored after
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 1
+    assert "cannot load the plugin module 'tests.no_such_plugin'" in result.output
+    served = CliRunner().invoke(main, ["serve", "--data-dir", str(tmp_path)])
+    assert served.exit_code == 1
+    assert "cannot load the plugin module 'tests.no_such_plugin'" in served.output

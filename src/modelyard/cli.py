@@ -60,11 +60,15 @@ def _plugin_commands() -> dict[str, click.Command]:
 @functools.cache
 def _commands_of(modules: tuple[str, ...]) -> dict[str, click.Command]:
     try:
-        from modelyard.plugins import make_manager
+        from modelyard.plugins import PluginError, make_manager
     except ImportError:  # the client alone, without the server's plugin machinery
         return {}
     added = click.Group()
-    make_manager(modules=modules, builtins=False).hook.register_commands(cli=added)
+    try:
+        manager = make_manager(modules=modules, builtins=False)
+    except PluginError as exc:
+        raise click.ClickException(str(exc)) from exc
+    manager.hook.register_commands(cli=added)
     return dict(added.commands)
 
 
@@ -97,10 +101,11 @@ def serve(
         os.environ["MODELYARD_DATABASE_URL"] = settings.database_url
     from modelyard.app import create_app
     from modelyard.metadata.engine import SchemaError
+    from modelyard.plugins import PluginError
 
     try:
         app = create_app(settings)  # migrates an empty database once, before workers start
-    except SchemaError as exc:
+    except (SchemaError, PluginError) as exc:
         raise click.ClickException(str(exc)) from exc
     app.state.store.engine.dispose()
     click.echo(

@@ -18,6 +18,10 @@ from modelyard.routing import Routes
 BUILTINS = ("modelyard.analyzers.builtin", "modelyard.builtin_routes")
 
 
+class PluginError(RuntimeError):
+    """A plugin named in the settings cannot be loaded."""
+
+
 @dataclass(slots=True)
 class Plugins:
     manager: pluggy.PluginManager
@@ -52,7 +56,11 @@ def make_manager(
         pm.load_setuptools_entrypoints("modelyard")
     for name in modules:
         if pm.get_plugin(name) is None:
-            pm.register(importlib.import_module(name), name=name)
+            try:
+                module = importlib.import_module(name)
+            except ImportError as exc:
+                raise PluginError(f"cannot load the plugin module {name!r}: {exc}") from exc
+            pm.register(module, name=name)
     return pm
 
 
