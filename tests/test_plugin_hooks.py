@@ -4,8 +4,8 @@ template, a CLI subcommand and an event handler, through the hooks in ``hookspec
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
