@@ -90,8 +90,11 @@ class Dispatcher:
         if self._thread is not None:
             self._thread.join(timeout=self.handler_timeout + 5)
             self._thread = None
-        self._write(lambda tx: outbox.release(tx.conn, owner=self.owner))
         _RUNNING.discard(self.owner)
+        try:
+            self._write(lambda tx: outbox.release(tx.conn, owner=self.owner))
+        except Exception:  # the leases run out by themselves
+            log.exception("event dispatcher: could not give back its claim on stopping")
 
     def _loop(self) -> None:
         try:
