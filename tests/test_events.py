@@ -22,7 +22,7 @@ from modelyard.events import DomainEvent
 from modelyard.hookspecs import hookimpl
 from modelyard.metadata import outbox
 from modelyard.metadata import tables as t
-from modelyard.metadata.aspects import ProjectProperties
+from modelyard.metadata.aspects import ProjectProperties, Tags
 from modelyard.metadata.store import Store, Tx
 from modelyard.services.dispatcher import Dispatcher, backoff_ms
 from modelyard.settings import Settings
@@ -388,3 +388,44 @@ def test_events_nobody_listens_to_are_settled_without_delay(
     rows = outbox_rows(app.state.store)
     assert {r["status"] for r in rows} == {"delivered"}
     assert dispatcher.delivered == len(rows) > 5
+
+
+def test_an_entitys_events_are_numbered_in_the_order_their_changes_commit(
+    app: FastAPI, api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.post(f"{API}/projects", json={"name": "a"}).raise_for_status()
+    urn = project_urn(api, "a")
+    store: Store = app.state.store
+    flushed, go_on = threading.Event(), threading.Event()
+    original = Tx.flush_events
+
+    def flush_then_wait(tx: Tx) -> None:
+        original(tx)
+        if threading.current_thread().name == "first":
+            flushed.set()
+            assert go_on.wait(20)
+
+    monkeypatch.setattr(Tx, "flush_events", flush_then_wait)
+    first = threading.Thread(
+        name="first",
+        target=store.transact,
+        args=(lambda tx: tx.put_aspect(urn, Tags(tags={"team": "one"})),),
+        kwargs={"actor": "first"},
+    )
+    first.start()
+    assert flushed.wait(20)
+    # A second change of the same entity (another aspect) waits until the first commits ...
+    second = threading.Thread(
+        target=store.transact,
+        args=(lambda tx: tx.put_aspect(urn, ProjectProperties(project_id=1, name="b")),),
+        kwargs={"actor": "second"},
+    )
+    second.start()
+    second.join(0.5)
+    assert second.is_alive()
+    go_on.set()
+    first.join(20)
+    second.join(20)
+    # ... so its event comes after the first's.
+    actors = [e["actor"] for e in outbox_rows(store) if e["urn"] == urn]
+    assert actors == ["local", "first", "second"]

@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -46,6 +47,8 @@ from modelyard.metadata.urn import parse_urn
 T = TypeVar("T")
 A = TypeVar("A", bound=Aspect)
 RETRIES = 8
+# Key space of the advisory locks that order an entity's events on PostgreSQL ("evnt").
+EVENT_LOCK_SPACE = 0x65766E74
 
 
 def now_ms() -> int:
@@ -154,10 +157,19 @@ class Tx:
         return version
 
     def flush_events(self) -> None:
-        """Write the outbox rows of this transaction (called by :meth:`Store.transact`)."""
-        if self.events:
-            self.conn.execute(_INSERT_EVENT, self.events)
-            self.events.clear()
+        """Write the outbox rows of this transaction (called by :meth:`Store.transact`).
+
+        On PostgreSQL, transactions that change the same entity first queue on a lock per
+        entity held to commit, so its events' ids follow commit order (the dispatcher delivers
+        an entity's events by id, and must never see a later one before an earlier one
+        commits). SQLite writers hold the whole database already."""
+        if not self.events:
+            return
+        if self.is_postgres:
+            urns = sorted({e["urn"] for e in self.events})
+            self.conn.execute(_LOCK_ENTITIES, {"urns": urns})
+        self.conn.execute(_INSERT_EVENT, self.events)
+        self.events.clear()
 
     def _derive_edges(self, urn: str, name: str, value: Aspect) -> None:
         derive = EDGE_DERIVERS.get(name)
@@ -223,6 +235,11 @@ _DELETE_EDGES = t.relationship.delete().where(
 
 
 _INSERT_EVENT = insert(t.event)
+# Locks taken in one order (by key) by every writer, so two writers never wait on each other.
+_LOCK_ENTITIES = text(
+    "SELECT pg_advisory_xact_lock(:space, k) FROM "
+    "(SELECT DISTINCT hashtext(u) AS k FROM unnest(CAST(:urns AS text[])) AS u ORDER BY k) AS keys"
+).bindparams(space=EVENT_LOCK_SPACE)
 
 
 def _event_kind(value: Aspect, *, first: bool) -> EventKind:
