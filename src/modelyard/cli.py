@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
+import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -56,7 +58,41 @@ uri_option = click.option(
 )
 
 
-@click.group()
+class PluginGroup(click.Group):
+    """The command group, with the subcommands plugins add through ``register_commands``
+    (loaded when a command is looked up, not at import)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugin_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or _plugin_commands().get(cmd_name)
+
+
+def _plugin_commands() -> dict[str, click.Command]:
+    try:
+        from modelyard.settings import plugin_modules
+    except ImportError:  # the client alone, without the server's settings or plugins
+        return {}
+    return _commands_of(tuple(plugin_modules(os.environ.get("MODELYARD_PLUGINS", ""))))
+
+
+@functools.cache
+def _commands_of(modules: tuple[str, ...]) -> dict[str, click.Command]:
+    try:
+        from modelyard.plugins import PluginError, make_manager
+    except ImportError:  # the client alone, without the server's plugin machinery
+        return {}
+    added = click.Group()
+    try:
+        manager = make_manager(modules=modules, builtins=False)
+    except PluginError as exc:
+        raise click.ClickException(str(exc)) from exc
+    manager.hook.register_commands(cli=added)
+    return dict(added.commands)
+
+
+@click.group(cls=PluginGroup)
 @click.version_option(package_name="modelyard")
 def main() -> None:
     """modelyard: track, evaluate, publish, deploy and watch ML models."""
@@ -77,8 +113,6 @@ def serve(
 ) -> None:
     """Run the portal and API server."""
     _require_server("modelyard serve", "uvicorn")
-    import os
-
     import uvicorn
 
     settings = _settings(data_dir, database_url, host=host, port=port)
@@ -88,10 +122,11 @@ def serve(
         os.environ["MODELYARD_DATABASE_URL"] = settings.database_url
     from modelyard.app import create_app
     from modelyard.metadata.engine import SchemaError
+    from modelyard.plugins import PluginError
 
     try:
         app = create_app(settings)  # migrates an empty database once, before workers start
-    except SchemaError as exc:
+    except (SchemaError, PluginError) as exc:
         raise click.ClickException(str(exc)) from exc
     app.state.store.engine.dispose()
     click.echo(
@@ -120,8 +155,6 @@ def demo(data_dir: Path | None, database_url: str | None) -> None:
 
     settings = _settings(data_dir, database_url)
     if settings.database_url:
-        import os
-
         os.environ["MODELYARD_DATABASE_URL"] = settings.database_url
     with Client(str(settings.data_dir)) as client:
         built = build_demo(client)

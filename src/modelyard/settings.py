@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET = "modelyard-local-insecure-secret"
 
@@ -18,6 +19,11 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def plugin_modules(value: str) -> list[str]:
+    """``"a.b, c"`` -> ``["a.b", "c"]``."""
+    return [name.strip() for name in value.split(",") if name.strip()]
 
 
 class Settings(BaseSettings):
@@ -67,6 +73,28 @@ class Settings(BaseSettings):
     auto_migrate: bool = Field(
         default=True, description="Create the schema when the database is empty on start."
     )
+    plugins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Plugin modules to load by import name (comma-separated in the environment), "
+        "besides those installed with a `modelyard` entry point.",
+    )
+    event_dispatcher: bool = Field(
+        default=True, description="Deliver events to `on_event` hooks from this server process."
+    )
+    event_poll_interval: float = Field(
+        default=0.5, gt=0, le=60, description="Seconds between looks for new events when idle."
+    )
+    event_handler_timeout: float = Field(
+        default=30.0, gt=0, le=3600, description="Seconds an `on_event` handler may take."
+    )
+    event_max_attempts: int = Field(
+        default=25, ge=1, description="Attempts at delivering an event before giving it up."
+    )
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _split_plugins(cls, value: object) -> object:
+        return plugin_modules(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

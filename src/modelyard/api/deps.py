@@ -1,7 +1,8 @@
-"""Dependencies shared by the API routers."""
+"""Dependencies shared by the API routers and the pages."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -36,13 +37,33 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_actor(request: Request) -> str:
-    """Who is acting. Local mode has one implicit user."""
-    return LOCAL_USER
+@dataclass(frozen=True, slots=True)
+class User:
+    """Who is acting: every write records this user's ``name`` as its actor."""
+
+    name: str
+
+
+IMPLICIT_USER = User(name=LOCAL_USER)
+
+
+async def get_current_user(request: Request) -> User:
+    """The user behind the request. Until users and tokens exist (the access issue), everyone
+    is the implicit local user."""
+    return IMPLICIT_USER
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_actor(user: CurrentUser) -> str:
+    """The current user's name, for routes that only record who acted."""
+    return user.name
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
 ArtifactsDep = Annotated[ArtifactStore, Depends(get_artifacts)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PluginsDep = Annotated[Plugins, Depends(get_plugins)]
+# The current user's name; the same seam as CurrentUser, kept for routes that need only that.
 Actor = Annotated[str, Depends(get_actor)]

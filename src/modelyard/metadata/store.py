@@ -24,12 +24,14 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from modelyard.errors import InvalidInput
+from modelyard.events import EventKind
 from modelyard.metadata import tables as t
 from modelyard.metadata.aspects import (
     ASPECTS,
@@ -37,12 +39,16 @@ from modelyard.metadata.aspects import (
     ENTITY_ASPECTS,
     SOURCE_IS_DOWNSTREAM,
     Aspect,
+    Status,
 )
+from modelyard.metadata.outbox import outbox_row
 from modelyard.metadata.urn import parse_urn
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aspect)
 RETRIES = 8
+# Key space of the advisory locks that order an entity's events on PostgreSQL ("evnt").
+EVENT_LOCK_SPACE = 0x65766E74
 
 
 def now_ms() -> int:
@@ -66,6 +72,8 @@ class Tx:
     new_metric_keys: dict[str, int] = field(default_factory=dict)
     # (project, kind, key) rows recorded in project_key by this transaction
     noted_keys: set[tuple[int, str, str]] = field(default_factory=set)
+    # Outbox rows of this transaction's changes, written in one statement before commit.
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def is_postgres(self) -> bool:
@@ -134,8 +142,34 @@ class Tx:
                 "created_at": self.now,
             },
         )
+        self.events.append(
+            outbox_row(
+                urn=urn,
+                entity_type=entity_type,
+                aspect=name,
+                kind=_event_kind(value, first=previous is None),
+                actor=self.actor,
+                created_at=self.now,
+                version=version,
+            )
+        )
         self._derive_edges(urn, name, value)
         return version
+
+    def flush_events(self) -> None:
+        """Write the outbox rows of this transaction (called by :meth:`Store.transact`).
+
+        On PostgreSQL, transactions that change the same entity first queue on a lock per
+        entity held to commit, so its events' ids follow commit order (the dispatcher delivers
+        an entity's events by id, and must never see a later one before an earlier one
+        commits). SQLite writers hold the whole database already."""
+        if not self.events:
+            return
+        if self.is_postgres:
+            urns = sorted({e["urn"] for e in self.events})
+            self.conn.execute(_LOCK_ENTITIES, {"urns": urns})
+        self.conn.execute(_INSERT_EVENT, self.events)
+        self.events.clear()
 
     def _derive_edges(self, urn: str, name: str, value: Aspect) -> None:
         derive = EDGE_DERIVERS.get(name)
@@ -200,6 +234,20 @@ _DELETE_EDGES = t.relationship.delete().where(
 )
 
 
+_INSERT_EVENT = insert(t.event)
+# Locks taken in one order (by key) by every writer, so two writers never wait on each other.
+_LOCK_ENTITIES = text(
+    "SELECT pg_advisory_xact_lock(:space, k) FROM "
+    "(SELECT DISTINCT hashtext(u) AS k FROM unnest(CAST(:urns AS text[])) AS u ORDER BY k) AS keys"
+).bindparams(space=EVENT_LOCK_SPACE)
+
+
+def _event_kind(value: Aspect, *, first: bool) -> EventKind:
+    if isinstance(value, Status):
+        return "removed" if value.removed else "restored"
+    return "created" if first else "updated"
+
+
 def aspect_name(value: Aspect) -> str:
     for name, cls in ASPECTS.items():
         if type(value) is cls:
@@ -227,6 +275,7 @@ class Store:
                 with self.engine.connect().execution_options(write=True) as conn, conn.begin():
                     tx = Tx(conn=conn, actor=actor, now=now_ms())
                     result = work(tx)
+                    tx.flush_events()
                 self.metric_keys.update(tx.new_metric_keys)
                 if len(self.noted_keys) > 1_000_000:
                     self.noted_keys.clear()

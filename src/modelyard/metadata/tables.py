@@ -79,6 +79,31 @@ change_log = Table(
     Column("created_at", BigInteger, nullable=False, index=True),
 )
 
+# The outbox: one domain event per committed aspect change, written in the change's own
+# transaction; the dispatcher hands each to ``on_event`` hooks and records how that went.
+event = Table(
+    "event",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("urn", String(MAX_URN), nullable=False),
+    Column("entity_type", String(32), nullable=False),
+    Column("aspect", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("actor", String(MAX_NAME), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("version", Integer, nullable=False),
+    # pending, delivered, or failed (given up after the most attempts allowed)
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("lease_owner", String(MAX_NAME), nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+    Index("ix_event_status_id", "status", "id"),
+    Index("ix_event_urn_status_id", "urn", "status", "id"),
+)
+
 relationship = Table(
     "relationship",
     metadata,

@@ -5,16 +5,19 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from starlette.responses import HTMLResponse, Response
 
+from modelyard.routing import ErrorInfo
 from modelyard.web.assets import default_assets
-from modelyard.web.pages import router as pages_router
 from modelyard.web.templating import make_environment, render
 
-# Paths that belong to the JSON API and tools; every other path is a page.
-NOT_PAGES = ("/api/", "/charts/", "/docs", "/openapi.json", "/healthz", "/static/swagger/")
-
-
-def is_page(request: Request) -> bool:
-    return not request.url.path.startswith(NOT_PAGES)
+TITLES = {
+    400: "That request could not be understood",
+    404: "Not found",
+    405: "Not allowed",
+    409: "Conflict",
+    413: "Too large",
+    422: "That request could not be understood",
+    500: "Something went wrong",
+}
 
 
 def error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
@@ -25,7 +28,17 @@ def error_page(request: Request, status: int, title: str, message: str) -> HTMLR
     return render(request, "error.html", context, status=status)
 
 
+def page_errors(request: Request, error: ErrorInfo) -> Response:
+    """The portal's error shape: a page (or an htmx fragment) with the reason."""
+    message = f"there is no page at {request.url.path}" if error.no_route else error.message
+    title = TITLES.get(error.status, "That did not work")
+    response = error_page(request, error.status, title, message)
+    response.headers.update(error.headers)
+    return response
+
+
 def install_web(app: FastAPI) -> None:
+    """Templates (the portal's and every plugin's) and content-hashed static files."""
     plugins = app.state.plugins
     assets = default_assets(plugins.static_dirs())
     app.state.assets = assets
@@ -34,5 +47,3 @@ def install_web(app: FastAPI) -> None:
     @app.get("/static/{digest}/{name:path}", include_in_schema=False)
     def static(request: Request, digest: str, name: str) -> Response:
         return assets.response(request, digest, name)
-
-    app.include_router(pages_router)

@@ -17,6 +17,11 @@ from modelyard.web.pages import (
 
 router = APIRouter(include_in_schema=False)
 for module in (
-    home, projects, runs, charts, evaluations, evaluation_upload, models, lineage, activity, search,
+    home, projects, runs, evaluations, evaluation_upload, models, lineage, activity, search,
 ):  # fmt: skip
     router.include_router(module.router)
+
+# Chart data is JSON, so its errors are the API's shape: a family of its own.
+chart_router = APIRouter(include_in_schema=False)
+chart_router.include_router(charts.router)
+chart_router.include_router(evaluations.chart_router)

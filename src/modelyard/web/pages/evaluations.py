@@ -27,6 +27,7 @@ from modelyard.services import evaluations, runs
 from modelyard.web.templating import compressed, render
 
 router = APIRouter()
+chart_router = APIRouter()  # JSON for the pages' scripts: errors in the API's shape
 
 MAX_COMPARED = 8
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#db2777", "#0891b2", "#ca8a04", "#4b5563")
@@ -268,7 +269,7 @@ def run_evaluations(request: Request, run_id: str, store: StoreDep) -> HTMLRespo
     )
 
 
-@router.get("/charts/evaluations/{query}")
+@chart_router.get("/charts/evaluations/{query}")
 def live_query(
     request: Request,
     query: str,

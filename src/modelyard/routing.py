@@ -1,0 +1,189 @@
+"""Route families and their error shapes.
+
+Every router the app serves comes as a :class:`Routes` family (built-in or from a plugin's
+``register_routes``); the family decides how its errors look: the native JSON API answers
+``{"error": {"code", "message"}}``, the portal answers an HTML page, and a future
+MLflow-compatible mount can answer ``{"error_code", "message"}``. A route carries its family's
+renderer (set by its route class, or stamped when its family is mounted), so the exception
+handlers ask the route that served the request, never its path. A family mounted under a
+prefix also answers unknown paths below that prefix (404, or 405 with ``Allow``) in its shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
+
+from modelyard.errors import ModelyardError
+
+log = logging.getLogger("modelyard")
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """What went wrong, before a family gives it its shape."""
+
+    status: int
+    code: str
+    message: str
+    details: object = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    no_route: bool = False  # nothing is served at this path
+
+
+ErrorRenderer = Callable[[Request, ErrorInfo], Response]
+
+
+def json_errors(request: Request, error: ErrorInfo) -> Response:
+    """The native API's shape: ``{"error": {"code", "message", "details"?}}``."""
+    body: dict[str, object] = {"code": error.code, "message": error.message}
+    if error.details is not None:
+        body["details"] = error.details
+    return JSONResponse({"error": body}, status_code=error.status, headers=dict(error.headers))
+
+
+class ShapedRoute(APIRoute):
+    """A route that carries the renderer of its errors (``None``: its family's, or the app's)."""
+
+    error_renderer: ErrorRenderer | None = None
+
+
+def route_class(renderer: ErrorRenderer) -> type[APIRoute]:
+    """A route class for ``APIRouter(route_class=...)`` whose routes' errors ``renderer`` shapes."""
+    return type("ShapedRoute", (ShapedRoute,), {"error_renderer": staticmethod(renderer)})
+
+
+@dataclass(frozen=True)
+class Routes:
+    """A family of routes to mount, as returned by the ``register_routes`` hook.
+
+    ``errors`` is ``"json"`` (the API's shape), ``"page"`` (HTML pages; htmx swaps get a
+    fragment) or a renderer of your own; routes whose class carries a renderer keep theirs.
+    ``template_dirs`` are added to the portal's template search path.
+    """
+
+    router: APIRouter
+    errors: Literal["json", "page"] | ErrorRenderer = "json"
+    template_dirs: Sequence[Path] = ()
+
+
+def renderer_of(request: Request) -> ErrorRenderer:
+    route = request.scope.get("route")
+    found: ErrorRenderer | None = getattr(route, "error_renderer", None)
+    return found if found is not None else request.app.state.default_errors
+
+
+def _routes_in(routes: Iterable[Any]) -> Iterable[Any]:
+    """Every route among ``routes``, through included routers at any depth."""
+    for route in routes:
+        nested = getattr(route, "original_router", None)  # an included router (FastAPI 0.16x)
+        yield from _routes_in(nested.routes) if nested is not None else (route,)
+
+
+def mount(app: FastAPI, routes: Routes, renderer: ErrorRenderer) -> None:
+    """Serve a family: its routes' errors take ``renderer`` unless their class chose one."""
+    before = len(app.router.routes)
+    app.include_router(routes.router)
+    # The routes as the app serves them (older FastAPI copies them when including).
+    for route in _routes_in(app.router.routes[before:]):
+        if isinstance(route, APIRoute) and getattr(route, "error_renderer", None) is None:
+            route.error_renderer = renderer  # type: ignore[attr-defined]
+
+
+def add_fallback(app: FastAPI, prefix: str, renderer: ErrorRenderer) -> None:
+    """Answer unknown paths under ``prefix`` in the family's shape; add after every family."""
+
+    async def no_route(request: Request) -> Response:
+        allowed = allowed_methods(request)
+        if allowed:
+            raise HTTPException(405, headers={"Allow": allowed})
+        raise HTTPException(404)
+
+    app.router.add_api_route(
+        f"{prefix}/{{rest:path}}",
+        no_route,
+        methods=list(METHODS),
+        include_in_schema=False,
+        route_class_override=route_class(renderer),
+    )
+    app.router.routes[-1].is_fallback = True  # type: ignore[attr-defined]
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes on this path; Starlette's 405 names one route's only."""
+    routes = [r for r in request.app.router.routes if not getattr(r, "is_fallback", False)]
+    return ", ".join(
+        method
+        for method in METHODS
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    )
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, object]]]:
+    details: list[dict[str, object]] = []
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        msg = str(err.get("msg", "invalid"))
+        if err.get("type") == "json_invalid":  # its loc is a character offset, not a field
+            why = err.get("ctx", {}).get("error", "cannot be decoded")
+            loc, msg = "", f"the body is not valid JSON: {why} at character {loc}"
+        elif not loc and err.get("type") == "missing":
+            msg = "a JSON body is required"
+        parts.append(f"{loc}: {msg}" if loc else msg)
+        details.append({"field": loc, "message": msg})
+    return "; ".join(parts) or "invalid request", details
+
+
+def _http_error(request: Request, exc: HTTPException) -> ErrorInfo:
+    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+    message = str(exc.detail)
+    where = f"{request.method} {request.url.path}"
+    headers = dict(exc.headers or {})
+    no_route = exc.status_code == 404 and message == "Not Found"
+    if no_route:
+        message = f"there is no endpoint {where}"
+    elif exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
+        message = f"{where} is not allowed; this path takes {headers['Allow']}"
+    code = codes.get(exc.status_code, "HTTP_ERROR")
+    return ErrorInfo(exc.status_code, code, message, headers=headers, no_route=no_route)
+
+
+def install_error_handlers(app: FastAPI, *, default: ErrorRenderer) -> None:
+    """Errors take the shape of the route that served the request (``default`` when none)."""
+    app.state.default_errors = default
+
+    def render(request: Request, error: ErrorInfo) -> Response:
+        return renderer_of(request)(request, error)
+
+    @app.exception_handler(ModelyardError)
+    async def domain_error(request: Request, exc: ModelyardError) -> Response:
+        return render(request, ErrorInfo(exc.status, exc.code, exc.message, exc.details))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        message, details = _validation_message(exc)
+        return render(request, ErrorInfo(422, "INVALID_INPUT", message, details))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return render(request, _http_error(request, exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        message = "the server hit an unexpected error; see its log"
+        return render(request, ErrorInfo(500, "INTERNAL_ERROR", message))
