@@ -15,12 +15,14 @@ import re
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import text
 
+import modelyard
 from modelyard.api.deps import StoreDep
 
 MAX_LINES = 15
@@ -123,3 +125,17 @@ def test_the_check_catches_a_long_handler_and_one_that_reads_itself() -> None:
     assert any("/reads" in p and "opens a read transaction" in p for p in found)
     assert any(p.startswith(f"module {__name__} uses SQLAlchemy") for p in found)
     assert body_lines(_handler_with_a_transaction) == 2
+
+
+def test_services_and_the_backbone_know_no_web_framework() -> None:
+    """The layers under the API and the pages import neither FastAPI nor Starlette, so they
+    stay callable from the CLI, the SDK's local mode, workers and tests alike."""
+    root = Path(modelyard.__file__).parent
+    framework = re.compile(r"^\s*(from|import)\s+(fastapi|starlette)\b", re.M)
+    found = [
+        str(path.relative_to(root))
+        for layer in ("services", "metadata")
+        for path in sorted((root / layer).rglob("*.py"))
+        if framework.search(path.read_text())
+    ]
+    assert found == []

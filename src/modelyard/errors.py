@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -61,3 +62,28 @@ class ArtifactStoreFailed(ModelyardError):
 
     status = 502
     code = "ARTIFACT_STORE_ERROR"
+
+
+class InvalidFields(ModelyardError):
+    """A body or query whose fields fail their schema: one message naming every field, and
+    the field-by-field list in ``details``."""
+
+    status = 422
+    code = "INVALID_INPUT"
+
+    @classmethod
+    def from_errors(cls, errors: Iterable[Mapping[str, Any]]) -> InvalidFields:
+        """From pydantic's (or the framework's) list of validation errors."""
+        details: list[dict[str, object]] = []
+        parts = []
+        for err in errors:
+            where = (p for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+            loc, msg = ".".join(str(p) for p in where), str(err.get("msg", "invalid"))
+            if err.get("type") == "json_invalid":  # its loc is a character offset, not a field
+                why = err.get("ctx", {}).get("error", "cannot be decoded")
+                loc, msg = "", f"the body is not valid JSON: {why} at character {loc}"
+            elif not loc and err.get("type") == "missing":
+                msg = "a JSON body is required"
+            parts.append(f"{loc}: {msg}" if loc else msg)
+            details.append({"field": loc, "message": msg})
+        return cls("; ".join(parts) or "invalid request", details=details)

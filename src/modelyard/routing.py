@@ -24,7 +24,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from modelyard.errors import ModelyardError
+from modelyard.errors import InvalidFields, ModelyardError
 
 log = logging.getLogger("modelyard")
 
@@ -131,22 +131,6 @@ def allowed_methods(request: Request) -> str:
     )
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, object]]]:
-    details: list[dict[str, object]] = []
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-        msg = str(err.get("msg", "invalid"))
-        if err.get("type") == "json_invalid":  # its loc is a character offset, not a field
-            why = err.get("ctx", {}).get("error", "cannot be decoded")
-            loc, msg = "", f"the body is not valid JSON: {why} at character {loc}"
-        elif not loc and err.get("type") == "missing":
-            msg = "a JSON body is required"
-        parts.append(f"{loc}: {msg}" if loc else msg)
-        details.append({"field": loc, "message": msg})
-    return "; ".join(parts) or "invalid request", details
-
-
 def _http_error(request: Request, exc: HTTPException) -> ErrorInfo:
     codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
     message = str(exc.detail)
@@ -175,8 +159,8 @@ def install_error_handlers(app: FastAPI, *, default: ErrorRenderer) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        message, details = _validation_message(exc)
-        return render(request, ErrorInfo(422, "INVALID_INPUT", message, details))
+        err = InvalidFields.from_errors(exc.errors())
+        return render(request, ErrorInfo(err.status, err.code, err.message, err.details))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

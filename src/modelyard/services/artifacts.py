@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row, insert, or_, select
-from starlette.concurrency import run_in_threadpool
 
 from modelyard.artifacts.base import ArtifactStore, Staged, clean_artifact_path
 from modelyard.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
@@ -18,6 +17,7 @@ from modelyard.metadata.store import Store, Tx
 from modelyard.metadata.urn import artifact_urn
 from modelyard.schemas import ArtifactPublic
 from modelyard.services.runs import active_run, run_row
+from modelyard.services.threads import off_loop
 
 KINDS = frozenset({"dataset", "model", "table", "image", "text", "report", "other"})
 
@@ -83,19 +83,17 @@ async def upload_artifact(
     if len(media) > t.MAX_NAME:
         raise InvalidInput("media type is too long")
     # Refuse early, before reading a large body, when the run cannot take artifacts.
-    await run_in_threadpool(store.transact, lambda tx: _check_target(tx, run_id, step), actor=actor)
+    await off_loop(store.transact, lambda tx: _check_target(tx, run_id, step), actor=actor)
     staged = await artifacts.stage(run_id, path, chunks, max_bytes=max_bytes)
     committed = False
     try:
-        await run_in_threadpool(
-            _record, store, artifacts, staged, run_id, path, step, kind, media, actor
-        )
+        await off_loop(_record, store, artifacts, staged, run_id, path, step, kind, media, actor)
         committed = True
     finally:
         # A failed transaction may have published: withdraw that, so nothing is left that
         # no row points at (and no row was left pointing at nothing, as publish came first).
-        await run_in_threadpool(artifacts.discard, staged, withdraw=not committed)
-    return await run_in_threadpool(get_artifact, store, run_id=run_id, path=path)
+        await off_loop(artifacts.discard, staged, withdraw=not committed)
+    return await off_loop(get_artifact, store, run_id=run_id, path=path)
 
 
 def _record(

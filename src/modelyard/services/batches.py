@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from starlette.concurrency import run_in_threadpool
-
 from modelyard.metadata.store import Store, now_ms
 from modelyard.schemas import BatchLog, PointsBatch, SeriesBatch
 from modelyard.services import metrics, runs, timeseries
 from modelyard.services.bodies import parse_body
 from modelyard.services.metrics import MetricColumns
 from modelyard.services.series_store import ARROW
+from modelyard.services.threads import off_loop
 
 B = TypeVar("B", bound=PointsBatch)
 
@@ -51,7 +50,7 @@ async def ingest_series_batch(
     one transaction, off the event loop; returns the points recorded (0 for a batch sent
     again with the same ``batch_key``)."""
     _, points = parse_points(raw, content_type, SeriesBatch, max_points=max_points)
-    return await run_in_threadpool(
+    return await off_loop(
         timeseries.record, store, urn=urn, points=points, actor=actor, batch_key=batch_key
     )
 
@@ -70,7 +69,7 @@ async def ingest_batch(
     transaction, off the event loop; a batch sent again with the same ``batch_key`` is a
     no-op (returns False)."""
     params, tags, points = parse_batch(raw, content_type, max_points=max_points)
-    return await run_in_threadpool(
+    return await off_loop(
         runs.log_batch,
         store,
         run_id=run_id,

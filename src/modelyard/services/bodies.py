@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import TypeVar
 
 import orjson
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from modelyard.errors import InvalidInput
+from modelyard.errors import InvalidFields, InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -24,4 +23,4 @@ def parse_body(raw: bytes, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False)) from None
+        raise InvalidFields.from_errors(exc.errors(include_url=False)) from None

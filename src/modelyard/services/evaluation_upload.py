@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from starlette.concurrency import run_in_threadpool
-
 from modelyard.analyzers.base import PredictionTable, prediction_table
 from modelyard.artifacts.base import ArtifactStore
 from modelyard.errors import PayloadTooLarge
@@ -20,6 +18,7 @@ from modelyard.plugins import Plugins
 from modelyard.schemas import EvaluationCreate, EvaluationPublic
 from modelyard.services import evaluations, models
 from modelyard.services.bodies import parse_body
+from modelyard.services.threads import off_loop
 
 # What a file's name says it holds, when the browser sends no useful content type.
 KINDS = {
@@ -135,7 +134,7 @@ async def evaluate_upload(
     ``evaluation_id`` makes a retried upload a no-op."""
     if len(upload.raw) > max_bytes:
         raise too_large(max_bytes)
-    return await run_in_threadpool(
+    return await off_loop(
         _evaluate, store, files, plugins, upload=upload, run_id=run_id,
         model_version=model_version, actor=actor,
     )  # fmt: skip
