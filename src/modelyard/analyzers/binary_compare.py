@@ -20,6 +20,7 @@ from modelyard.analyzers.binary import (
     histograms,
     threshold_from_arrow,
 )
+from modelyard.schemas import ThresholdPoint
 
 POSITIVE, NEGATIVE = "#dc2626", "#2563eb"
 THRESHOLD_STEPS = 1000
@@ -27,23 +28,6 @@ ENDPOINT = "/charts/evaluations/thresholds"
 # Panels that get a marker moved by the threshold slider, and which fields of a threshold
 # point it sits at (x, y).
 MARKED_PANELS = {"ROC curve": ("fpr", "recall"), "Precision-recall curve": ("recall", "precision")}
-
-
-class Point(BaseModel):
-    """The confusion matrix and rates at one threshold."""
-
-    threshold: float
-    tp: float
-    fp: float
-    tn: float
-    fn: float
-    precision: float | None
-    recall: float | None
-    fpr: float | None
-    specificity: float | None
-    f1: float | None
-    accuracy: float | None
-    predicted_positive_share: float | None
 
 
 class RocCurve(BaseModel):
@@ -71,8 +55,8 @@ class BinaryResult(BaseModel):
     metrics: dict[str, float | None]
     default_threshold: float
     f1_optimal_threshold: float | None
-    at_default: Point
-    at_f1_optimal: Point | None
+    at_default: ThresholdPoint
+    at_f1_optimal: ThresholdPoint | None
     curves: Curves
     probabilities: bool
     weighted: bool

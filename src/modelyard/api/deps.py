@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
 from modelyard.artifacts.base import ArtifactStore
 from modelyard.metadata.store import Store
@@ -67,3 +67,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 PluginsDep = Annotated[Plugins, Depends(get_plugins)]
 # The current user's name; the same seam as CurrentUser, kept for routes that need only that.
 Actor = Annotated[str, Depends(get_actor)]
+# A client's key for one request: the same request sent again with it (a retry after a lost
+# answer) is a no-op.
+IdempotencyKey = Annotated[
+    str | None, Header(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+]

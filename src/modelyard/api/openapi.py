@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from modelyard.services.series_store import ARROW
+
 
 def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON schema with its nested definitions written in place, as a request
@@ -25,3 +27,17 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
 
     result: dict[str, Any] = walk(schema)
     return result
+
+
+def batch_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` for a route that takes a batch of points as JSON (``model``) or as
+    an Arrow IPC stream, reading the body itself."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": inline_schema(model)},
+                ARROW: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    }

@@ -9,8 +9,11 @@ published. So no artifact row ever points at content that was never written.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import re
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 from modelyard.errors import InvalidInput
-from modelyard.metadata.tables import MAX_ARTIFACT_PATH
+from modelyard.limits import MAX_ARTIFACT_PATH
 
 if TYPE_CHECKING:
     from modelyard.settings import Settings
@@ -86,6 +89,25 @@ class Staged:
     sha256: str
     handle: Any
     published: Any = None
+
+
+def write_temp_file(folder: Path, write: Callable[[Path], None]) -> tuple[Path, int, str]:
+    """A file the server writes itself (``write`` gets its path) in a temporary file under
+    ``folder``: its path, size and SHA-256; nothing is left behind when ``write`` fails."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=folder)
+    os.close(fd)
+    temp = Path(name)
+    try:
+        write(temp)
+        digest = hashlib.sha256()
+        with temp.open("rb") as f:
+            for chunk in iter(lambda: f.read(DOWNLOAD_CHUNK), b""):
+                digest.update(chunk)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return temp, temp.stat().st_size, digest.hexdigest()
 
 
 class ArtifactStore(Protocol):

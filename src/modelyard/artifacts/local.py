@@ -14,6 +14,7 @@ from modelyard.artifacts.base import (
     Staged,
     clean_artifact_path,
     clean_run_id,
+    write_temp_file,
 )
 from modelyard.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 
@@ -62,18 +63,8 @@ class LocalArtifactStore:
         return Staged(size, digest.hexdigest(), temp)
 
     def stage_written(self, write: Callable[[Path], None]) -> Staged:
-        fd, temp = self._temp()
-        os.close(fd)
-        try:
-            write(temp)
-            digest = hashlib.sha256()
-            with temp.open("rb") as f:
-                for chunk in iter(lambda: f.read(DOWNLOAD_CHUNK), b""):
-                    digest.update(chunk)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        return Staged(temp.stat().st_size, digest.hexdigest(), temp)
+        temp, size, sha256 = write_temp_file(self.root / ".incoming", write)
+        return Staged(size, sha256, temp)
 
     def publish(self, staged: Staged, run_id: str, path: str) -> None:
         if staged.published is not None:  # a retried transaction publishes again

@@ -39,6 +39,7 @@ from modelyard.artifacts.base import (
     Staged,
     clean_artifact_path,
     clean_run_id,
+    write_temp_file,
 )
 from modelyard.errors import (
     ArtifactStoreFailed,
@@ -269,21 +270,8 @@ class S3ArtifactStore:
         pending.upload_id = None
 
     def stage_written(self, write: Callable[[Path], None]) -> Staged:
-        folder = self.cache_dir / ".incoming"
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=folder)
-        os.close(fd)
-        temp = Path(name)
-        try:
-            write(temp)
-            digest = hashlib.sha256()
-            with temp.open("rb") as f:
-                for chunk in iter(lambda: f.read(DOWNLOAD_CHUNK), b""):
-                    digest.update(chunk)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        return Staged(temp.stat().st_size, digest.hexdigest(), _Pending("", file=temp))
+        temp, size, sha256 = write_temp_file(self.cache_dir / ".incoming", write)
+        return Staged(size, sha256, _Pending("", file=temp))
 
     def publish(self, staged: Staged, run_id: str, path: str) -> None:
         if staged.published is not None:  # a retried transaction publishes again

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from modelyard.api.deps import Actor, SettingsDep, StoreDep
-from modelyard.api.openapi import inline_schema
+from modelyard.api.deps import Actor, IdempotencyKey, SettingsDep, StoreDep
+from modelyard.api.openapi import batch_body
 from modelyard.schemas import (
     BatchLog,
     MetricHistory,
@@ -18,7 +18,6 @@ from modelyard.schemas import (
     TagsSet,
 )
 from modelyard.services import batches, runs, search, series
-from modelyard.services.series_store import ARROW
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -66,15 +65,7 @@ def delete_tag(run_id: str, key: str, store: StoreDep, actor: Actor) -> None:
 @router.post(
     "/{run_id}/batch",
     status_code=204,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": inline_schema(BatchLog)},
-                ARROW: {"schema": {"type": "string", "format": "binary"}},
-            },
-        }
-    },
+    openapi_extra=batch_body(BatchLog),
 )
 async def log_batch(
     run_id: str,
@@ -82,9 +73,7 @@ async def log_batch(
     store: StoreDep,
     settings: SettingsDep,
     actor: Actor,
-    idempotency_key: Annotated[
-        str | None, Header(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> None:
     """Metric points (rows or columns), params and tags in one transaction.
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from modelyard.api.deps import Actor, SettingsDep, StoreDep
-from modelyard.api.openapi import inline_schema
+from modelyard.api.deps import Actor, IdempotencyKey, SettingsDep, StoreDep
+from modelyard.api.openapi import batch_body
 from modelyard.schemas import (
     MetricHistory,
     SeriesBatch,
@@ -17,7 +17,6 @@ from modelyard.schemas import (
     SeriesReduced,
 )
 from modelyard.services import batches, timeseries
-from modelyard.services.series_store import ARROW
 
 router = APIRouter(prefix="/series", tags=["series"])
 Key = Annotated[str, Query(min_length=1, max_length=250)]
@@ -27,15 +26,7 @@ JSON = "application/json"
 @router.post(
     "/{urn:path}/batch",
     status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                JSON: {"schema": inline_schema(SeriesBatch)},
-                ARROW: {"schema": {"type": "string", "format": "binary"}},
-            },
-        }
-    },
+    openapi_extra=batch_body(SeriesBatch),
 )
 async def record_batch(
     urn: str,
@@ -43,9 +34,7 @@ async def record_batch(
     store: StoreDep,
     settings: SettingsDep,
     actor: Actor,
-    idempotency_key: Annotated[
-        str | None, Header(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> SeriesRecorded:
     """Points of an entity's series, as rows, columns or an Arrow IPC stream, in one
     transaction: the same shapes as a run's metric batch. A batch sent again with the same
