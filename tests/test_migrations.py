@@ -393,3 +393,31 @@ def test_upgrade_moves_metrics_and_time_series_made_at_0004(engine: Engine) -> N
     with engine.connect() as conn:
         assert series_store.read_history(conn, run_owner(7), "f1").values.tolist() == [1.0]
         assert series_store.read_history(conn, run_owner(7), "loss").steps.tolist()[-1] == 9
+
+
+def test_upgrade_dates_the_events_settled_before_0007(engine: Engine) -> None:
+    upgrade(engine, "0006")
+    with engine.begin() as conn:
+        for status, delivered_at, next_attempt_at in [
+            ("delivered", 500, 0),
+            ("failed", None, 700),  # given up: its next attempt was never made
+            ("pending", None, 900),
+        ]:
+            conn.execute(
+                text(
+                    "INSERT INTO event (urn, entity_type, aspect, kind, actor, created_at, "
+                    "version, status, attempts, next_attempt_at, delivered_at) VALUES "
+                    "('urn:modelyard:project:1', 'project', 'tags', 'updated', 'me', 100, 1, "
+                    ":status, 1, :next_attempt_at, :delivered_at)"
+                ),
+                {
+                    "status": status,
+                    "delivered_at": delivered_at,
+                    "next_attempt_at": next_attempt_at,
+                },
+            )
+    upgrade(engine)
+    assert schema_diff(engine)[0] == []
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT status, settled_at FROM event ORDER BY id")).all()
+    assert [tuple(r) for r in found] == [("delivered", 500), ("failed", 700), ("pending", None)]

@@ -78,6 +78,7 @@ def make_dispatcher(store: Store, app: FastAPI, settings: Settings) -> Dispatche
         poll_interval=settings.event_poll_interval,
         handler_timeout=settings.event_handler_timeout,
         max_attempts=settings.event_max_attempts,
+        retention_hours=settings.event_retention_hours,
     )
 
 

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     event_max_attempts: int = Field(
         default=25, ge=1, description="Attempts at delivering an event before giving it up."
     )
+    event_retention_hours: float = Field(
+        default=168,
+        ge=0,
+        description="Hours a delivered or given-up event stays in the outbox before it is "
+        "removed (the change log keeps the history); 0 keeps them all.",
+    )
 
     @field_validator("plugins", mode="before")
     @classmethod

@@ -6,6 +6,10 @@ dispatcher that claims an entity's first pending event owns the entity's queue u
 settles it. The claim itself is one short write transaction; on PostgreSQL it takes rows with
 ``FOR UPDATE SKIP LOCKED`` so concurrent dispatchers never claim the same event, and on SQLite
 the write lock (``BEGIN IMMEDIATE``) serialises them.
+
+Settled events (delivered, or given up) are removed a retention period after they were
+settled, a bounded batch per transaction (``prune``). Only pending events hold back an entity's
+later ones, and those are never removed, so pruning cannot change the order of delivery.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, or_, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, or_, select, update
 
 from modelyard.events import DomainEvent, EventKind
 from modelyard.metadata import tables as t
@@ -53,6 +57,7 @@ def outbox_row(
         "last_error": None,
         "lease_owner": None,
         "lease_until": None,
+        "settled_at": None,
     }
 
 
@@ -121,7 +126,9 @@ def mark_delivered(
     conn.execute(
         update(_E)
         .where(_E.c.id.in_(event_ids))
-        .values(status=DELIVERED, delivered_at=now, lease_owner=None, lease_until=None)
+        .values(
+            status=DELIVERED, delivered_at=now, settled_at=now, lease_owner=None, lease_until=None
+        )
     )
     conn.execute(
         update(_E)
@@ -159,6 +166,7 @@ def mark_failed(
             attempts=attempts,
             last_error=error[:4000],
             next_attempt_at=now + backoff(attempts),
+            settled_at=now if gave_up else None,
             lease_owner=None,
             lease_until=None,
         )
@@ -193,6 +201,21 @@ def lease_owners(conn: Connection) -> list[str]:
             .distinct()
         ).scalars()
     )
+
+
+def prune(conn: Connection, *, settled_before: int, limit: int) -> int:
+    """Remove up to ``limit`` delivered or given-up events settled before ``settled_before``
+    (oldest first); returns how many. Call inside a write transaction. On PostgreSQL rows
+    another pruner holds are skipped, so concurrent pruners neither wait nor collide."""
+    doomed = (
+        select(_E.c.id)
+        .where(_E.c.settled_at < settled_before, _E.c.status.in_([DELIVERED, FAILED]))
+        .order_by(_E.c.settled_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        doomed = doomed.with_for_update(skip_locked=True)
+    return int(conn.execute(delete(_E).where(_E.c.id.in_(doomed))).rowcount)
 
 
 def counts(conn: Connection) -> dict[str, int]:

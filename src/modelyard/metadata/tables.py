@@ -100,8 +100,11 @@ event = Table(
     Column("last_error", Text, nullable=True),
     Column("lease_owner", String(MAX_NAME), nullable=True),
     Column("lease_until", BigInteger, nullable=True),
+    # When it was delivered or given up (null while pending): removed a retention period later.
+    Column("settled_at", BigInteger, nullable=True),
     Index("ix_event_status_id", "status", "id"),
     Index("ix_event_urn_status_id", "urn", "status", "id"),
+    Index("ix_event_settled_at", "settled_at"),
 )
 
 relationship = Table(

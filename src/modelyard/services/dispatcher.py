@@ -5,6 +5,10 @@ A handler runs on its own daemon thread and is waited for at most ``handler_time
 so one that hangs costs the dispatcher that long and nothing else. A failed or timed-out event
 is retried with exponential backoff (its entity's later events wait for it), and given up after
 ``max_attempts``; every failure is logged and counted (``/healthz``).
+
+About once a minute the dispatcher also removes the events delivered or given up longer than
+``retention_hours`` ago (the change log is the history; the outbox is only a delivery queue),
+a bounded batch per transaction so it never holds the database for long.
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ CLAIM_ENTITIES = 50
 CLAIM_EVENTS = 500
 # A lease outlives the slowest handler by this margin; renewed after every delivered event.
 LEASE_MARGIN_MS = 30_000
+# Settled events are removed at most this often, this many per transaction, and in at most
+# this many transactions per pass.
+PRUNE_EVERY_MS = 60_000
+PRUNE_BATCH = 1_000
+PRUNE_BATCHES = 5
 # Dispatchers alive in this process: a lease held under this process's id by anyone else is
 # a previous process's that had the same id (a container restarted as pid 1).
 _RUNNING: set[str] = set()
@@ -60,6 +69,9 @@ class Dispatcher:
         poll_interval: float = 0.5,
         handler_timeout: float = 30.0,
         max_attempts: int = 25,
+        retention_hours: float = 168,
+        prune_batch: int = PRUNE_BATCH,
+        prune_batches: int = PRUNE_BATCHES,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.store = store
@@ -67,12 +79,17 @@ class Dispatcher:
         self.poll_interval = poll_interval
         self.handler_timeout = handler_timeout
         self.max_attempts = max_attempts
+        # 0 keeps every event; any other retention is at least a millisecond.
+        self.retention_ms = max(1, int(retention_hours * 3_600_000)) if retention_hours else 0
+        self.prune_batch, self.prune_batches = prune_batch, prune_batches
         self.clock = clock
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.owner = f"{self.host}/{self.pid}/{uuid.uuid4().hex[:8]}"
         self.lease_ms = int(handler_timeout * 1000) + LEASE_MARGIN_MS
         self.delivered = 0  # by this process since it started
         self.handler_errors = 0
+        self.pruned = 0
+        self._next_prune = 0  # clock time of the next pass
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -102,6 +119,10 @@ class Dispatcher:
         except Exception:
             log.exception("could not release the leases of stopped dispatchers")
         while not self._stop.is_set():
+            try:
+                self.maybe_prune()
+            except Exception:  # kept for the next pass
+                log.exception("event dispatcher: could not remove old events")
             try:
                 handled = self.run_once()
             except Exception:  # the database may be away for a moment; try again later
@@ -211,6 +232,37 @@ class Dispatcher:
         worker.join(self.handler_timeout)
         return outcome
 
+    # -- removing settled events -------------------------------------------------------------
+
+    def maybe_prune(self) -> int:
+        """A pass of ``prune`` if the last one was ``PRUNE_EVERY_MS`` ago or more."""
+        now = self.clock()
+        if not self.retention_ms or now < self._next_prune:
+            return 0
+        self._next_prune = now + PRUNE_EVERY_MS
+        return self.prune()
+
+    def prune(self) -> int:
+        """Remove events delivered or given up more than the retention ago, in up to
+        ``prune_batches`` transactions of ``prune_batch`` events; returns how many."""
+        if not self.retention_ms:
+            return 0
+        removed = 0
+        for _ in range(self.prune_batches):
+            batch = self._prune_batch(self.clock() - self.retention_ms)
+            removed += batch
+            if batch < self.prune_batch:
+                break
+        self.pruned += removed
+        return removed
+
+    def _prune_batch(self, before: int) -> int:
+        return int(
+            self._write(
+                lambda tx: outbox.prune(tx.conn, settled_before=before, limit=self.prune_batch)
+            )
+        )
+
     # -- bookkeeping ---------------------------------------------------------------------
 
     def release_dead_owners(self) -> None:
@@ -232,7 +284,8 @@ class Dispatcher:
     def health(self) -> dict[str, int]:
         with self.store.read() as conn:
             found = outbox.counts(conn)
-        return {**found, "delivered": self.delivered, "handler_errors": self.handler_errors}
+        mine = {"delivered": self.delivered, "handler_errors": self.handler_errors}
+        return {**found, **mine, "pruned": self.pruned}
 
     def _write(self, work: Callable[[Tx], Any]) -> Any:
         return self.store.transact(work, actor="modelyard-dispatcher")
