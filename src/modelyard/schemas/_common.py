@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from modelyard.limits import (
+    INT64_MAX,
     MAX_DESCRIPTION,
     MAX_ERROR,
     MAX_KEY,
@@ -27,6 +28,10 @@ ErrorText = Annotated[str, StringConstraints(max_length=MAX_ERROR)]
 Urn = Annotated[str, StringConstraints(max_length=MAX_URN)]
 RunId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 Millis = Annotated[int, Field(ge=0, le=2**53)]
+# Whole numbers compared with stored ones: anything beyond 64 bits is a 422, never a 500.
+Int64 = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
+Natural = Annotated[int, Field(ge=0, le=INT64_MAX)]
+Serial = Annotated[int, Field(ge=1, le=INT64_MAX)]
 
 
 class Strict(BaseModel):
