@@ -102,6 +102,9 @@ event = Table(
     Column("lease_until", BigInteger, nullable=True),
     Index("ix_event_status_id", "status", "id"),
     Index("ix_event_urn_status_id", "urn", "status", "id"),
+    # /healthz counts the pending events being retried: a range of this index, so a large
+    # backlog of first attempts is never read through.
+    Index("ix_event_status_attempts", "status", "attempts"),
 )
 
 relationship = Table(
