@@ -83,3 +83,25 @@ def test_a_model_version_beyond_64_bits_is_refused(
 def test_pages_refuse_numbers_beyond_64_bits_with_a_page(api: httpx.Client, path: str) -> None:
     new_run(api)
     get_page(api, path, status=422)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"y_true": [None, []], "y_score": [0.1, 0.2]},
+        {"y_true": [0, 1], "y_score": [[0.1, 0.9], [0.2]]},
+        {"y_true": [0, 1], "y_score": [0.1, [0.2]]},
+        {"y_true": [0, 1], "y_score": [0.1, 0.2], "weights": [1, [1, 2]]},
+        {"y_true": [0, 1], "y_score": [0.1, 0.2], "groups": {"g": [["a"], "b"]}},
+        {"y_true": ["a", "b"], "y_score": [[0.1, 0.9], [0.8, 0.2]], "classes": [["a"], ["b", "c"]]},
+        {"y_true": ["a", "b"], "y_score": [[0.1, 0.9], [0.8, 0.2]], "classes": [["a"], ["b"]]},
+    ],
+)
+def test_ragged_prediction_columns_are_refused_and_nothing_is_stored(
+    api: httpx.Client, body: dict[str, Any]
+) -> None:
+    run = new_run(api)
+    resp = api.post(f"{API}/runs/{run}/evaluations", json=body)
+    assert_error(resp, 400)
+    assert api.get(f"{API}/runs/{run}/evaluations").json() == []
+    assert api.get(f"{API}/runs/{run}/artifacts").json() == []
