@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from modelyard.limits import INT64_MAX
+from modelyard.schemas import ErrorBody
 from tests.helpers import API, assert_error, get_page, new_run
 
 BEYOND = [str(INT64_MAX + 1), str(-INT64_MAX - 2), str(10**30), "9" * 4000]
@@ -105,3 +106,29 @@ def test_ragged_prediction_columns_are_refused_and_nothing_is_stored(
     assert_error(resp, 400)
     assert api.get(f"{API}/runs/{run}/evaluations").json() == []
     assert api.get(f"{API}/runs/{run}/artifacts").json() == []
+
+
+def test_the_api_document_gives_every_operation_the_error_shape_it_answers(
+    app: FastAPI, api: httpx.Client
+) -> None:
+    spec = app.openapi()
+    error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            for status in ("4XX", "5XX"):
+                content = op["responses"].get(status, {}).get("content", {})
+                assert content.get("application/json", {}).get("schema") == error_ref, (
+                    method, path, status,
+                )  # fmt: skip
+            assert "422" not in op["responses"], (method, path)
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    refused = [
+        api.get(f"{API}/series/urn:modelyard:dataset:nope/history", params={"key": "k"}),
+        api.get(
+            f"{API}/series/urn:modelyard:dataset:nope/history", params={"key": "k", "end": "x"}
+        ),
+        api.get(f"{API}/runs/{'0' * 32}"),
+    ]
+    for resp in refused:
+        assert ErrorBody.model_validate(resp.json()).error.message
+    assert [r.status_code for r in refused] == [404, 422, 404]

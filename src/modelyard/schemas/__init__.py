@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from modelyard.schemas._common import (
     Description,
+    ErrorBody,
+    ErrorDetail,
     ErrorText,
     Int64,
     Key,
@@ -57,6 +59,8 @@ __all__ = [
     "ChangePublic",
     "DatasetIn",
     "Description",
+    "ErrorBody",
+    "ErrorDetail",
     "ErrorText",
     "EvaluationCreate",
     "EvaluationPublic",

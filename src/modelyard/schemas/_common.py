@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -37,3 +37,15 @@ Serial = Annotated[int, Field(ge=1, le=INT64_MAX)]
 class Strict(BaseModel):
     # A request body: unknown fields are refused, not ignored.
     model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None  # left out when there are none; the fields refused, for a 422
+
+
+class ErrorBody(BaseModel):
+    """Every error of the JSON API: ``{"error": {"code", "message", "details"?}}``."""
+
+    error: ErrorDetail
