@@ -132,3 +132,19 @@ def test_the_api_document_gives_every_operation_the_error_shape_it_answers(
     for resp in refused:
         assert ErrorBody.model_validate(resp.json()).error.message
     assert [r.status_code for r in refused] == [404, 422, 404]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/x%0Ay",
+        "/api/v1/nope%0A/more",
+        "/api/v1/series/urn:modelyard:dataset:a%0Ab/latest",
+        "/api/v1/series/urn:modelyard:dataset:a%0D%0Ab/history?key=k",
+    ],
+)
+def test_a_path_with_a_line_break_gets_a_json_error_under_the_api(
+    api: httpx.Client, path: str
+) -> None:
+    assert_error(api.get(path), 404, "NOT_FOUND")
+    assert_error(api.post(path, json={}), (404, 405))
