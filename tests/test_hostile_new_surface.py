@@ -148,3 +148,26 @@ def test_a_path_with_a_line_break_gets_a_json_error_under_the_api(
 ) -> None:
     assert_error(api.get(path), 404, "NOT_FOUND")
     assert_error(api.post(path, json={}), (404, 405))
+
+
+@pytest.mark.parametrize(
+    "num_rows", [INT64_MAX + 1, 10**30, -1, True, 1.5, "5"]
+)  # fmt: skip
+def test_a_dataset_row_count_that_is_no_64_bit_count_is_refused_and_nothing_is_recorded(
+    api: httpx.Client, num_rows: object
+) -> None:
+    run = new_run(api)
+    body = {"datasets": [{"name": "rows", "num_rows": num_rows}]}
+    assert "num_rows" in assert_error(api.post(f"{API}/runs/{run}/inputs", json=body), 422)
+    assert_error(api.get(f"{API}/entities/urn:modelyard:dataset:rows/aspects"), 404)
+
+
+@pytest.mark.parametrize("when", [False, True, 1.0, "5"])
+def test_a_run_time_that_is_no_json_integer_is_refused(api: httpx.Client, when: object) -> None:
+    assert "start_time" in assert_error(
+        api.post(f"{API}/runs", json={"project": "p", "start_time": when}), 422
+    )
+    run = new_run(api)
+    update = {"status": "finished", "end_time": when}
+    assert "end_time" in assert_error(api.patch(f"{API}/runs/{run}", json=update), 422)
+    assert api.get(f"{API}/runs/{run}").json()["status"] == "running"

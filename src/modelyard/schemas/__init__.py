@@ -7,6 +7,7 @@ Every name is re-exported here: ``from modelyard.schemas import RunPublic`` work
 from __future__ import annotations
 
 from modelyard.schemas._common import (
+    Count,
     Description,
     ErrorBody,
     ErrorDetail,
@@ -57,6 +58,7 @@ __all__ = [
     "AspectVersion",
     "BatchLog",
     "ChangePublic",
+    "Count",
     "DatasetIn",
     "Description",
     "ErrorBody",
