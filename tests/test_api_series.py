@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -221,6 +222,21 @@ def test_unknown_entities_and_series_are_404(api: httpx.Client, urn: str) -> Non
     assert_error(resp, 404)
     assert_error(api.get(f"{API}/series/not-a-urn/latest"), 400)
     assert api.get(f"{API}/timeseries", params={"urn": urn, "name": "x"}).status_code == 404
+
+
+@pytest.mark.parametrize("name", ["a/b", "a b", "é", "a%b"])
+def test_an_entity_whose_urn_holds_escapes_is_reached_by_encoding_the_urn_in_the_path(
+    api: httpx.Client, name: str
+) -> None:
+    urn = new_dataset(api, name)
+    # The URN as is in the path: the server receives it decoded, so it names no entity.
+    message = assert_error(send(api, urn, columns={"key": "x", "value": [1.0]}), 400)
+    assert quote(urn, safe=":") in message
+    for path in ("history", "reduced", "latest"):
+        resp = api.get(f"{API}/series/{urn}/{path}", params={"key": "x"})
+        assert quote(urn, safe=":") in assert_error(resp, 400)
+    assert record(api, quote(urn, safe=":"), columns={"key": "x", "value": [1.0]}) == 1
+    assert history(api, quote(urn, safe=":"), "x")["values"] == [1.0]
 
 
 @pytest.mark.parametrize(

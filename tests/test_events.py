@@ -10,12 +10,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 from modelyard.app import create_app
 from modelyard.events import DomainEvent
@@ -23,6 +24,7 @@ from modelyard.hookspecs import hookimpl
 from modelyard.metadata import outbox
 from modelyard.metadata import tables as t
 from modelyard.metadata.aspects import ProjectProperties, Tags
+from modelyard.metadata.engine import make_engine, upgrade
 from modelyard.metadata.store import Store, Tx
 from modelyard.services.dispatcher import Dispatcher, backoff_ms
 from modelyard.settings import Settings
@@ -448,3 +450,54 @@ def test_an_entitys_events_are_numbered_in_the_order_their_changes_commit(
     # ... so its event comes after the first's.
     actors = [e["actor"] for e in outbox_rows(store) if e["urn"] == urn]
     assert actors == ["local", "first", "second"]
+
+
+def _backlog(engine: Any, first: int, n: int) -> None:
+    rows = [
+        outbox.outbox_row(
+            urn=f"urn:modelyard:dataset:d{i % 100}",
+            entity_type="dataset",
+            aspect="tags",
+            kind="updated",
+            actor="someone",
+            created_at=i,
+            version=i,
+        )
+        for i in range(first, first + n)
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(t.event), rows)
+
+
+def _counted_with_work(engine: Any) -> tuple[dict[str, int], int]:
+    """The /healthz counts, and how many SQLite VM steps (in hundreds) they took."""
+    steps = [0]
+
+    def tick() -> int:
+        steps[0] += 1
+        return 0
+
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        raw.set_progress_handler(tick, 100)
+        try:
+            found = outbox.counts(conn)
+        finally:
+            raw.set_progress_handler(None, 0)
+    return found, steps[0]
+
+
+def test_healthz_counts_cost_no_more_as_the_backlog_grows(tmp_path: Path) -> None:
+    # Its own SQLite file: the work is counted in SQLite's virtual machine steps.
+    engine = make_engine(f"sqlite:///{tmp_path / 'backlog.db'}")
+    upgrade(engine)
+    _backlog(engine, 0, 15_000)
+    with engine.begin() as conn:
+        conn.execute(update(t.event).where(t.event.c.id == 3).values(attempts=2))
+    found, small = _counted_with_work(engine)
+    assert found == {"pending": outbox.COUNT_CAP, "retrying": 1, "failed": 0}
+    _backlog(engine, 15_000, 60_000)
+    found, large = _counted_with_work(engine)
+    assert found == {"pending": outbox.COUNT_CAP, "retrying": 1, "failed": 0}
+    assert large <= small * 1.2 + 10, (small, large)
+    engine.dispose()

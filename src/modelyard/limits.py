@@ -19,6 +19,8 @@ MAX_DESCRIPTION = 10_000
 MAX_MESSAGE = 10_000
 MAX_ERROR = 20_000
 MAX_URI = 4000
+# Whole numbers the database keeps (steps, times, ids, versions) are signed 64-bit.
+INT64_MAX = 2**63 - 1
 
 RunStatus = Literal["running", "finished", "failed", "killed"]
 StepStatus = Literal["pending", "running", "finished", "failed", "skipped"]

@@ -21,6 +21,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -102,6 +103,22 @@ def mount(app: FastAPI, routes: Routes, renderer: ErrorRenderer) -> None:
             route.error_renderer = renderer  # type: ignore[attr-defined]
 
 
+class _AnyPath(Convertor[str]):
+    """Like ``path``, and across line breaks: Starlette's ``path`` stops at a %0A, so a path
+    holding one would match no route at all and get the app's default error shape."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anypath", _AnyPath())
+
+
 def add_fallback(app: FastAPI, prefix: str, renderer: ErrorRenderer) -> None:
     """Answer unknown paths under ``prefix`` in the family's shape; add after every family."""
 
@@ -112,7 +129,7 @@ def add_fallback(app: FastAPI, prefix: str, renderer: ErrorRenderer) -> None:
         raise HTTPException(404)
 
     app.router.add_api_route(
-        f"{prefix}/{{rest:path}}",
+        f"{prefix}/{{rest:anypath}}",
         no_route,
         methods=list(METHODS),
         include_in_schema=False,

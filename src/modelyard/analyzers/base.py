@@ -211,7 +211,12 @@ class Analyzer:
 
 
 def _column(name: str, values: Any) -> np.ndarray[Any, Any]:
-    arr = np.asarray(values)
+    try:
+        arr = np.asarray(values)
+    except ValueError:  # ragged: lists of different lengths, or lists beside single values
+        raise InvalidInput(
+            f"{name} must be a column of single values (or, for y_score, of lists of one length)"
+        ) from None
     if arr.dtype == object:
         try:
             arr = arr.astype(np.float64)
@@ -299,7 +304,9 @@ def _multiclass_labels(
             )
     if len(classes) != k:
         raise InvalidInput(f"{len(classes)} classes named but y_score has {k} columns")
-    names = np.asarray(classes)
+    names = _column("classes", classes)
+    if names.ndim != 1:
+        raise InvalidInput("classes must be a list of single values")
     order = np.argsort(names, kind="stable")
     pos = np.searchsorted(names[order], y_true)
     pos = np.clip(pos, 0, k - 1)

@@ -6,7 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from modelyard.schemas import ErrorBody
 from modelyard.services.series_store import ARROW
+
+# Every route of the JSON API answers its errors in one shape (400 bad input, 404, 409, 413,
+# 422 naming each refused field; 502/503 when the artifact store fails).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "The request was refused; the message says why"},
+    "5XX": {"model": ErrorBody, "description": "The server or its artifact store failed"},
+}
 
 
 def inline_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -105,6 +105,9 @@ event = Table(
     Index("ix_event_status_id", "status", "id"),
     Index("ix_event_urn_status_id", "urn", "status", "id"),
     Index("ix_event_settled_at", "settled_at"),
+    # /healthz counts the pending events being retried: a range of this index, so a large
+    # backlog of first attempts is never read through.
+    Index("ix_event_status_attempts", "status", "attempts"),
 )
 
 relationship = Table(

@@ -55,6 +55,19 @@ def parse_urn(text: str) -> Urn:
     return Urn(entity_type, ident)
 
 
+def canonical_urn(text: str) -> Urn:
+    """A URN exactly as :func:`make_urn` writes it. A URN put in a URL path unquoted loses its
+    escapes on the way (``a%2Fb`` arrives as ``a/b``): refused with how to send it."""
+    urn = parse_urn(text)
+    made = make_urn(urn.type, *urn.parts)
+    if made != text:
+        raise InvalidInput(
+            f"{text!r} is not a URN as modelyard writes it (that would be {made!r}); in a URL "
+            f"path, percent-encode the URN itself: {quote(made, safe=':')}"
+        )
+    return urn
+
+
 def project_urn(project_id: int) -> str:
     return make_urn("project", project_id)
 

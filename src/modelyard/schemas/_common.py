@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Strict as NoCoercion
 
 from modelyard.limits import (
+    INT64_MAX,
     MAX_DESCRIPTION,
     MAX_ERROR,
     MAX_KEY,
@@ -26,9 +28,27 @@ Message = Annotated[str, StringConstraints(max_length=MAX_MESSAGE)]
 ErrorText = Annotated[str, StringConstraints(max_length=MAX_ERROR)]
 Urn = Annotated[str, StringConstraints(max_length=MAX_URN)]
 RunId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
-Millis = Annotated[int, Field(ge=0, le=2**53)]
+# In request bodies a whole number is a JSON integer: true, 1.0 or "5" is refused, not read as one.
+Millis = Annotated[int, NoCoercion(), Field(ge=0, le=2**53)]
+Count = Annotated[int, NoCoercion(), Field(ge=0, le=INT64_MAX)]
+# Whole numbers compared with stored ones: anything beyond 64 bits is a 422, never a 500.
+Int64 = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
+Natural = Annotated[int, Field(ge=0, le=INT64_MAX)]
+Serial = Annotated[int, Field(ge=1, le=INT64_MAX)]
 
 
 class Strict(BaseModel):
     # A request body: unknown fields are refused, not ignored.
     model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None  # left out when there are none; the fields refused, for a 422
+
+
+class ErrorBody(BaseModel):
+    """Every error of the JSON API: ``{"error": {"code", "message", "details"?}}``."""
+
+    error: ErrorDetail

@@ -7,14 +7,14 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from modelyard.limits import MAX_NAME, MAX_URI
-from modelyard.schemas._common import Description, Name, Strict, Urn
+from modelyard.schemas._common import Count, Description, Name, Strict, Urn
 
 
 class DatasetIn(Strict):
     name: Name
     uri: Annotated[str, StringConstraints(max_length=MAX_URI)] | None = None
     digest: Annotated[str, StringConstraints(max_length=MAX_NAME)] | None = None
-    num_rows: Annotated[int, Field(ge=0)] | None = None
+    num_rows: Count | None = None
     description: Description = ""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -215,18 +216,19 @@ class Unsatisfiable(Exception):
     """The byte range asked for lies outside the content."""
 
 
+_SINGLE_RANGE = re.compile(r"bytes=[ \t]*([0-9]*)-([0-9]*)[ \t]*")
+
+
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     """The (first, last) byte of a single ``Range: bytes=…`` request; None to send the whole
     content (no header, another unit, several ranges, or a malformed one, which RFC 9110 lets
-    a server ignore). Raises Unsatisfiable when the range cannot be satisfied."""
-    if not header or not header.startswith("bytes=") or "," in header:
+    a server ignore). Raises Unsatisfiable when the range cannot be satisfied. Only ASCII
+    digits count: a header is Latin-1 text, where "²" is a digit to ``str.isdigit``."""
+    found = _SINGLE_RANGE.fullmatch(header or "")
+    if found is None or not any(found.groups()):
         return None
-    first, sep, last = header.removeprefix("bytes=").strip().partition("-")
-    if not sep or not (first.isdigit() or last.isdigit()):
-        return None
-    if not first.isdigit() or (last and not last.isdigit()):
-        if first or not last.isdigit():
-            return None
+    first, last = found.groups()
+    if not first:
         suffix = int(last)  # bytes=-N: the last N bytes
         if not suffix or not size:
             raise Unsatisfiable

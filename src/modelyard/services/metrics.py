@@ -13,14 +13,12 @@ from sqlalchemy import Connection
 
 from modelyard.errors import InvalidInput, PayloadTooLarge
 from modelyard.floats import SPECIAL_FLOATS, encode_float
+from modelyard.limits import INT64_MAX
 from modelyard.metadata import tables as t
 from modelyard.metadata.store import Store, Tx
 from modelyard.schemas import MetricPointIn
 from modelyard.services import series_store
 from modelyard.services.series_store import History, Points, run_owner
-
-INT64_MAX = 2**63 - 1
-
 
 MetricColumns = Points
 

@@ -14,7 +14,7 @@ from modelyard.errors import InvalidInput, NotFound
 from modelyard.floats import encode_float
 from modelyard.metadata import tables as t
 from modelyard.metadata.store import Store, Tx, dialect_insert, entity_exists
-from modelyard.metadata.urn import parse_urn
+from modelyard.metadata.urn import canonical_urn, parse_urn
 from modelyard.schemas import SeriesLatest
 from modelyard.services import series_store
 from modelyard.services.runs import run_row
@@ -39,7 +39,7 @@ def _entity_owner(tx: Tx, urn: str) -> Owner:
 
 def _check_entity(conn: Connection, urn: str) -> str:
     """The entity's type; NotFound when it does not exist."""
-    entity_type = parse_urn(urn).type
+    entity_type = canonical_urn(urn).type
     if not entity_exists(conn, [urn]):
         raise NotFound(f"{urn} does not exist")
     return entity_type

@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from modelyard.api.openapi import ERROR_RESPONSES
 from modelyard.api.v1 import (
     artifacts,
     changes,
@@ -15,7 +16,7 @@ from modelyard.api.v1 import (
     timeseries,
 )
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 for module in (
     projects, runs, steps, artifacts, lineage, entities, changes, evaluations, models, timeseries,
 ):  # fmt: skip

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -60,7 +60,15 @@ def _download_headers(got: artifacts.Download) -> dict[str, str]:
     }
 
 
-@router.get("/{path:path}", response_class=StreamingResponse)
+DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The whole content", "content": {"*/*": {}}},
+    206: {"description": "The byte range asked for (Content-Range)", "content": {"*/*": {}}},
+    307: {"description": "A presigned URL of the object store (redirected downloads)"},
+    416: {"description": "The range asked for lies outside the content (empty body)"},
+}
+
+
+@router.get("/{path:path}", response_class=StreamingResponse, responses=DOWNLOAD_RESPONSES)
 def download_artifact(
     run_id: str, path: str, store: StoreDep, files: ArtifactsDep, settings: SettingsDep,
     range: Annotated[str | None, Header(max_length=200)] = None,

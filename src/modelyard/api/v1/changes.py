@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from modelyard.api.deps import StoreDep
-from modelyard.schemas import ChangePublic
+from modelyard.schemas import ChangePublic, Natural, Serial
 from modelyard.services import changes
 
 router = APIRouter(prefix="/changes", tags=["changes"])
@@ -16,9 +16,9 @@ def list_changes(
     store: StoreDep,
     urn: str | None = None,
     actor: str | None = None,
-    since: Annotated[int | None, Query(ge=0)] = None,
-    until: Annotated[int | None, Query(ge=0)] = None,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    since: Natural | None = None,
+    until: Natural | None = None,
+    before_id: Serial | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ChangePublic]:
     """The change log, newest first; page with ``before_id``; ``since`` and ``until``

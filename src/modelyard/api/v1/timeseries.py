@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from modelyard.api.deps import Actor, IdempotencyKey, SettingsDep, StoreDep
 from modelyard.api.openapi import batch_body
 from modelyard.schemas import (
+    Int64,
     MetricHistory,
     SeriesBatch,
     SeriesLatest,
@@ -54,8 +55,8 @@ def history(
     store: StoreDep,
     format: Literal["json", "arrow"] = "json",
     axis: Literal["step", "time"] = "step",
-    start: int | None = None,
-    end: int | None = None,
+    start: Int64 | None = None,
+    end: Int64 | None = None,
 ) -> Response:
     """Every point of a series ordered by step then time, or only those whose step (or time,
     with ``axis=time``) lies in [start, end]; ``format=arrow`` for an Arrow IPC stream."""

@@ -13,7 +13,7 @@ from modelyard.api.deps import StoreDep
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.metadata.store import Store
 from modelyard.metadata.urn import parse_urn
-from modelyard.schemas import AspectVersion
+from modelyard.schemas import AspectVersion, Serial
 from modelyard.services import changes, entities
 from modelyard.web.diff import changed_keys, line_diff
 from modelyard.web.templating import render
@@ -106,7 +106,7 @@ def activity(
     actor: Annotated[str, Query(max_length=250)] = "",
     since: Annotated[str, Query(max_length=40)] = "",
     until: Annotated[str, Query(max_length=40)] = "",
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Serial | None = None,
 ) -> HTMLResponse:
     """The change log, newest first, filtered by entity, actor and time; "Older" pages on."""
     filters = {"urn": urn.strip(), "actor": actor.strip(), "since": since, "until": until}
@@ -161,8 +161,8 @@ def history(
     store: StoreDep,
     urn: Annotated[str, Query(max_length=4096)],
     aspect: Annotated[str, Query(max_length=100)],
-    version: Annotated[int | None, Query(ge=1)] = None,
-    against: Annotated[int | None, Query(ge=1)] = None,
+    version: Serial | None = None,
+    against: Serial | None = None,
 ) -> HTMLResponse:
     """Every version of one aspect of an entity, and the diff between two of them."""
     context = history_context(store, urn, aspect, version, against)

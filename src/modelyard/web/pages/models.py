@@ -9,6 +9,7 @@ from starlette.responses import HTMLResponse
 
 from modelyard.api.deps import StoreDep
 from modelyard.metadata.store import Store
+from modelyard.schemas import Serial
 from modelyard.services import evaluations, models
 from modelyard.web.pages.evaluations import KEY_METRICS
 from modelyard.web.templating import render
@@ -31,7 +32,7 @@ def version_context(store: Store, model: str, version: int) -> dict[str, Any]:
 
 
 @router.get("/models/{model:path}/versions/{version}", response_class=HTMLResponse)
-def version_page(request: Request, model: str, version: int, store: StoreDep) -> HTMLResponse:
+def version_page(request: Request, model: str, version: Serial, store: StoreDep) -> HTMLResponse:
     """A model version: the run that made it and its evaluations."""
     return render(request, "model_version.html", version_context(store, model, version))
 
