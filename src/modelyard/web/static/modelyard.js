@@ -12,11 +12,16 @@
     var base = {
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
       font: { color: text, size: 12 }, margin: { l: 52, r: 12, t: 12, b: 38 },
-      legend: { orientation: "h", y: -0.2 }, hovermode: "x unified",
+      // Above the plot, where it cannot cover an axis title or rotated tick labels.
+      legend: { orientation: "h", x: 0, xanchor: "left", y: 1.02, yanchor: "bottom" },
+      hovermode: "x unified",
     };
     var out = Object.assign(base, layout || {});
-    ["xaxis", "yaxis"].forEach(function (ax) {
-      out[ax] = Object.assign({ gridcolor: line, zerolinecolor: line, linecolor: muted }, out[ax] || {});
+    // Every axis (a second y axis too) makes room for its tick labels and title.
+    var axes = Object.keys(out).filter(function (k) { return /^[xy]axis\d*$/.test(k); });
+    ["xaxis", "yaxis"].concat(axes).forEach(function (ax) {
+      out[ax] = Object.assign({ gridcolor: line, zerolinecolor: line, linecolor: muted, automargin: true },
+        out[ax] || {});
     });
     return out;
   }

@@ -1,0 +1,179 @@
+"""What a user sees on a phone (390 px) and a desktop (1440 px), light and dark: no page grows
+wider than the window even with 200-character names, every compared model stays in view,
+button text stays readable in the dark theme, and chart legends leave axis titles clear."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from playwright.sync_api import Page
+
+API = "/api/v1"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1440, "height": 900}
+LONG_RUN = ("gradient-boosted-churn-model-with-a-very-long-descriptive-name-" * 4)[:200]
+LONG_EVALUATION = ("holdout-evaluation-against-the-quarterly-snapshot-of-customers-" * 4)[:200]
+LONG_DATASET = "dataset-" + "d" * 150  # no break opportunity at all
+
+
+@pytest.fixture(scope="module")
+def workspace(portal: str) -> Iterator[dict[str, Any]]:
+    """A run with a 200-character name and two binary evaluations with groups, one of them
+    with a 200-character name on a dataset whose name has no place to break."""
+    rng = np.random.default_rng(7)
+    with httpx.Client(base_url=portal, timeout=60) as api:
+        run = api.post(f"{API}/runs", json={"project": "customer-churn", "name": LONG_RUN})
+        assert run.status_code == 201, run.text
+        run_id = run.json()["run_id"]
+        ids = []
+        for name, dataset in ((LONG_EVALUATION, LONG_DATASET), ("short", "holdout")):
+            y = rng.integers(0, 2, 400)
+            body = {
+                "y_true": y.tolist(),
+                "y_score": np.clip(y * 0.3 + rng.random(400) * 0.7, 0, 1).tolist(),
+                "groups": {"gender": rng.choice(["female", "male"], 400).tolist()},
+                "dataset": dataset,
+                "name": name,
+            }
+            resp = api.post(f"{API}/runs/{run_id}/evaluations", json=body)
+            assert resp.status_code == 201, resp.text
+            ids.append(resp.json()["id"])
+    yield {"run_id": run_id, "evaluations": ids}
+
+
+def pages(ws: dict[str, Any]) -> dict[str, str]:
+    run, (long_ev, short_ev) = ws["run_id"], ws["evaluations"]
+    return {
+        "home": "/",
+        "project": "/projects/customer-churn",
+        "run": f"/runs/{run}",
+        "evaluations": f"/runs/{run}/evaluations",
+        "evaluation": f"/evaluations/{long_ev}",
+        "comparison": f"/evaluations/compare?e={long_ev}&e={short_ev}",
+        "activity": "/activity",
+        "unknown page": "/no-such-page",
+    }
+
+
+def overflow(page: Page) -> int:
+    """How many pixels the page is wider than the window (what makes it scroll sideways)."""
+    return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_no_page_is_wider_than_the_window(
+    page: Page, workspace: dict[str, Any], viewport: dict[str, int], scheme: str, problems: Any
+) -> None:
+    problems.expect("404")
+    page.set_viewport_size(viewport)
+    page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
+    for name, url in pages(workspace).items():
+        page.goto(url, wait_until="networkidle")
+        assert overflow(page) <= 0, f"{name} page ({url}) scrolls sideways by {overflow(page)} px"
+
+
+def test_the_top_bar_fits_a_phone(page: Page) -> None:
+    page.set_viewport_size(PHONE)
+    page.goto("/")
+    width = page.evaluate("innerWidth")
+    for link in page.locator(".topbar nav a").all():
+        box = link.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= width, link.inner_text()
+    toggle = page.get_by_title("Switch light/dark").bounding_box()
+    assert toggle is not None and toggle["x"] + toggle["width"] <= width
+    search = page.get_by_role("searchbox", name="Search").bounding_box()
+    assert search is not None and search["width"] >= 150, "the search box is too narrow to use"
+
+
+def test_every_compared_model_is_in_view(page: Page, workspace: dict[str, Any]) -> None:
+    """A 200-character evaluation name wraps in its column head instead of pushing the other
+    model's column (and the first model's numbers) out of the window."""
+    page.set_viewport_size(DESKTOP)
+    page.goto(pages(workspace)["comparison"], wait_until="networkidle")
+    width = page.evaluate("innerWidth")
+    for table in ("#compare-evaluations", "#compare-metrics"):
+        heads = page.locator(f"{table} thead th").all()
+        assert len(heads) == 3
+        for head in heads:
+            box = head.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= width, (table, head.inner_text())
+    value = page.locator("#compare-metrics tbody tr:not(.metric-group) td").first.bounding_box()
+    assert value is not None and value["x"] + value["width"] <= width
+
+
+CONTRAST = """el => {
+  const rgb = s => s.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = c => { const [r, g, b] = c.map(v => { v /= 255;
+    return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const st = getComputedStyle(el);
+  const [a, b] = [lum(rgb(st.color)), lum(rgb(st.backgroundColor))].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_button_text_is_readable(page: Page, workspace: dict[str, Any], scheme: str) -> None:
+    page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
+    page.goto(pages(workspace)["evaluations"])
+    page.locator("#evaluations-table input[type=checkbox]").first.check()
+    page.locator("#evaluations-table input[type=checkbox]").nth(1).check()
+    for button in (
+        page.get_by_role("button", name="Compare selected"),
+        page.get_by_role("button", name="Evaluate"),
+    ):
+        assert button.is_enabled()
+        ratio = button.evaluate(CONTRAST)
+        assert ratio >= 4.5, f"{button.inner_text()!r} has a contrast of {ratio:.2f}:1"
+
+
+OVERLAPS = """plot => {
+  const box = el => el.getBoundingClientRect();
+  const hit = (a, b) => a.width > 0 && b.width > 0 && a.left < b.right && b.left < a.right
+    && a.top < b.bottom && b.top < a.bottom;
+  const legend = plot.querySelector('.legend');
+  const titles = [...plot.querySelectorAll('.g-xtitle, .g-ytitle, .g-y2title')];
+  const labels = [...plot.querySelectorAll('.xtick text, .ytick text, .y2tick text')];
+  const frame = box(plot);
+  return {
+    covered: legend ? titles.filter(t => hit(box(legend), box(t))).map(t => t.textContent) : [],
+    clipped: labels.filter(t => box(t).right > frame.right + 1 || box(t).left < frame.left - 1)
+      .map(t => t.textContent),
+  };
+}"""
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_chart_legends_and_axes_stay_clear(
+    page: Page, workspace: dict[str, Any], viewport: dict[str, int]
+) -> None:
+    """No legend sits on an axis title, and no tick label (the lift axis on the right
+    included) is cut off at the chart's edge."""
+    page.set_viewport_size(viewport)
+    page.goto(pages(workspace)["evaluation"], wait_until="networkidle")
+    plots = page.locator(".chart-plot[data-drawn]")
+    page.wait_for_function("document.querySelectorAll('.chart-plot .main-svg').length >= 5")
+    assert plots.count() >= 5
+    for k in range(plots.count()):
+        plot = plots.nth(k)
+        plot.scroll_into_view_if_needed()
+        found = plot.evaluate(OVERLAPS)
+        title = plot.evaluate(
+            "el => el.closest('figure')?.querySelector('figcaption')?.textContent"
+        )
+        assert not found["covered"], f"{title}: the legend covers {found['covered']}"
+        assert not found["clipped"], f"{title}: tick labels cut off: {found['clipped']}"
+
+
+def test_upload_form_fields_stay_in_their_cells(page: Page, workspace: dict[str, Any]) -> None:
+    page.set_viewport_size(DESKTOP)
+    page.goto(pages(workspace)["evaluations"])
+    for label in page.locator(".upload-form label").all():
+        outer, inner = label.bounding_box(), label.locator("input").bounding_box()
+        assert outer is not None and inner is not None
+        assert inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5, label.inner_text()
