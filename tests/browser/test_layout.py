@@ -4,24 +4,23 @@ button text stays readable in the dark theme, and chart legends leave axis title
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import FloatRect, Locator, Page, ViewportSize
 
 API = "/api/v1"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1440, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1440, "height": 900}
 LONG_RUN = ("gradient-boosted-churn-model-with-a-very-long-descriptive-name-" * 4)[:200]
 LONG_EVALUATION = ("holdout-evaluation-against-the-quarterly-snapshot-of-customers-" * 4)[:200]
 LONG_DATASET = "dataset-" + "d" * 150  # no break opportunity at all
 
 
 @pytest.fixture(scope="module")
-def workspace(portal: str) -> Iterator[dict[str, Any]]:
+def workspace(portal: str) -> dict[str, Any]:
     """A run with a 200-character name and two binary evaluations with groups, one of them
     with a 200-character name on a dataset whose name has no place to break."""
     rng = np.random.default_rng(7)
@@ -42,7 +41,7 @@ def workspace(portal: str) -> Iterator[dict[str, Any]]:
             resp = api.post(f"{API}/runs/{run_id}/evaluations", json=body)
             assert resp.status_code == 201, resp.text
             ids.append(resp.json()["id"])
-    yield {"run_id": run_id, "evaluations": ids}
+    return {"run_id": run_id, "evaluations": ids}
 
 
 def pages(ws: dict[str, Any]) -> dict[str, str]:
@@ -59,6 +58,17 @@ def pages(ws: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def box(element: Locator) -> FloatRect:
+    found = element.bounding_box()
+    assert found is not None, f"{element} is not shown"
+    return found
+
+
+def right(element: Locator) -> float:
+    found = box(element)
+    return found["x"] + found["width"]
+
+
 def overflow(page: Page) -> int:
     """How many pixels the page is wider than the window (what makes it scroll sideways)."""
     return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
@@ -67,7 +77,7 @@ def overflow(page: Page) -> int:
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_no_page_is_wider_than_the_window(
-    page: Page, workspace: dict[str, Any], viewport: dict[str, int], scheme: str, problems: Any
+    page: Page, workspace: dict[str, Any], viewport: ViewportSize, scheme: str, problems: Any
 ) -> None:
     problems.expect("404")
     page.set_viewport_size(viewport)
@@ -82,12 +92,10 @@ def test_the_top_bar_fits_a_phone(page: Page) -> None:
     page.goto("/")
     width = page.evaluate("innerWidth")
     for link in page.locator(".topbar nav a").all():
-        box = link.bounding_box()
-        assert box is not None and box["x"] + box["width"] <= width, link.inner_text()
-    toggle = page.get_by_title("Switch light/dark").bounding_box()
-    assert toggle is not None and toggle["x"] + toggle["width"] <= width
-    search = page.get_by_role("searchbox", name="Search").bounding_box()
-    assert search is not None and search["width"] >= 150, "the search box is too narrow to use"
+        assert right(link) <= width, link.inner_text()
+    assert right(page.get_by_title("Switch light/dark")) <= width
+    search = box(page.get_by_role("searchbox", name="Search"))
+    assert search["width"] >= 150, "the search box is too narrow to use"
 
 
 def test_every_compared_model_is_in_view(page: Page, workspace: dict[str, Any]) -> None:
@@ -100,10 +108,8 @@ def test_every_compared_model_is_in_view(page: Page, workspace: dict[str, Any]) 
         heads = page.locator(f"{table} thead th").all()
         assert len(heads) == 3
         for head in heads:
-            box = head.bounding_box()
-            assert box is not None and box["x"] + box["width"] <= width, (table, head.inner_text())
-    value = page.locator("#compare-metrics tbody tr:not(.metric-group) td").first.bounding_box()
-    assert value is not None and value["x"] + value["width"] <= width
+            assert right(head) <= width, (table, head.inner_text())
+    assert right(page.locator("#compare-metrics tbody tr:not(.metric-group) td").first) <= width
 
 
 CONTRAST = """el => {
@@ -150,7 +156,7 @@ OVERLAPS = """plot => {
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
 def test_chart_legends_and_axes_stay_clear(
-    page: Page, workspace: dict[str, Any], viewport: dict[str, int]
+    page: Page, workspace: dict[str, Any], viewport: ViewportSize
 ) -> None:
     """No legend sits on an axis title, and no tick label (the lift axis on the right
     included) is cut off at the chart's edge."""
@@ -174,6 +180,4 @@ def test_upload_form_fields_stay_in_their_cells(page: Page, workspace: dict[str,
     page.set_viewport_size(DESKTOP)
     page.goto(pages(workspace)["evaluations"])
     for label in page.locator(".upload-form label").all():
-        outer, inner = label.bounding_box(), label.locator("input").bounding_box()
-        assert outer is not None and inner is not None
-        assert inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5, label.inner_text()
+        assert right(label.locator("input")) <= right(label) + 0.5, label.inner_text()
