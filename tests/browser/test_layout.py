@@ -181,3 +181,18 @@ def test_upload_form_fields_stay_in_their_cells(page: Page, workspace: dict[str,
     page.goto(pages(workspace)["evaluations"])
     for label in page.locator(".upload-form label").all():
         assert right(label.locator("input")) <= right(label) + 0.5, label.inner_text()
+
+
+def test_long_names_in_tables_wrap_at_a_readable_width(
+    page: Page, workspace: dict[str, Any]
+) -> None:
+    """On a phone a table scrolls inside its panel rather than squeezing a long name into a
+    column a few letters wide."""
+    page.set_viewport_size(PHONE)
+    for name in ("home", "evaluations", "activity"):
+        page.goto(pages(workspace)[name])
+        widths = page.locator("td.wrap").evaluate_all(
+            "cells => cells.map(c => c.getBoundingClientRect().width)"
+        )
+        assert widths, name
+        assert min(widths) >= 120, f"{name}: a name column is {min(widths):.0f} px wide"
