@@ -25,9 +25,16 @@ def workspace(portal: str) -> dict[str, Any]:
     with a 200-character name on a dataset whose name has no place to break."""
     rng = np.random.default_rng(7)
     with httpx.Client(base_url=portal, timeout=60) as api:
-        run = api.post(f"{API}/runs", json={"project": "customer-churn", "name": LONG_RUN})
-        assert run.status_code == 201, run.text
-        run_id = run.json()["run_id"]
+        runs = []
+        for name in (LONG_RUN, "short"):
+            body = {"project": "customer-churn", "name": name, "params": {"depth": "3"}}
+            run = api.post(f"{API}/runs", json=body)
+            assert run.status_code == 201, run.text
+            runs.append(run.json()["run_id"])
+            point = {"key": "auc", "value": 0.8, "step": 0, "timestamp": 1_700_000_000_000}
+            batch = api.post(f"{API}/runs/{runs[-1]}/batch", json={"metrics": [point]})
+            assert batch.status_code < 300, batch.text
+        run_id = runs[0]
         ids = []
         for name, dataset in ((LONG_EVALUATION, LONG_DATASET), ("short", "holdout")):
             y = rng.integers(0, 2, 400)
@@ -41,7 +48,7 @@ def workspace(portal: str) -> dict[str, Any]:
             resp = api.post(f"{API}/runs/{run_id}/evaluations", json=body)
             assert resp.status_code == 201, resp.text
             ids.append(resp.json()["id"])
-    return {"run_id": run_id, "evaluations": ids}
+    return {"run_id": run_id, "runs": runs, "evaluations": ids}
 
 
 def pages(ws: dict[str, Any]) -> dict[str, str]:
@@ -53,6 +60,8 @@ def pages(ws: dict[str, Any]) -> dict[str, str]:
         "evaluations": f"/runs/{run}/evaluations",
         "evaluation": f"/evaluations/{long_ev}",
         "comparison": f"/evaluations/compare?e={long_ev}&e={short_ev}",
+        "run comparison": "/compare?" + "&".join(f"run={r}" for r in ws["runs"]),
+        "search": "/search?q=gradient",
         "activity": "/activity",
         "unknown page": "/no-such-page",
     }
@@ -196,3 +205,21 @@ def test_long_names_in_tables_wrap_at_a_readable_width(
         )
         assert widths, name
         assert min(widths) >= 120, f"{name}: a name column is {min(widths):.0f} px wide"
+
+
+def test_a_long_run_name_leaves_the_other_columns_in_view(
+    page: Page, workspace: dict[str, Any]
+) -> None:
+    """The project's runs table, the run comparison: a 200-character run name wraps instead
+    of pushing status, times and the second run's column out of the window."""
+    page.set_viewport_size(DESKTOP)
+    width = page.evaluate("innerWidth")
+    page.goto(pages(workspace)["project"])
+    for head in page.locator(".table-wrap thead th").all():
+        assert right(head) <= width, head.inner_text()
+    page.goto(pages(workspace)["run comparison"])
+    for table in ("#compare-runs", "#compare-metrics", "#compare-params"):
+        heads = page.locator(f"{table} thead th").all()
+        assert len(heads) == 3, table
+        for head in heads:
+            assert right(head) <= width, (table, head.inner_text())
