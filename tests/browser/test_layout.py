@@ -17,6 +17,8 @@ DESKTOP: ViewportSize = {"width": 1440, "height": 900}
 LONG_RUN = ("gradient-boosted-churn-model-with-a-very-long-descriptive-name-" * 4)[:200]
 LONG_EVALUATION = ("holdout-evaluation-against-the-quarterly-snapshot-of-customers-" * 4)[:200]
 LONG_DATASET = "dataset-" + "d" * 150  # no break opportunity at all
+REGIONS = ["north", "south"]
+LONG = ["the-northern-region-and-every-outlying-island", "the-southern-region-and-its-coast"]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,9 @@ def workspace(portal: str) -> dict[str, Any]:
             body = {
                 "y_true": y.tolist(),
                 "y_score": np.clip(y * 0.3 + rng.random(400) * 0.7, 0, 1).tolist(),
-                "groups": {"gender": rng.choice(["female", "male"], 400).tolist()},
+                "groups": {
+                    "region": rng.choice(REGIONS if name == "short" else LONG, 400).tolist()
+                },
                 "dataset": dataset,
                 "name": name,
             }
@@ -223,3 +227,24 @@ def test_a_long_run_name_leaves_the_other_columns_in_view(
         assert len(heads) == 3, table
         for head in heads:
             assert right(head) <= width, (table, head.inner_text())
+
+
+@pytest.mark.parametrize("name", ["evaluation", "comparison"])
+def test_long_category_names_leave_the_plot_its_room(
+    page: Page, workspace: dict[str, Any], name: str
+) -> None:
+    """Bar charts by evaluation or by group: a 200-character name is shortened on the axis,
+    so the bars keep at least half the chart's height."""
+    page.set_viewport_size(DESKTOP)
+    page.goto(pages(workspace)[name], wait_until="networkidle")
+    page.wait_for_function("document.querySelectorAll('.chart-plot .main-svg').length >= 3")
+    shares = page.locator(".chart-plot[data-drawn]").evaluate_all(
+        """plots => plots.map(p => {
+          const area = p.querySelector('.nsewdrag'), h = p.getBoundingClientRect().height;
+          return [p.closest('figure').querySelector('figcaption')?.textContent,
+                  area ? area.getBoundingClientRect().height / h : 1];
+        })"""
+    )
+    assert shares
+    squashed = [(title, round(share, 2)) for title, share in shares if share < 0.5]
+    assert not squashed, f"plots squashed by their axis labels: {squashed}"
