@@ -12,21 +12,49 @@
     var base = {
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
       font: { color: text, size: 12 }, margin: { l: 52, r: 12, t: 12, b: 38 },
-      legend: { orientation: "h", y: -0.2 }, hovermode: "x unified",
+      // Above the plot, where it cannot cover an axis title or rotated tick labels.
+      legend: { orientation: "h", x: 0, xanchor: "left", y: 1.02, yanchor: "bottom" },
+      hovermode: "x unified",
     };
     var out = Object.assign(base, layout || {});
-    ["xaxis", "yaxis"].forEach(function (ax) {
-      out[ax] = Object.assign({ gridcolor: line, zerolinecolor: line, linecolor: muted }, out[ax] || {});
+    // Every axis (a second y axis too) makes room for its tick labels and title.
+    var axes = Object.keys(out).filter(function (k) { return /^[xy]axis\d*$/.test(k); });
+    ["xaxis", "yaxis"].concat(axes).forEach(function (ax) {
+      out[ax] = Object.assign({ gridcolor: line, zerolinecolor: line, linecolor: muted, automargin: true },
+        out[ax] || {});
     });
     return out;
   }
 
   var CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
 
+  // Category labels on the x axis (evaluation names, group values) are shortened on the
+  // axis, whole in the hover, so a 200-character name cannot squash the plot to a sliver.
+  var LABEL_MAX = 24;
+  function shortLabels(data, layout) {
+    var cats = [];
+    data.forEach(function (trace) {
+      if (trace.xaxis && trace.xaxis !== "x") { return; }
+      (Array.isArray(trace.x) ? trace.x : []).forEach(function (v) {
+        if (typeof v === "string" && cats.indexOf(v) < 0) { cats.push(v); }
+      });
+    });
+    var long = cats.some(function (c) { return c.length > LABEL_MAX; });
+    var axis = layout.xaxis || {};
+    if (!long || axis.tickvals) { return layout; }
+    var ticktext = cats.map(function (c) {
+      return c.length > LABEL_MAX ? c.slice(0, LABEL_MAX - 1) + "…" : c;
+    });
+    return Object.assign({}, layout, {
+      xaxis: Object.assign({}, axis, { tickmode: "array", tickvals: cats, ticktext: ticktext }),
+    });
+  }
+
   function draw(el, figure) {
     if (!window.Plotly) { return; }
     if (!el.dataset.drawn) { el.textContent = ""; }  // the "loading" note, first time only
-    window.Plotly.react(el, figure.data || [], themed(figure.layout), CONFIG);
+    var data = figure.data || [];
+    window.Plotly.react(el, data, themed(shortLabels(data, figure.layout || {})), CONFIG);
     el.dataset.drawn = "1";
   }
 
