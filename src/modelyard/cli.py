@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import importlib
 import os
@@ -202,9 +201,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def _when(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    from modelyard.times import utc_text
+
+    return "" if ms is None else utc_text(ms, "%Y-%m-%d %H:%M:%S")
 
 
 @contextmanager

@@ -21,6 +21,11 @@ MAX_ERROR = 20_000
 MAX_URI = 4000
 # Whole numbers the database keeps (steps, times, ids, versions) are signed 64-bit.
 INT64_MAX = 2**63 - 1
+# The last millisecond of the year 9999 (UTC): the latest time a run may carry, so every date
+# the portal and the CLI write is one the calendar can show.
+MAX_MILLIS = 253_402_300_799_999
+# A file system's limit on one name: each part of an artifact path, in UTF-8 bytes.
+MAX_PATH_PART_BYTES = 255
 
 RunStatus = Literal["running", "finished", "failed", "killed"]
 StepStatus = Literal["pending", "running", "finished", "failed", "skipped"]

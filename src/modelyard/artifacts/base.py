@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 from modelyard.errors import InvalidInput
-from modelyard.limits import MAX_ARTIFACT_PATH
+from modelyard.limits import MAX_ARTIFACT_PATH, MAX_PATH_PART_BYTES
 
 if TYPE_CHECKING:
     from modelyard.settings import Settings
@@ -68,6 +68,12 @@ def clean_artifact_path(path: str) -> str:
     for parts in (path.split("/"), decoded.split("/")):
         if any(p in ("", ".", "..") for p in parts):
             raise InvalidInput(f"artifact path {path!r} may not contain '..', '.' or empty parts")
+    longest = max(len(p.encode()) for p in path.split("/"))
+    if longest > MAX_PATH_PART_BYTES:
+        raise InvalidInput(
+            f"each part of an artifact path is at most {MAX_PATH_PART_BYTES} bytes in UTF-8 "
+            f"(a file name's limit); one part of {path[:40]!r}... has {longest}"
+        )
     return path
 
 

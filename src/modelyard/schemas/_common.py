@@ -13,6 +13,7 @@ from modelyard.limits import (
     MAX_ERROR,
     MAX_KEY,
     MAX_MESSAGE,
+    MAX_MILLIS,
     MAX_NAME,
     MAX_PARAM_VALUE,
     MAX_TAG_VALUE,
@@ -29,7 +30,7 @@ ErrorText = Annotated[str, StringConstraints(max_length=MAX_ERROR)]
 Urn = Annotated[str, StringConstraints(max_length=MAX_URN)]
 RunId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 # In request bodies a whole number is a JSON integer: true, 1.0 or "5" is refused, not read as one.
-Millis = Annotated[int, NoCoercion(), Field(ge=0, le=2**53)]
+Millis = Annotated[int, NoCoercion(), Field(ge=0, le=MAX_MILLIS)]
 Count = Annotated[int, NoCoercion(), Field(ge=0, le=INT64_MAX)]
 # Whole numbers compared with stored ones: anything beyond 64 bits is a 422, never a 500.
 Int64 = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]

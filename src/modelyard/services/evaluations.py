@@ -61,6 +61,9 @@ def _numpy(column: pa.ChunkedArray) -> np.ndarray[Any, Any]:
         column = column.cast(pa.string())
     if column.null_count:
         raise InvalidInput(f"the column has {column.null_count:,} empty value(s)")
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        # A CSV column that is not UTF-8 arrives as bytes; so may an Arrow or Parquet one.
+        raise InvalidInput("the column holds bytes that are not UTF-8 text; send numbers or text")
     values: np.ndarray[Any, Any] = column.to_numpy()
     return values
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import math
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -16,21 +15,19 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from modelyard._version import __version__
+from modelyard.times import utc_moment, utc_text
 from modelyard.web.assets import Assets
 from modelyard.web.urls import entity_page
 
 
 def when(ms: int | None) -> str:
     """A timestamp in milliseconds as UTC date and time to the minute."""
-    if ms is None:
-        return "—"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+    return "—" if ms is None else utc_text(ms)
 
 
 def when_iso(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+    moment = None if ms is None else utc_moment(ms)
+    return "" if moment is None else moment.isoformat(timespec="seconds")
 
 
 def ago(ms: int | None, now: float | None = None) -> str:

@@ -1,0 +1,20 @@
+"""Times as people read them, from UTC milliseconds; total: any integer gives some text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utc_moment(ms: int) -> datetime | None:
+    """The moment ``ms`` milliseconds after 1970-01-01 UTC; None outside the calendar's years
+    (1 to 9999), which a store written before times were checked may still hold."""
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def utc_text(ms: int, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """``ms`` formatted with ``fmt``; the raw number when no calendar date has it."""
+    moment = utc_moment(ms)
+    return f"{ms:,} ms" if moment is None else moment.strftime(fmt)
