@@ -4,6 +4,7 @@ file names longer than a file system takes, prediction files that are not text."
 from __future__ import annotations
 
 import httpx
+import pyarrow as pa
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
@@ -65,3 +66,61 @@ def test_a_csv_of_predictions_that_is_not_utf8_is_refused(api: httpx.Client) -> 
     assert "UTF-8" in assert_error(resp, 400, "INVALID_INPUT")
     assert api.get(f"{API}/runs/{run_id}/evaluations").json() == []
     assert api.get(f"{API}/runs/{run_id}/artifacts").json() == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/runs", {"project": "a\x00b"}),
+        ("/runs", {"project": "p", "name": "x\x00"}),
+        ("/runs", {"project": "p", "tags": {"team": "v\x00"}}),
+        ("/runs", {"project": "p", "params": {"k\x00": "v"}}),
+        ("/projects", {"name": "n\x00"}),
+    ],
+)
+def test_nul_in_a_json_body_is_refused_on_every_database(
+    api: httpx.Client, path: str, body: dict[str, object]
+) -> None:
+    """PostgreSQL cannot store a NUL character; SQLite would store look-alike text: both refuse."""
+    message = assert_error(api.post(f"{API}{path}", json=body), 400, "INVALID_INPUT")
+    assert "NUL" in message
+    assert api.get(f"{API}/projects").json() == []
+
+
+def test_nul_in_a_batch_is_refused_and_nothing_of_it_is_kept(api: httpx.Client) -> None:
+    run_id = new_run(api, "batches")
+    url = f"{API}/runs/{run_id}/batch"
+    for body in (
+        {"metrics": [{"key": "loss", "value": 1.0}, {"key": "l\x00ss", "value": 2.0}]},
+        {"columns": {"key": ["loss", "x\x00"], "value": [1.0, 2.0]}},
+        {"metrics": [{"key": "loss", "value": 1.0}], "tags": {"t": "\x00"}},
+    ):
+        assert "NUL" in assert_error(api.post(url, json=body), 400, "INVALID_INPUT")
+    table = pa.table({"key": ["loss", "bad\x00key"], "value": [1.0, 2.0]})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    arrow = api.post(
+        url,
+        content=sink.getvalue().to_pybytes(),
+        headers={"content-type": "application/vnd.apache.arrow.stream"},
+    )
+    assert "NUL" in assert_error(arrow, 400, "INVALID_INPUT")
+    run = api.get(f"{API}/runs/{run_id}").json()
+    assert run["metrics"] == {}
+    assert run["tags"] == {}
+
+
+def test_the_text_backslash_u0000_is_not_a_nul(api: httpx.Client) -> None:
+    run_id = new_run(api, "text", tags={"escape": "\\u0000 and \\\\u0000"})
+    assert api.get(f"{API}/runs/{run_id}").json()["tags"]["escape"] == "\\u0000 and \\\\u0000"
+
+
+def test_nul_in_an_address_is_refused_in_the_shape_of_its_family(api: httpx.Client) -> None:
+    new_run(api, "addr")
+    assert "NUL" in assert_error(api.get(f"{API}/runs/ab%00cd"), 400, "INVALID_INPUT")
+    assert "NUL" in assert_error(api.get(f"{API}/changes?actor=a%00"), 400, "INVALID_INPUT")
+    page = api.get("/projects/ad%00dr")
+    assert page.status_code == 400
+    assert page.headers["content-type"].startswith("text/html")
+    assert "NUL" in page.text

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -24,6 +24,7 @@ from modelyard.routing import (
     install_error_handlers,
     json_errors,
     mount,
+    refuse_nul,
 )
 from modelyard.services.dispatcher import Dispatcher
 from modelyard.settings import Settings
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Tracking, evaluation, review, deployment and health of ML models.",
         docs_url=None,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul)],
     )
     app.state.settings = settings
     app.state.store = Store(engine)

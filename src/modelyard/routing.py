@@ -25,7 +25,8 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from modelyard.errors import InvalidFields, ModelyardError
+from modelyard.errors import InvalidFields, InvalidInput, ModelyardError
+from modelyard.services.bodies import NUL_REFUSED, refuse_nul_in_json
 
 log = logging.getLogger("modelyard")
 
@@ -78,6 +79,19 @@ class Routes:
     router: APIRouter
     errors: Literal["json", "page"] | ErrorRenderer = "json"
     template_dirs: Sequence[Path] = ()
+
+
+async def refuse_nul(request: Request) -> None:
+    """No NUL character reaches a database from any route: not from the path, the query or a
+    JSON body the framework parses (bodies a route parses itself go through ``parse_body``).
+    An app-wide dependency, so the refusal takes the shape of the route's family."""
+    if "\x00" in request.scope.get("path", "") or b"%00" in request.scope.get("query_string", b""):
+        raise InvalidInput(f"the address's {NUL_REFUSED}")
+    route = request.scope.get("route")
+    if getattr(route, "body_field", None) is not None and "json" in request.headers.get(
+        "content-type", ""
+    ):
+        refuse_nul_in_json(await request.body())
 
 
 def renderer_of(request: Request) -> ErrorRenderer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
 import orjson
@@ -11,11 +12,24 @@ from modelyard.errors import InvalidFields, InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
 
+# A NUL character inside a JSON string: the \u0000 escape (raw control characters are not
+# JSON), not preceded by an odd run of backslashes (``\\u0000`` is the text "\u0000").
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+NUL_REFUSED = "text may not contain NUL characters (\\u0000)"
+
+
+def refuse_nul_in_json(raw: bytes) -> None:
+    """Refuse a JSON body holding a NUL character in any string: PostgreSQL cannot store one,
+    and SQLite would keep text that looks like another; so neither database gets it."""
+    if b"\\u0000" in raw and _NUL_ESCAPE.search(raw):
+        raise InvalidInput(f"the body's {NUL_REFUSED}")
+
 
 def parse_body(raw: bytes, model: type[M]) -> M:
     """Parse a JSON body with orjson and validate it; errors read like the framework's own."""
     if not raw:
         raise InvalidInput("a JSON body is required")
+    refuse_nul_in_json(raw)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -109,10 +109,11 @@ def _check_keys(keys: Sequence[Any]) -> None:
     # Unique keys are checked once; a key may be any JSON value, even a dict, so types first.
     checked = set(keys) if set(map(type, keys)) <= {str} else keys
     for k in checked:
-        if not isinstance(k, str) or not 1 <= len(k) <= t.MAX_KEY:
+        if not isinstance(k, str) or not 1 <= len(k) <= t.MAX_KEY or "\x00" in k:
             i = next(n for n, other in enumerate(keys) if other is k)
             raise InvalidInput(
-                f"metric key #{i} must be a string of 1 to {t.MAX_KEY} characters, got {k!r:.80}"
+                f"metric key #{i} must be a string of 1 to {t.MAX_KEY} characters without NUL, "
+                f"got {k!r:.80}"
             )
 
 
