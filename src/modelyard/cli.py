@@ -40,7 +40,35 @@ def _settings(data_dir: Path | None, database_url: str | None, **more: Any) -> S
         given["data_dir"] = data_dir
     if database_url is not None:
         given["database_url"] = database_url
-    return Settings(**given)
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise click.ClickException(_settings_problem(exc, set(given))) from None
+    except SettingsError as exc:
+        raise click.ClickException(f"invalid setting: {exc}") from None
+
+
+_UNSHOWN = {"secret_key", "database_url", "artifact_root"}  # may hold credentials
+
+
+def _settings_problem(exc: Any, given: set[str]) -> str:
+    """One line per settings error, naming the variable (or flag) to set and what is wrong."""
+    parts = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if not field:
+            parts.append(message)
+            continue
+        name = f"MODELYARD_{field.upper()}"
+        if field in given:
+            name = f"--{field.replace('_', '-')}"
+        shown = "" if field in _UNSHOWN else f"={error.get('input')!r}"
+        parts.append(f"{name}{shown} is not valid: {message}")
+    return "; ".join(parts)
 
 
 data_dir_option = click.option(

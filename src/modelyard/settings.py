@@ -106,7 +106,8 @@ class Settings(BaseSettings):
     def _refuse_default_secret(self) -> Settings:
         if not self.local_mode and self.secret_key == DEFAULT_SECRET:
             raise ValueError(
-                "MODELYARD_SECRET_KEY must be set when serving on a non-loopback address"
+                f"set MODELYARD_SECRET_KEY to a long random string to serve on {self.host} "
+                "(a non-loopback address); only 127.0.0.1 and localhost run without one"
             )
         return self
 
