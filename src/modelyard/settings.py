@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=2 * 1024**3, ge=1, description="Largest artifact upload accepted, in bytes."
     )
+    upload_grace_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="Seconds an unfinished upload may go without receiving data before the "
+        "server removes what it left (temporary files, S3 multipart uploads), at start and "
+        "every 10 minutes.",
+    )
     max_batch_points: int = Field(
         default=100_000, ge=1, description="Most metric points accepted in one request."
     )

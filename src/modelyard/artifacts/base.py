@@ -14,6 +14,7 @@ import io
 import os
 import re
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -116,6 +117,29 @@ def write_temp_file(folder: Path, write: Callable[[Path], None]) -> tuple[Path, 
     return temp, temp.stat().st_size, digest.hexdigest()
 
 
+def sweep_old_files(folder: Path, older_than_s: float, *, prefix: str = "") -> int:
+    """Remove the files of ``folder`` (whose names start with ``prefix``) not written to for
+    ``older_than_s`` seconds: temporary files a killed server left. Returns how many."""
+    cutoff = time.time() - older_than_s
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        try:
+            if (
+                entry.name.startswith(prefix)
+                and entry.is_file(follow_symlinks=False)
+                and entry.stat(follow_symlinks=False).st_mtime < cutoff
+            ):
+                os.unlink(entry.path)
+                removed += 1
+        except FileNotFoundError:  # finished or removed meanwhile
+            continue
+    return removed
+
+
 class ArtifactStore(Protocol):
     """Where artifact contents live. ``description`` names the store in error messages."""
 
@@ -173,6 +197,13 @@ class ArtifactStore(Protocol):
     def presigned_url(self, run_id: str, path: str, *, media_type: str) -> str | None:
         """A short-lived URL the client can download from directly; None if the store has
         no such thing (the local folder)."""
+        ...
+
+    def sweep_incomplete(self, older_than_s: float) -> int:
+        """Remove what uploads cut short left behind (a server killed mid-upload): staged
+        temporary files, and unfinished multipart uploads on S3, with no activity for
+        ``older_than_s`` seconds; an upload still under way is never touched. Returns how
+        many were removed."""
         ...
 
 

@@ -14,6 +14,7 @@ from modelyard.artifacts.base import (
     Staged,
     clean_artifact_path,
     clean_run_id,
+    sweep_old_files,
     write_temp_file,
 )
 from modelyard.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
@@ -135,6 +136,9 @@ class LocalArtifactStore:
 
     def local_copy(self, run_id: str, path: str) -> Path:
         return self._file(run_id, path)
+
+    def sweep_incomplete(self, older_than_s: float) -> int:
+        return sweep_old_files(self.root / ".incoming", older_than_s)
 
     def presigned_url(self, run_id: str, path: str, *, media_type: str) -> str | None:
         return None

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from modelyard.artifacts.base import (
     Staged,
     clean_artifact_path,
     clean_run_id,
+    sweep_old_files,
     write_temp_file,
 )
 from modelyard.errors import (
@@ -420,6 +422,36 @@ class S3ArtifactStore:
                 old.unlink(missing_ok=True)
         except OSError as exc:  # another process trimming at the same time
             log.warning("could not trim the artifact cache: %s", exc)
+
+    # --- leftovers of uploads cut short
+    def sweep_incomplete(self, older_than_s: float) -> int:
+        removed = sweep_old_files(self.cache_dir / ".incoming", older_than_s)
+        removed += sweep_old_files(self.cache_dir, older_than_s, prefix=".download-")
+        cutoff = time.time() - older_than_s
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=self.prefix
+            )
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    started = upload["Initiated"].timestamp()
+                    if started < cutoff and self._last_part_at(upload, started) < cutoff:
+                        self._abort(_Pending(upload["Key"], upload_id=upload["UploadId"]))
+                        removed += 1
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("could not look for unfinished uploads in %s: %s", self.description, exc)
+        return removed
+
+    def _last_part_at(self, upload: dict[str, Any], started: float) -> float:
+        """When the multipart upload last received a part (its start when none)."""
+        latest = started
+        pages = self.client.get_paginator("list_parts").paginate(
+            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+        )
+        for page in pages:
+            for part in page.get("Parts", []):
+                latest = max(latest, part["LastModified"].timestamp())
+        return latest
 
     def presigned_url(self, run_id: str, path: str, *, media_type: str) -> str | None:
         key = self._key(run_id, path)
