@@ -3,11 +3,14 @@ periodically, once it has received nothing for the grace period; uploads under w
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -115,3 +118,49 @@ def test_an_upload_at_start_on_s3_still_works(app: FastAPI) -> None:
         http.put(f"{API}/runs/{rid}/artifacts/a.txt", content=b"ok").raise_for_status()
     with in_process_client(app) as http:
         assert http.get(f"{API}/runs/{rid}/artifacts/a.txt").content == b"ok"
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_upload_leaves_nothing_after_a_restart(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_concurrency import Server
+
+    incoming = tmp_path / "data" / "artifacts" / ".incoming"
+    server = Server(tmp_path, database_url, "first")
+    try:
+        with httpx.Client(base_url=server.url) as http:
+            rid = new_run(http)
+        stop = threading.Event()
+
+        def body() -> Iterator[bytes]:
+            for _ in range(300):
+                if stop.is_set():
+                    return
+                yield b"m" * 1024 * 1024
+                time.sleep(0.01)
+
+        def upload() -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.put(f"{server.url}{API}/runs/{rid}/artifacts/big.bin", content=body())
+
+        sender = threading.Thread(target=upload, daemon=True)
+        sender.start()
+        assert wait_until(
+            lambda: any(p.stat().st_size > 20 * 1024**2 for p in incoming.glob("*")), 60
+        )
+        server.kill()
+        stop.set()
+        sender.join(30)
+    finally:
+        server.kill()
+    assert [p.stat().st_size > 0 for p in incoming.iterdir()] == [True]  # the orphan
+
+    monkeypatch.setenv("MODELYARD_UPLOAD_GRACE_SECONDS", "0")
+    restarted = Server(tmp_path, database_url, "second")
+    try:
+        assert wait_until(lambda: not any(incoming.iterdir()), 30)
+        with httpx.Client(base_url=restarted.url) as http:
+            assert http.get(f"{API}/runs/{rid}/artifacts").json() == []
+    finally:
+        restarted.kill()
