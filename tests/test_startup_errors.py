@@ -78,3 +78,10 @@ def test_serve_without_a_secret_in_a_real_process(tmp_path: Path) -> None:
     assert len(lines) == 1, done.stderr
     assert "MODELYARD_SECRET_KEY" in lines[0]
     assert not (tmp_path / "modelyard-data").exists()
+
+
+def test_a_read_command_on_a_local_folder_names_the_bad_variable(tmp_path: Path) -> None:
+    line = one_line_error(
+        ["projects", "--uri", str(tmp_path)], env={"MODELYARD_MAX_BATCH_POINTS": "0"}
+    )
+    assert "MODELYARD_MAX_BATCH_POINTS='0'" in line

@@ -238,12 +238,15 @@ def _when(ms: int | None) -> str:
 def _client(uri: str | None) -> Iterator[Client]:
     """A client for the read commands; what goes wrong becomes a one-line error."""
     import httpx
+    from pydantic import ValidationError
 
     from modelyard.sdk.client import Client
     from modelyard.sdk.transport import ModelyardAPIError
 
     try:
         client = Client(uri, retries=2)
+    except ValidationError as exc:  # a local folder, opened with a wrong MODELYARD_* value
+        raise click.ClickException(_settings_problem(exc, set())) from None
     except _opening_errors() as exc:  # evaluated only when opening failed
         raise click.ClickException(str(exc)) from exc
     try:
