@@ -59,12 +59,8 @@ def create_run(store: Store, *, body: RunCreate, actor: str) -> RunPublic:
     def work(tx: Tx) -> None:
         existing = tx.conn.execute(select(t.run).where(t.run.c.id == run_id)).first()
         if existing is not None:
-            project = tx.conn.execute(
-                select(t.project.c.name).where(t.project.c.id == existing.project_id)
-            ).scalar_one()
-            if project != body.project:
-                raise Conflict(f"run {run_id} already exists in project {project!r}")
-            return  # a retried create: nothing more to do
+            refuse_other_values(tx, existing, body)
+            return  # a retried create with the same values: nothing more to do
         project_id = ensure_project(tx, body.project)
         start = body.start_time if body.start_time is not None else tx.now
         name = body.name or f"run-{run_id[:8]}"
@@ -98,6 +94,33 @@ def create_run(store: Store, *, body: RunCreate, actor: str) -> RunPublic:
 
     store.transact(work, actor=actor)
     return get_run(store, run_id=run_id)
+
+
+def refuse_other_values(tx: Tx, existing: Row[Any], body: RunCreate) -> None:
+    """A create repeated with a run id that exists must carry the same values, else a 409."""
+    project = tx.conn.execute(
+        select(t.project.c.name).where(t.project.c.id == existing.project_id)
+    ).scalar_one()
+    rp, rt = t.run_param, t.run_tag
+    params = dict(
+        tx.conn.execute(select(rp.c.key, rp.c.value).where(rp.c.run_pk == existing.pk)).all()
+    )
+    tags = dict(
+        tx.conn.execute(select(rt.c.key, rt.c.value).where(rt.c.run_pk == existing.pk)).all()
+    )
+    differ = []
+    if project != body.project:
+        differ.append("project")
+    if body.name is not None and body.name != existing.name:
+        differ.append("name")
+    differ += [f"params.{k}" for k, v in sorted(body.params.items()) if params.get(k) != v]
+    differ += [f"tags.{k}" for k, v in sorted(body.tags.items()) if tags.get(k) != v]
+    if differ:
+        raise Conflict(
+            f"run {existing.id} already exists (project {project!r}, name {existing.name!r})"
+            f" with other values for: {', '.join(differ)}",
+            details=differ,
+        )
 
 
 def note_keys(tx: Tx, store: Store, project_id: int, **keys_by_kind: Iterable[str]) -> None:
