@@ -26,6 +26,7 @@ from modelyard.metadata.aspects import RunParams, RunProperties, RunState, StepS
 from modelyard.metadata.store import Store, Tx, dialect_insert
 from modelyard.metadata.urn import run_urn, step_urn
 from modelyard.schemas import RunCreate, RunPublic, RunUpdate
+from modelyard.services.idempotency import first_use
 from modelyard.services.metrics import MetricColumns, encode_value, insert_points
 from modelyard.services.projects import ensure_project
 
@@ -187,11 +188,12 @@ def log_batch(
     points: MetricColumns,
     actor: str,
     batch_key: str | None = None,
+    batch_digest: str | None = None,
 ) -> bool:
     """Params, tags and metric points in one transaction: all land or none.
 
-    A batch sent again with the same ``batch_key`` (an idempotency key) is a no-op;
-    returns False then."""
+    A batch sent again with the same ``batch_key`` (an idempotency key) and ``batch_digest``
+    is a no-op (returns False then); with another digest it is a 409."""
 
     def work(tx: Tx) -> bool:
         row = (
@@ -200,9 +202,8 @@ def log_batch(
             else locked_run(tx, run_id)
         )
         if batch_key is not None:
-            seen = dialect_insert(tx.conn, t.ingest_batch).on_conflict_do_nothing()
-            key = {"run_pk": row.pk, "batch_key": batch_key, "created_at": tx.now}
-            if not tx.conn.execute(seen, key).rowcount:
+            where = {"run_pk": row.pk}
+            if not first_use(tx, t.ingest_batch, where, batch_key, batch_digest):
                 return False
         write_params(tx, row.pk, run_id, params)
         write_tags(tx, row.pk, run_id, tags)
