@@ -204,15 +204,36 @@ def test_create_run_with_client_run_id_is_idempotent(api: httpx.Client) -> None:
     assert first["run_id"] == run_id
     assert first["start_time"] == 1_000
 
-    # A retried create (even with other details) changes nothing and answers the same run.
+    # A retried create with the same values changes nothing and answers the same run.
     again = api.post(
         f"{API}/runs",
-        json={"project": "churn", "run_id": run_id, "name": "second", "params": {"lr": "0.2"}},
+        json={"project": "churn", "run_id": run_id, "name": "first", "params": {"lr": "0.1"}},
     )
     assert again.status_code in (200, 201), again.text
     assert again.json() == first
     assert get_run(api, run_id) == first
     assert api.get(f"{API}/projects/churn").json()["run_count"] == 1
+
+
+def test_recreating_a_run_id_with_other_values_is_409_naming_them(api: httpx.Client) -> None:
+    run_id = uuid.uuid4().hex
+    first = new_run(
+        api, "churn", run_id=run_id, name="first", params={"lr": "0.1"}, tags={"a": "1"}
+    )
+    resp = api.post(
+        f"{API}/runs",
+        json={
+            "project": "churn",
+            "run_id": run_id,
+            "name": "second",
+            "params": {"lr": "0.2"},
+            "tags": {"a": "1", "b": "2"},
+        },
+    )
+    message = assert_error(resp, 409, "CONFLICT")
+    assert resp.json()["error"]["details"] == ["name", "params.lr", "tags.b"]
+    assert "name, params.lr, tags.b" in message
+    assert get_run(api, run_id) == first
 
 
 def test_same_run_id_in_another_project_is_409(api: httpx.Client) -> None:

@@ -292,6 +292,7 @@ series_batch = Table(
     Column("owner_id", BigInteger, nullable=False),
     Column("batch_key", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("digest", String(64), nullable=True),  # of what the batch held; None before 0009
     PrimaryKeyConstraint("owner_id", "batch_key"),
 )
 
@@ -302,6 +303,7 @@ ingest_batch = Table(
     Column("run_pk", BigInteger, nullable=False),
     Column("batch_key", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("digest", String(64), nullable=True),  # of what the batch held; None before 0009
     PrimaryKeyConstraint("run_pk", "batch_key"),
 )
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic import Strict as NoCoercion
 
 from modelyard.limits import (
@@ -20,7 +21,32 @@ from modelyard.limits import (
     MAX_URN,
 )
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+# Control (Cc), format (Cf: zero-width space and joiners, word joiner, BOM, bidi marks) and
+# line or paragraph separators: invisible in a name, they would make look-alikes.
+INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def normal_name(value: str) -> str:
+    """A name as stored: NFC, trimmed, not empty, without control or zero-width characters."""
+    name = unicodedata.normalize("NFC", value).strip()
+    if not name:
+        raise ValueError("a name must not be empty or only whitespace")
+    bad = next((c for c in name if unicodedata.category(c) in INVISIBLE), None)
+    if bad is not None:
+        raise ValueError(
+            f"a name must not contain control or invisible characters (U+{ord(bad):04X})"
+        )
+    return name
+
+
+def name_key(name: str) -> str:
+    """What two names that look alike share: case-folded NFKC."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+
+
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_NAME), AfterValidator(normal_name)
+]
 Key = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY)]
 ParamValue = Annotated[str, StringConstraints(max_length=MAX_PARAM_VALUE)]
 TagValue = Annotated[str, StringConstraints(max_length=MAX_TAG_VALUE)]

@@ -8,6 +8,7 @@ from modelyard.metadata.store import Store, now_ms
 from modelyard.schemas import BatchLog, PointsBatch, SeriesBatch
 from modelyard.services import metrics, runs, timeseries
 from modelyard.services.bodies import parse_body
+from modelyard.services.idempotency import batch_digest
 from modelyard.services.metrics import MetricColumns
 from modelyard.services.series_store import ARROW
 from modelyard.services.threads import off_loop
@@ -16,24 +17,27 @@ B = TypeVar("B", bound=PointsBatch)
 
 
 def parse_points(
-    raw: bytes, content_type: str, model: type[B], *, max_points: int
+    raw: bytes, content_type: str, model: type[B], *, max_points: int, now: int
 ) -> tuple[B | None, MetricColumns]:
     """The points of a batch body (JSON ``model`` or an Arrow IPC stream, which has no body
-    model), more than ``max_points`` refused before they are read."""
+    model), more than ``max_points`` refused before they are read; ``now`` for the points
+    without a timestamp."""
     if content_type.startswith(ARROW):
-        return None, metrics.columns_from_arrow(raw, now_ms(), max_points)
+        return None, metrics.columns_from_arrow(raw, now, max_points)
     # Parsed with orjson rather than by the framework: batches are the hottest path of the
     # API and this parses them several times faster.
     body = parse_body(raw, model)
-    return body, metrics.columns_from_body(body.metrics, body.columns, now_ms(), max_points)
+    return body, metrics.columns_from_body(body.metrics, body.columns, now, max_points)
 
 
 def parse_batch(
     raw: bytes, content_type: str, *, max_points: int
-) -> tuple[dict[str, str], dict[str, str], MetricColumns]:
-    """The params, tags and metric points of a run's batch body."""
-    body, points = parse_points(raw, content_type, BatchLog, max_points=max_points)
-    return (body.params, body.tags, points) if body else ({}, {}, points)
+) -> tuple[dict[str, str], dict[str, str], MetricColumns, str]:
+    """The params, tags and metric points of a run's batch body, and their digest."""
+    now = now_ms()
+    body, points = parse_points(raw, content_type, BatchLog, max_points=max_points, now=now)
+    params, tags = (body.params, body.tags) if body else ({}, {})
+    return params, tags, points, batch_digest(params, tags, points, now)
 
 
 async def ingest_series_batch(
@@ -49,10 +53,12 @@ async def ingest_series_batch(
     """Parse an entity's series batch (as a run's, without params and tags) and record it in
     one transaction, off the event loop; returns the points recorded (0 for a batch sent
     again with the same ``batch_key``)."""
-    _, points = parse_points(raw, content_type, SeriesBatch, max_points=max_points)
+    now = now_ms()
+    _, points = parse_points(raw, content_type, SeriesBatch, max_points=max_points, now=now)
     return await off_loop(
-        timeseries.record, store, urn=urn, points=points, actor=actor, batch_key=batch_key
-    )
+        timeseries.record, store, urn=urn, points=points, actor=actor, batch_key=batch_key,
+        batch_digest=batch_digest({}, {}, points, now),
+    )  # fmt: skip
 
 
 async def ingest_batch(
@@ -68,7 +74,7 @@ async def ingest_batch(
     """Parse a batch body (JSON or an Arrow IPC stream of points) and write it in one
     transaction, off the event loop; a batch sent again with the same ``batch_key`` is a
     no-op (returns False)."""
-    params, tags, points = parse_batch(raw, content_type, max_points=max_points)
+    params, tags, points, digest = parse_batch(raw, content_type, max_points=max_points)
     return await off_loop(
         runs.log_batch,
         store,
@@ -78,6 +84,7 @@ async def ingest_batch(
         points=points,
         actor=actor,
         batch_key=batch_key,
+        batch_digest=digest,
     )
 
 

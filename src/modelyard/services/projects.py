@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import Connection, Row, func, insert, select, update
 
 from modelyard.errors import Conflict, NotFound
@@ -10,6 +12,7 @@ from modelyard.metadata.aspects import ProjectProperties
 from modelyard.metadata.store import Store, Tx
 from modelyard.metadata.urn import project_urn
 from modelyard.schemas import ProjectCreate, ProjectPublic, ProjectUpdate
+from modelyard.schemas._common import name_key
 
 
 def project_row(conn: Connection, ref: str | int) -> Row[tuple[object, ...]]:
@@ -32,6 +35,7 @@ def ensure_project(tx: Tx, name: str, description: str = "") -> int:
     found = tx.conn.execute(select(t.project.c.id).where(t.project.c.name == name)).scalar()
     if found is not None:
         return int(found)
+    refuse_look_alike(tx.conn, "project", name, tx.conn.execute(select(t.project.c.name)).scalars())
     project_id = int(
         tx.conn.execute(
             insert(t.project)
@@ -43,6 +47,18 @@ def ensure_project(tx: Tx, name: str, description: str = "") -> int:
     tx.ensure_entity(urn)
     tx.put_aspect(urn, ProjectProperties(project_id=project_id, name=name, description=description))
     return project_id
+
+
+def refuse_look_alike(conn: Connection, kind: str, name: str, existing: Iterable[str]) -> None:
+    """A new name that differs from an existing one only by case, width or compatibility
+    forms would look identical on the pages: a 409 naming the existing one."""
+    key = name_key(name)
+    twin = next((other for other in existing if other != name and name_key(other) == key), None)
+    if twin is not None:
+        raise Conflict(
+            f"{kind} {name!r} looks like the existing {kind} {twin!r}; use that name",
+            details={"existing": twin},
+        )
 
 
 def _public(row: Row[tuple[object, ...]], run_count: int = 0) -> ProjectPublic:

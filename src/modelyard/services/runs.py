@@ -26,6 +26,7 @@ from modelyard.metadata.aspects import RunParams, RunProperties, RunState, StepS
 from modelyard.metadata.store import Store, Tx, dialect_insert
 from modelyard.metadata.urn import run_urn, step_urn
 from modelyard.schemas import RunCreate, RunPublic, RunUpdate
+from modelyard.services.idempotency import first_use
 from modelyard.services.metrics import MetricColumns, encode_value, insert_points
 from modelyard.services.projects import ensure_project
 
@@ -59,12 +60,8 @@ def create_run(store: Store, *, body: RunCreate, actor: str) -> RunPublic:
     def work(tx: Tx) -> None:
         existing = tx.conn.execute(select(t.run).where(t.run.c.id == run_id)).first()
         if existing is not None:
-            project = tx.conn.execute(
-                select(t.project.c.name).where(t.project.c.id == existing.project_id)
-            ).scalar_one()
-            if project != body.project:
-                raise Conflict(f"run {run_id} already exists in project {project!r}")
-            return  # a retried create: nothing more to do
+            refuse_other_values(tx, existing, body)
+            return  # a retried create with the same values: nothing more to do
         project_id = ensure_project(tx, body.project)
         start = body.start_time if body.start_time is not None else tx.now
         name = body.name or f"run-{run_id[:8]}"
@@ -98,6 +95,33 @@ def create_run(store: Store, *, body: RunCreate, actor: str) -> RunPublic:
 
     store.transact(work, actor=actor)
     return get_run(store, run_id=run_id)
+
+
+def refuse_other_values(tx: Tx, existing: Row[Any], body: RunCreate) -> None:
+    """A create repeated with a run id that exists must carry the same values, else a 409."""
+    project = tx.conn.execute(
+        select(t.project.c.name).where(t.project.c.id == existing.project_id)
+    ).scalar_one()
+    rp, rt = t.run_param, t.run_tag
+    params = dict(
+        tx.conn.execute(select(rp.c.key, rp.c.value).where(rp.c.run_pk == existing.pk)).all()
+    )
+    tags = dict(
+        tx.conn.execute(select(rt.c.key, rt.c.value).where(rt.c.run_pk == existing.pk)).all()
+    )
+    differ = []
+    if project != body.project:
+        differ.append("project")
+    if body.name is not None and body.name != existing.name:
+        differ.append("name")
+    differ += [f"params.{k}" for k, v in sorted(body.params.items()) if params.get(k) != v]
+    differ += [f"tags.{k}" for k, v in sorted(body.tags.items()) if tags.get(k) != v]
+    if differ:
+        raise Conflict(
+            f"run {existing.id} already exists (project {project!r}, name {existing.name!r})"
+            f" with other values for: {', '.join(differ)}",
+            details=differ,
+        )
 
 
 def note_keys(tx: Tx, store: Store, project_id: int, **keys_by_kind: Iterable[str]) -> None:
@@ -164,11 +188,12 @@ def log_batch(
     points: MetricColumns,
     actor: str,
     batch_key: str | None = None,
+    batch_digest: str | None = None,
 ) -> bool:
     """Params, tags and metric points in one transaction: all land or none.
 
-    A batch sent again with the same ``batch_key`` (an idempotency key) is a no-op;
-    returns False then."""
+    A batch sent again with the same ``batch_key`` (an idempotency key) and ``batch_digest``
+    is a no-op (returns False then); with another digest it is a 409."""
 
     def work(tx: Tx) -> bool:
         row = (
@@ -177,9 +202,8 @@ def log_batch(
             else locked_run(tx, run_id)
         )
         if batch_key is not None:
-            seen = dialect_insert(tx.conn, t.ingest_batch).on_conflict_do_nothing()
-            key = {"run_pk": row.pk, "batch_key": batch_key, "created_at": tx.now}
-            if not tx.conn.execute(seen, key).rowcount:
+            where = {"run_pk": row.pk}
+            if not first_use(tx, t.ingest_batch, where, batch_key, batch_digest):
                 return False
         write_params(tx, row.pk, run_id, params)
         write_tags(tx, row.pk, run_id, tags)

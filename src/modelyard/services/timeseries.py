@@ -17,6 +17,7 @@ from modelyard.metadata.store import Store, Tx, dialect_insert, entity_exists
 from modelyard.metadata.urn import canonical_urn, parse_urn
 from modelyard.schemas import SeriesLatest
 from modelyard.services import series_store
+from modelyard.services.idempotency import first_use
 from modelyard.services.runs import run_row
 from modelyard.services.series import along, check_reduction, reduce, x_axis
 from modelyard.services.series_store import Axis, History, Owner, Points, run_owner
@@ -46,10 +47,17 @@ def _check_entity(conn: Connection, urn: str) -> str:
 
 
 def record(
-    store: Store, *, urn: str, points: Points, actor: str, batch_key: str | None = None
+    store: Store,
+    *,
+    urn: str,
+    points: Points,
+    actor: str,
+    batch_key: str | None = None,
+    batch_digest: str | None = None,
 ) -> int:
     """Add points to an entity's series in one transaction; returns how many. A batch sent
-    again with the same ``batch_key`` (an idempotency key) is a no-op and returns 0."""
+    again with the same ``batch_key`` (an idempotency key) is a no-op and returns 0; another
+    batch under that key (``batch_digest`` differs) is a 409."""
     if parse_urn(urn).type == "run":
         raise InvalidInput("a run's metrics are logged through POST /api/v1/runs/{run_id}/batch")
 
@@ -59,9 +67,8 @@ def record(
             return 0
         owner = _entity_owner(tx, urn)
         if batch_key is not None:
-            seen = dialect_insert(tx.conn, t.series_batch).on_conflict_do_nothing()
-            key = {"owner_id": owner.id, "batch_key": batch_key, "created_at": tx.now}
-            if not tx.conn.execute(seen, key).rowcount:
+            where = {"owner_id": owner.id}
+            if not first_use(tx, t.series_batch, where, batch_key, batch_digest):
                 return 0
         series_store.append(tx, store, owner, points)
         return len(points)
