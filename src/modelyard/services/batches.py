@@ -31,13 +31,14 @@ def parse_points(
 
 
 def parse_batch(
-    raw: bytes, content_type: str, *, max_points: int
-) -> tuple[dict[str, str], dict[str, str], MetricColumns, str]:
-    """The params, tags and metric points of a run's batch body, and their digest."""
+    raw: bytes, content_type: str, *, max_points: int, keyed: bool
+) -> tuple[dict[str, str], dict[str, str], MetricColumns, str | None]:
+    """The params, tags and metric points of a run's batch body, and their digest when the
+    batch came with an idempotency key (``keyed``; nothing else needs it)."""
     now = now_ms()
     body, points = parse_points(raw, content_type, BatchLog, max_points=max_points, now=now)
     params, tags = (body.params, body.tags) if body else ({}, {})
-    return params, tags, points, batch_digest(params, tags, points, now)
+    return params, tags, points, batch_digest(params, tags, points, now) if keyed else None
 
 
 async def ingest_series_batch(
@@ -57,7 +58,7 @@ async def ingest_series_batch(
     _, points = parse_points(raw, content_type, SeriesBatch, max_points=max_points, now=now)
     return await off_loop(
         timeseries.record, store, urn=urn, points=points, actor=actor, batch_key=batch_key,
-        batch_digest=batch_digest({}, {}, points, now),
+        batch_digest=batch_digest({}, {}, points, now) if batch_key else None,
     )  # fmt: skip
 
 
@@ -74,7 +75,9 @@ async def ingest_batch(
     """Parse a batch body (JSON or an Arrow IPC stream of points) and write it in one
     transaction, off the event loop; a batch sent again with the same ``batch_key`` is a
     no-op (returns False)."""
-    params, tags, points, digest = parse_batch(raw, content_type, max_points=max_points)
+    params, tags, points, digest = parse_batch(
+        raw, content_type, max_points=max_points, keyed=batch_key is not None
+    )
     return await off_loop(
         runs.log_batch,
         store,
