@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,3 +46,17 @@ def get_page(api: httpx.Client, path: str, status: int = 200, **params: Any) -> 
     assert resp.headers["content-type"].startswith("text/html")
     assert "Traceback" not in resp.text
     return resp.text
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait for a server process to answer ``/healthz``; fail with its log if it exits first."""
+    deadline = time.monotonic() + 40
+    while True:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)

@@ -23,6 +23,7 @@ from modelyard.metadata.engine import make_engine
 from modelyard.sdk.client import Client
 from modelyard.sdk.transport import ModelyardAPIError
 from tests.conftest import free_port
+from tests.helpers import wait_until_serving
 
 PROCESSES = 8
 POINTS = 1_000  # per process and key
@@ -214,16 +215,7 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 40
-        while True:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+        wait_until_serving(self.url, self.proc, self.log)
 
     def kill(self) -> None:
         if self.proc.poll() is None:

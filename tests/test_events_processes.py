@@ -19,6 +19,7 @@ from sqlalchemy import select
 from modelyard.metadata import tables as t
 from modelyard.metadata.engine import make_engine
 from tests.conftest import free_port
+from tests.helpers import wait_until_serving
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.slow
@@ -43,16 +44,7 @@ class Server:
         command += ["--data-dir", str(tmp_path / "data"), "--database-url", database_url]
         with self.log.open("w") as log:
             self.proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 40
-        while True:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+        wait_until_serving(self.url, self.proc, self.log)
 
     def pending(self) -> int:
         return int(httpx.get(self.url + "/healthz").json()["events"]["pending"])
