@@ -3,9 +3,16 @@ whose name only looks like an existing one is refused. Runs on SQLite and Postgr
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from urllib.parse import quote
+
 import httpx
 import pytest
 
+from tests.conftest import ServerThread
 from tests.helpers import assert_error
 
 API = "/api/v1"
@@ -73,3 +80,57 @@ def test_look_alike_model_is_409_and_registers_nothing(api: httpx.Client) -> Non
     assert api.post(url, json={"model": "caf\u00e9"}).json()["version"] == 2
     models = api.get(f"{API}/models").json()
     assert sorted((m["name"], m["versions"]) for m in models) == [("Ranker", 2), ("caf\u00e9", 2)]
+
+
+VARIANTS = ["churn", "Churn", "CHURN", "cHurn", "chUrn", "chuRn", "churN", "\uff43hurn"]
+
+
+def at_once(calls: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
+    """Each call in its own thread, released together."""
+    barrier = threading.Barrier(len(calls))
+
+    def go(call: Callable[[], httpx.Response]) -> httpx.Response:
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(go, calls))
+
+
+def test_look_alikes_created_at_once_make_one_project(server: ServerThread) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        answers = at_once(
+            [partial(http.post, f"{API}/projects", json={"name": n}) for n in VARIANTS[:4]]
+            + [partial(http.post, f"{API}/runs", json={"project": n}) for n in VARIANTS[4:]]
+        )
+        created = [r for r in answers if r.status_code == 201]
+        assert len(created) >= 1
+        assert all(r.status_code in (201, 409) for r in answers), [r.text for r in answers]
+        names = project_names(http)
+        assert len(names) == 1, names
+        # Every refusal names the one project that exists.
+        assert all(
+            names[0] in r.json()["error"]["message"] for r in answers if r.status_code == 409
+        )
+
+
+def test_look_alikes_registered_at_once_make_one_model(server: ServerThread) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        run_id = new_run_id(http)
+        url = f"{API}/runs/{run_id}/model-versions"
+        answers = at_once([partial(http.post, url, json={"model": n}) for n in VARIANTS])
+        assert sorted(r.status_code for r in answers) == [201] + [409] * 7
+        assert [m["name"] for m in http.get(f"{API}/models").json()] == [
+            next(r.json()["model"] for r in answers if r.status_code == 201)
+        ]
+
+
+def test_names_typed_in_nfd_in_addresses_find_the_nfc_entity(api: httpx.Client) -> None:
+    run_id = new_run_id(api, "caf\u00e9")
+    assert api.post(f"{API}/runs/{run_id}/model-versions", json={"model": "caf\u00e9"}).is_success
+    nfd = quote(NFD_CAFE)
+    assert api.get(f"{API}/projects/{nfd}").json()["name"] == "caf\u00e9"
+    assert api.get(f"{API}/models/{nfd}/versions/1").json()["model"] == "caf\u00e9"
+    assert [v["version"] for v in api.get(f"{API}/models/{nfd}/versions").json()] == [1]
+    for page in (f"/projects/{nfd}", f"/models/{nfd}", f"/models/{nfd}/versions/1"):
+        assert api.get(page).status_code == 200, page

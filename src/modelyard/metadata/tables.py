@@ -134,6 +134,17 @@ project = Table(
     Column("created_by", String(MAX_NAME), nullable=False),
 )
 
+# One row per name that a scope's names may not look like: the digest of its look-alike key
+# (case-folded NFKC), so two look-alike names cannot both be created, even at the same time.
+name_claim = Table(
+    "name_claim",
+    metadata,
+    Column("scope", String(16), nullable=False),
+    Column("key_digest", String(64), nullable=False),
+    Column("name", String(MAX_NAME), nullable=False),
+    PrimaryKeyConstraint("scope", "key_digest"),
+)
+
 run = Table(
     "run",
     metadata,

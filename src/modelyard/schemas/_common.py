@@ -39,6 +39,12 @@ def normal_name(value: str) -> str:
     return name
 
 
+def typed_name(text: str) -> str:
+    """A name as someone may type it in an address (NFD from some keyboards, stray spaces),
+    in the form it is stored under, for looking it up."""
+    return unicodedata.normalize("NFC", text).strip()
+
+
 def name_key(name: str) -> str:
     """What two names that look alike share: case-folded NFKC."""
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())

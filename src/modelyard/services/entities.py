@@ -3,8 +3,6 @@ aspects and their versions, short labels for URNs, and finding entities by name.
 
 from __future__ import annotations
 
-from urllib.parse import unquote
-
 import orjson
 from sqlalchemy import Connection, func, select
 
@@ -14,7 +12,7 @@ from modelyard.metadata.aspects import ASPECTS, DatasetProperties, ModelProperti
 from modelyard.metadata.store import Store, Tx, aspect_history, dialect_insert, entity_exists
 from modelyard.metadata.urn import dataset_urn, model_urn, parse_urn
 from modelyard.schemas import AspectVersion, DatasetIn, ModelIn
-from modelyard.services.projects import refuse_look_alike
+from modelyard.services.projects import claim_name, refuse_look_alike
 
 
 def put_dataset(tx: Tx, d: DatasetIn) -> str:
@@ -34,10 +32,7 @@ def put_dataset(tx: Tx, d: DatasetIn) -> str:
 def put_model(tx: Tx, m: ModelIn) -> str:
     urn = model_urn(m.name)
     if not entity_exists(tx.conn, [urn]):
-        prefix = model_urn("")
-        urns = tx.conn.execute(select(t.entity.c.urn).where(t.entity.c.type == "model")).scalars()
-        names = (unquote(u.removeprefix(prefix)) for u in urns)
-        refuse_look_alike(tx.conn, "model", m.name, names)
+        refuse_look_alike("model", m.name, claim_name(tx.conn, "model", m.name))
     if tx.ensure_entity(urn) or m.description:
         tx.put_aspect(urn, ModelProperties(name=m.name, description=m.description))
     return urn

@@ -18,6 +18,7 @@ from modelyard.schemas import (
     ModelVersionCreate,
     ModelVersionPublic,
 )
+from modelyard.schemas._common import typed_name
 from modelyard.services import evaluations
 from modelyard.services.entities import put_model
 from modelyard.services.runs import locked_run
@@ -74,6 +75,7 @@ def register_version(
 
 
 def get_version(store: Store, *, model: str, version: int) -> ModelVersionPublic:
+    model = typed_name(model)
     with store.read() as conn:
         row = conn.execute(
             _VERSIONS.where(t.model_version.c.model == model, t.model_version.c.version == version)
@@ -85,11 +87,12 @@ def get_version(store: Store, *, model: str, version: int) -> ModelVersionPublic
 
 def version_evaluations(store: Store, *, model: str, version: int) -> list[EvaluationPublic]:
     """A model version's evaluations, newest first; an unknown version is a NotFound."""
-    get_version(store, model=model, version=version)
-    return evaluations.list_version_evaluations(store, model=model, version=version)
+    found = get_version(store, model=model, version=version)
+    return evaluations.list_version_evaluations(store, model=found.model, version=version)
 
 
 def list_versions(store: Store, *, model: str) -> list[ModelVersionPublic]:
+    model = typed_name(model)
     with store.read() as conn:
         rows = conn.execute(
             _VERSIONS.where(t.model_version.c.model == model).order_by(

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
 
 from sqlalchemy import Connection, Row, func, insert, select, update
 
 from modelyard.errors import Conflict, NotFound
 from modelyard.metadata import tables as t
 from modelyard.metadata.aspects import ProjectProperties
-from modelyard.metadata.store import Store, Tx
+from modelyard.metadata.store import Store, Tx, dialect_insert
 from modelyard.metadata.urn import project_urn
 from modelyard.schemas import ProjectCreate, ProjectPublic, ProjectUpdate
-from modelyard.schemas._common import name_key
+from modelyard.schemas._common import name_key, typed_name
 
 
 def project_row(conn: Connection, ref: str | int) -> Row[tuple[object, ...]]:
@@ -20,6 +20,7 @@ def project_row(conn: Connection, ref: str | int) -> Row[tuple[object, ...]]:
     id when ``ref`` is all digits."""
     row = None
     if isinstance(ref, str):
+        ref = typed_name(ref)
         row = conn.execute(select(t.project).where(t.project.c.name == ref)).first()
     # The id is compared as an int (PostgreSQL has no integer = varchar) within its column.
     pk = ref if isinstance(ref, int) else int(ref) if ref.isascii() and ref.isdigit() else None
@@ -35,7 +36,10 @@ def ensure_project(tx: Tx, name: str, description: str = "") -> int:
     found = tx.conn.execute(select(t.project.c.id).where(t.project.c.name == name)).scalar()
     if found is not None:
         return int(found)
-    refuse_look_alike(tx.conn, "project", name, tx.conn.execute(select(t.project.c.name)).scalars())
+    holder = claim_name(tx.conn, "project", name)
+    if holder == name:  # created by another writer since the look above
+        return int(tx.conn.execute(select(t.project.c.id).where(t.project.c.name == name)).one()[0])
+    refuse_look_alike("project", name, holder)
     project_id = int(
         tx.conn.execute(
             insert(t.project)
@@ -49,15 +53,25 @@ def ensure_project(tx: Tx, name: str, description: str = "") -> int:
     return project_id
 
 
-def refuse_look_alike(conn: Connection, kind: str, name: str, existing: Iterable[str]) -> None:
+def claim_name(conn: Connection, scope: str, name: str) -> str | None:
+    """Claim ``name``'s look-alike key in ``scope`` (``"project"``, ``"model"``): ``None`` when
+    this name now holds it, else the name that already does. The key is unique in the table, so
+    of two writers creating look-alikes at once, the second finds the first's claim."""
+    digest = hashlib.sha256(name_key(name).encode()).hexdigest()
+    row = {"scope": scope, "key_digest": digest, "name": name}
+    if conn.execute(dialect_insert(conn, t.name_claim).on_conflict_do_nothing(), row).rowcount:
+        return None
+    where = (t.name_claim.c.scope == scope) & (t.name_claim.c.key_digest == digest)
+    return str(conn.execute(select(t.name_claim.c.name).where(where)).scalar_one())
+
+
+def refuse_look_alike(kind: str, name: str, holder: str | None) -> None:
     """A new name that differs from an existing one only by case, width or compatibility
     forms would look identical on the pages: a 409 naming the existing one."""
-    key = name_key(name)
-    twin = next((other for other in existing if other != name and name_key(other) == key), None)
-    if twin is not None:
+    if holder is not None and holder != name:
         raise Conflict(
-            f"{kind} {name!r} looks like the existing {kind} {twin!r}; use that name",
-            details={"existing": twin},
+            f"{kind} {name!r} looks like the existing {kind} {holder!r}; use that name",
+            details={"existing": holder},
         )
 
 
