@@ -34,7 +34,6 @@ SERVER_PACKAGES = (
     "sklearn",
     "sqlalchemy",
     "starlette",
-    "swagger_ui_bundle",
     "uvicorn",
 )
 SERVER_MODULES = ("modelyard.app", "modelyard.settings", "modelyard.metadata")

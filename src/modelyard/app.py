@@ -7,10 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from modelyard._version import __version__
 from modelyard.artifacts.base import make_artifact_store
@@ -30,23 +26,6 @@ from modelyard.services.dispatcher import Dispatcher
 from modelyard.services.upload_sweeper import UploadSweeper
 from modelyard.settings import Settings
 from modelyard.web import install_web, page_errors
-
-
-def install_docs(app: FastAPI) -> None:
-    """Interactive API docs at /docs, served from the installed swagger-ui-bundle package so
-    they work with no internet access."""
-    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
-
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title="modelyard API",
-            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
-            swagger_css_url="/static/swagger/swagger-ui.css",
-            swagger_favicon_url="/static/swagger/favicon-32x32.png",
-        )
-
 
 health = APIRouter(include_in_schema=False)
 
@@ -112,7 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="modelyard",
         version=__version__,
         description="Tracking, evaluation, review, deployment and health of ML models.",
-        docs_url=None,
+        docs_url=None,  # the portal serves /docs (vendored Swagger UI, offline)
+        redoc_url=None,
         lifespan=lifespan,
         dependencies=[Depends(refuse_nul)],
     )
@@ -123,7 +103,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.plugins = make_plugins(modules=settings.plugins)
     app.state.dispatcher = make_dispatcher(app.state.store, app, settings)
     install_error_handlers(app, default=page_errors)
-    install_docs(app)
     install_web(app)
     mount_routes(app, app.state.plugins.routes)
     return app

@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from modelyard.web.pages import (
     activity,
     charts,
+    docs,
     evaluation_upload,
     evaluations,
     home,
@@ -17,7 +18,7 @@ from modelyard.web.pages import (
 
 router = APIRouter(include_in_schema=False)
 for module in (
-    home, projects, runs, evaluations, evaluation_upload, models, lineage, activity, search,
+    home, projects, runs, evaluations, evaluation_upload, models, lineage, activity, search, docs,
 ):  # fmt: skip
     router.include_router(module.router)
 
