@@ -244,6 +244,23 @@ def test_search_finds_projects_runs_and_entities_or_runs_a_filter(
     assert api.get(f"/search?q={quote(urn)}").headers["location"] == f"/runs/{run_id}"
 
 
+def test_a_partial_run_id_finds_the_run(api: httpx.Client) -> None:
+    shared = [new_run(api, run_id=f"abcd{i:028x}", name=f"twin-{i}") for i in range(3)]
+    lone = new_run(api, run_id="ef01" + "2" * 28, name="lone")
+    # A prefix one run alone has goes straight to its page.
+    assert api.get("/search?q=ef01").headers["location"] == f"/runs/{lone}"
+    assert api.get(f"/search?q={shared[2][:31]}").status_code == 200  # all three share it
+    # A prefix several runs share lists exactly those, saying how they were found.
+    for prefix in ("abcd", shared[0][:31]):
+        doc = get_page(api, f"/search?q={prefix}")
+        assert set(re.findall(r'href="/runs/([0-9a-f]{32})"', doc)) == set(shared)
+        assert f"whose id starts with “{prefix}”" in doc
+    # Hex-looking text that no id starts with is still a name search.
+    named = new_run(api, name="cafe-beef")
+    doc = get_page(api, "/search?q=cafe")
+    assert set(re.findall(r'href="/runs/([0-9a-f]{32})"', doc)) == {named}
+
+
 def test_search_finds_datasets_and_models(api: httpx.Client) -> None:
     run_id = new_run(api)
     body = {"datasets": [{"name": "Churn_2024"}]}

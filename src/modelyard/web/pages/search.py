@@ -21,6 +21,7 @@ from modelyard.web.urls import entity_page
 router = APIRouter()
 LOWER_IS_BETTER = re.compile(r"loss|err|mse|mae|rmse|brier|perplexity|latency|time|duration", re.I)
 RUN_ID = re.compile(r"[0-9a-f]{32}")
+PARTIAL_RUN_ID = re.compile(r"[0-9a-f]{4,31}")  # as copied from a log line or a short listing
 # Text that reads as a filter is run as one (and its mistakes reported); other text is a name.
 FILTER_WORDS = re.compile(
     r"[=<>!]|\b(like|ilike|in|is)\b|^\s*(metrics|params|tags|attributes)\.", re.I
@@ -117,6 +118,11 @@ def compare(
 def _runs_matching(store: Store, q: str, page: str | None) -> tuple[Any, str | None, str]:
     """Runs for the search box: the text as a filter if it is one, else a name search."""
     as_filter = bool(FILTER_WORDS.search(q))
+    if not as_filter and page is None and PARTIAL_RUN_ID.fullmatch(q):
+        by_id = RunSearch(filter=f"attributes.run_id like {quote_string(q + '%')}", page_size=50)
+        found = search.search_runs(store, req=by_id)
+        if found.runs:
+            return found.runs, None, "run id"
     how = "filter" if as_filter else "name"
     text = q if as_filter else f"name ilike {quote_string('%' + _like_escape(q) + '%')}"
     req = RunSearch(filter=text, order_by=["start_time desc"], page_size=50, page_token=page)
@@ -159,4 +165,7 @@ def global_search(
         return RedirectResponse(entity_page(q), status_code=303)
     if RUN_ID.fullmatch(q):
         return RedirectResponse(f"/runs/{q}", status_code=303)
-    return render(request, "search.html", search_context(store, q, page))
+    context = search_context(store, q, page)
+    if context["how"] == "run id" and len(context["runs"]) == 1 and not context["projects"]:
+        return RedirectResponse(f"/runs/{context['runs'][0].run_id}", status_code=303)
+    return render(request, "search.html", context)
