@@ -175,6 +175,20 @@ def test_unknown_pages_are_friendly(api: httpx.Client) -> None:
         assert "Go to the home page" in doc
 
 
+def test_a_missing_page_offers_a_search_and_recent_runs(api: httpx.Client) -> None:
+    ids = [new_run(api, "vision", name=f"resnet-{i}") for i in range(8)]
+    doc = get_page(api, "/projects/visoin", status=404)
+    # A search box holding what the address named, to look for it.
+    assert re.search(r'<form class="error-search" action="/search".*?value="visoin"', doc, re.S)
+    # The latest runs, newest first, each a link to its page.
+    listed = re.findall(r'<a href="/runs/([0-9a-f]{32})">resnet-(\d)</a>', doc)
+    assert [name for _, name in listed] == ["7", "6", "5", "4", "3", "2"]
+    assert [run_id for run_id, _ in listed] == ids[::-1][:6]
+    # A hostile address is escaped in the search box, never run.
+    doc = get_page(api, "/projects/" + quote('"><script>x()</script>'), status=404)
+    assert "<script>x()" not in doc
+
+
 # --- compare
 def test_compare_shows_deltas_and_the_better_run(api: httpx.Client) -> None:
     values = [(0.91, 0.25, "0.1"), (0.95, 0.31, "0.2"), (0.88, 0.22, "0.1")]

@@ -35,6 +35,22 @@ def test_global_search_box(page: Page) -> None:
     assert page.locator("#search-runs tbody tr").count() >= 8
 
 
+def test_slash_goes_to_the_search_box_except_while_typing(page: Page) -> None:
+    page.goto(f"/projects/{CHURN}")
+    box = page.get_by_role("searchbox", name="Search", exact=True)
+    page.locator("body").press("/")
+    expect(box).to_be_focused()
+    expect(box).to_have_value("")  # the key moved the focus and typed nothing
+    # In another text field, "/" is just a character.
+    box.fill("")
+    page.goto(f"/projects/{CHURN}")
+    field = page.locator("input[name=filter]").first
+    field.fill("params.a = 'x")
+    field.press("/")
+    expect(field).to_have_value("params.a = 'x/")
+    expect(field).to_be_focused()
+
+
 def _column(page: Page, title: str) -> list[str]:
     index = page.locator("#runs-table thead th").evaluate_all(
         f"(ths) => ths.findIndex((th) => th.title === {title!r})"

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+from urllib.parse import unquote
+
 from fastapi import FastAPI, Request
 from starlette.responses import HTMLResponse, Response
 
 from modelyard.routing import ErrorInfo
+from modelyard.schemas import RunSearch
+from modelyard.services import search
 from modelyard.web.assets import default_assets
 from modelyard.web.templating import make_environment, render
 
@@ -18,13 +24,29 @@ TITLES = {
     422: "That request could not be understood",
     500: "Something went wrong",
 }
+RECENT_RUNS = 6
+log = logging.getLogger("modelyard")
+
+
+def way_back(request: Request) -> dict[str, Any]:
+    """For a page that is not there: a search for what the address named, and recent runs."""
+    last = unquote(request.url.path.rstrip("/").rpartition("/")[2])
+    context: dict[str, Any] = {"guess": last if last.isprintable() else "", "recent": []}
+    try:
+        latest = RunSearch(order_by=["start_time desc"], page_size=RECENT_RUNS)
+        context["recent"] = search.search_runs(request.app.state.store, req=latest).runs
+    except Exception:  # the error page itself must not fail; it shows no recent runs then
+        log.exception("recent runs for a not-found page")
+    return context
 
 
 def error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
     """A friendly page with the reason; never a stack trace."""
-    context = {"status": status, "title": title, "message": message}
+    context: dict[str, Any] = {"status": status, "title": title, "message": message}
     if request.headers.get("hx-request"):  # an htmx swap shows the reason in place
         return render(request, "_error_fragment.html", context, status=200)
+    if status == 404:
+        context.update(way_back(request))
     return render(request, "error.html", context, status=status)
 
 

@@ -170,6 +170,22 @@
     });
   }
 
+  // "/" anywhere but in a text field goes to the search box, as on most sites with one.
+  function initSearchKey() {
+    document.addEventListener("keydown", function (ev) {
+      if (ev.key !== "/" || ev.ctrlKey || ev.metaKey || ev.altKey) { return; }
+      var target = ev.target;
+      if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) {
+        return;
+      }
+      var box = document.querySelector(".global-search input[type=search]");
+      if (!box) { return; }
+      ev.preventDefault();
+      box.focus();
+      box.select();
+    });
+  }
+
   function init(root) {
     initCharts(root);
     initSelection(root);
@@ -177,6 +193,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     initThemeToggle();
+    initSearchKey();
     init(document);
     document.body.addEventListener("htmx:afterSettle", function (ev) { init(ev.target); });
   });
