@@ -373,9 +373,11 @@ def test_csv_preview_shows_the_first_rows_as_written(api: httpx.Client) -> None:
 def test_csv_without_a_header_keeps_its_first_row(api: httpx.Client) -> None:
     rid = new_run(api)
     upload(api, rid, "raw.csv", b"1.5,2\n3,4\n")
-    _, page = preview(api, rid, "raw.csv")
+    text, page = preview(api, rid, "raw.csv")
     rows = page.tables["preview-table"]
     assert rows == [["#", "column 1", "column 2"], ["1", "1.5", "2"], ["2", "3", "4"]]
+    # Columns of numbers are right-aligned, and CSV numbers stay exactly as written.
+    assert len(re.findall(r'<td class="num">', text)) == 4
 
 
 @STORES
@@ -396,10 +398,23 @@ def test_parquet_preview_shows_head_row_count_and_schema(api: httpx.Client, tmp_
     expected = pq.read_table(file).slice(0, 100).to_pylist()
     shown = page.tables["preview-table"]
     assert shown[0][1:] == ["id", "score", "label"]
-    assert [row[1:] for row in shown[1:]] == [
-        ["null" if v is None else str(v) for v in (r["id"], r["score"], r["label"])]
-        for r in expected
+    assert [(row[1], row[3]) for row in shown[1:]] == [
+        (str(r["id"]), "null" if r["label"] is None else r["label"]) for r in expected
     ]
+    # Floats read as people write them: 0.333333 for 1/3, not 0.3333333333333333, within
+    # the last digit shown, and the page says how they were rounded.
+    scores = [row[2] for row in shown[1:]]
+    assert scores[:4] == ["0", "0.333333", "0.666667", "1"]
+    for cell, r in zip(scores, expected, strict=True):
+        assert len(cell.replace(".", "").lstrip("0")) <= 6
+        assert float(cell) == pytest.approx(r["score"], rel=1e-5, abs=1e-12)
+    assert "decimals shown to 6 significant digits" in text
+    # Number columns are right-aligned, text columns are not.
+    first_row = re.search(r'<table class="preview-table">.*?<tbody>\s*<tr>(.*?)</tr>', text, re.S)
+    assert first_row
+    cells = re.findall(r"<td([^>]*)>", first_row.group(1))
+    aligned = [bool(re.search(r'class="[^"]*\bnum\b', c)) for c in cells]
+    assert aligned == [True, True, True, False]  # the row number, id, score; not the label
     assert "showing the first 100 of 250 rows" in text
     assert page.tables["schema-table"][1:] == [
         ["id", "int64"],

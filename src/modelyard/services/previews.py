@@ -69,6 +69,8 @@ class Preview:
     column_types: list[str] = field(default_factory=list)
     total_columns: int = 0
     rows: list[list[str | None]] = field(default_factory=list)
+    numeric: list[bool] = field(default_factory=list)  # per column: right-aligned numbers
+    rounded_to: int | None = None  # significant digits floats are shown to, when any are
     total_rows: int | None = None
     format: str = ""
     note: str = ""
@@ -168,9 +170,36 @@ def _cell(value: Any) -> str | None:
     return text if len(text) <= CELL_LIMIT else text[:CELL_LIMIT] + "…"
 
 
+FLOAT_DIGITS = 6  # significant digits of a stored float in a table preview
+
+
+def _float_cell(value: float | None) -> str | None:
+    """A stored float as people read it: 0.30000000000000004 is 0.3, 1234567.891 is 1.23457e+06."""
+    if value is None:
+        return None
+    return f"{value:.{FLOAT_DIGITS}g}"
+
+
+def _column_cells(column: pa.ChunkedArray) -> list[str | None]:
+    if pa.types.is_floating(column.type):
+        return [_float_cell(v) for v in column.to_pylist()]
+    return [_cell(v) for v in column.to_pylist()]
+
+
 def _rows(table: pa.Table) -> list[list[str | None]]:
-    columns = [[_cell(v) for v in col.to_pylist()] for col in table.columns]
+    columns = [_column_cells(col) for col in table.columns]
     return [list(row) for row in zip(*columns, strict=True)]
+
+
+def _numeric(column: pa.ChunkedArray) -> bool:
+    """A column of numbers: typed as one, or (CSV, read as text) every cell shown reads as one."""
+    kind = column.type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        return True
+    if not pa.types.is_string(kind):
+        return False
+    cells = [v for v in column.to_pylist() if v not in (None, "")]
+    return bool(cells) and all(_is_number(v) for v in cells)
 
 
 def _table_preview(meta: ArtifactPublic, table: pa.Table, fmt: str, types: list[str]) -> Preview:
@@ -183,6 +212,10 @@ def _table_preview(meta: ArtifactPublic, table: pa.Table, fmt: str, types: list[
         column_types=types[:COLUMN_LIMIT],
         total_columns=total_columns,
         rows=_rows(shown),
+        numeric=[_numeric(col) for col in shown.columns],
+        rounded_to=FLOAT_DIGITS
+        if any(pa.types.is_floating(c.type) for c in shown.columns)
+        else None,
         format=fmt,
     )
 
