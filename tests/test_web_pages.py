@@ -239,6 +239,18 @@ def test_compare_shows_runs_in_the_order_picked_and_names_an_unknown_one(
     assert f"run &#39;{missing}&#39; does not exist" in doc
 
 
+def test_projects_list_their_latest_run(api: httpx.Client) -> None:
+    new_run(api, "vision", start_time=1_700_000_000_000)
+    new_run(api, "vision", start_time=1_700_000_600_000)
+    assert api.post(f"{API}/projects", json={"name": "empty"}).status_code == 201
+    listed = {p["name"]: p["last_run_at"] for p in api.get(f"{API}/projects").json()}
+    assert listed == {"vision": 1_700_000_600_000, "empty": None}
+    doc = get_page(api, "/projects")
+    rows = {text_of(r).split(" ")[0]: r for r in re.findall(r"<tr>.*?</tr>", doc, re.S)}
+    assert "2023-11-14 22:23" in rows["vision"]  # the later start, in the title of its age
+    assert "none yet" in text_of(rows["empty"])
+
+
 # --- search
 def test_search_finds_projects_runs_and_entities_or_runs_a_filter(
     api: httpx.Client, sweep: dict[str, dict[str, Any]]

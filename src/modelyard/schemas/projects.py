@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from modelyard.schemas._common import Description, Name, Strict
 
@@ -24,3 +24,6 @@ class ProjectPublic(BaseModel):
     created_at: int
     created_by: str
     run_count: int = 0
+    last_run_at: int | None = Field(
+        default=None, description="Start time of the project's latest run (epoch ms); in lists."
+    )

@@ -75,7 +75,9 @@ def refuse_look_alike(kind: str, name: str, holder: str | None) -> None:
         )
 
 
-def _public(row: Row[tuple[object, ...]], run_count: int = 0) -> ProjectPublic:
+def _public(
+    row: Row[tuple[object, ...]], run_count: int = 0, last_run_at: int | None = None
+) -> ProjectPublic:
     m = row._mapping
     return ProjectPublic(
         id=m["id"],
@@ -85,6 +87,7 @@ def _public(row: Row[tuple[object, ...]], run_count: int = 0) -> ProjectPublic:
         created_at=m["created_at"],
         created_by=m["created_by"],
         run_count=run_count,
+        last_run_at=last_run_at,
     )
 
 
@@ -128,15 +131,21 @@ def get_project(store: Store, *, ref: str | int) -> ProjectPublic:
 
 def list_projects(store: Store) -> list[ProjectPublic]:
     counts = (
-        select(t.run.c.project_id, func.count().label("n")).group_by(t.run.c.project_id).subquery()
+        select(
+            t.run.c.project_id,
+            func.count().label("n"),
+            func.max(t.run.c.start_time).label("last_run_at"),
+        )
+        .group_by(t.run.c.project_id)
+        .subquery()
     )
     with store.read() as conn:
         rows = conn.execute(
-            select(t.project, func.coalesce(counts.c.n, 0).label("run_count"))
+            select(t.project, func.coalesce(counts.c.n, 0).label("run_count"), counts.c.last_run_at)
             .outerjoin(counts, counts.c.project_id == t.project.c.id)
             .order_by(t.project.c.name)
         ).all()
-    return [_public(r, r.run_count) for r in rows]
+    return [_public(r, r.run_count, r.last_run_at) for r in rows]
 
 
 def project_keys(store: Store, *, project_id: int) -> dict[str, list[str]]:
