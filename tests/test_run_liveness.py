@@ -301,6 +301,8 @@ def test_the_run_page_shows_a_lost_run_and_its_last_heartbeat(
     assert pipeline
     assert 'data-run-status="lost"' in pipeline.group(0)
     assert "hx-trigger" in pipeline.group(0)
+    assert "train · its run is lost" in text_of(doc)
+    assert re.search(r"Duration\s*</dt><dd>[^<]* to its last heartbeat", doc)
     # Back when its client is heard from; the page (and the fragment it polls) say so.
     api.post(f"{API}/runs/{rid}/heartbeat").raise_for_status()
     fragment = get_page(api, f"/runs/{rid}/pipeline")
