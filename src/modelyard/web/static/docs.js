@@ -6,6 +6,7 @@ document.addEventListener("DOMContentLoaded", () => {
     url: node.dataset.openapiUrl,
     domNode: node,
     deepLinking: true,
+    validatorUrl: null,  // the default badge asks a public validator: nothing leaves this server
     docExpansion: "list",
     defaultModelsExpandDepth: 0,
     presets: [SwaggerUIBundle.presets.apis],

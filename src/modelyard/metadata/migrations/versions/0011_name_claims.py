@@ -1,8 +1,8 @@
 """one claim per look-alike key of project and model names, so two names that look the same
 cannot both be created, even by writers at the same moment
 
-Revision ID: 0012
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-01 15:00:00
 """
 
@@ -14,8 +14,8 @@ from urllib.parse import unquote
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0009"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
