@@ -38,7 +38,7 @@ def _admin_url(url: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """SDK runs keep what they cannot send under the test's folder, never in ~/.modelyard."""
     spool = tmp_path / "spool"
     monkeypatch.setenv("MODELYARD_SPOOL_DIR", str(spool))

@@ -245,7 +245,7 @@ def sync_folder(
     manifest = orjson.loads((folder / MANIFEST).read_bytes())
     report.run_id = str(manifest["run_id"])
     report.uri = uri or str(manifest["uri"])
-    make = client or (lambda target: Client(target, heartbeat_interval=None))
+    make = client or (lambda target: Client(target, retries=2, heartbeat_interval=None))
     files = list(_batch_files(folder))
     with make(report.uri) as api:
         for n, path in enumerate(files):
@@ -263,7 +263,7 @@ def sync_folder(
                 )
             except Exception as exc:
                 if not transient(exc):
-                    report.refused.append(f"{path.name}: {exc}")
+                    report.refused.append(f"{path.name}{REFUSED}: {exc}")
                     path.rename(path.with_name(path.name + REFUSED))
                     continue
                 report.problem = f"cannot reach {report.uri}: {exc}"
