@@ -27,6 +27,7 @@ from modelyard.routing import (
     refuse_nul,
 )
 from modelyard.services.dispatcher import Dispatcher
+from modelyard.services.liveness import LostRunSweeper
 from modelyard.services.upload_sweeper import UploadSweeper
 from modelyard.settings import Settings
 from modelyard.web import install_web, page_errors
@@ -86,12 +87,14 @@ def make_dispatcher(store: Store, app: FastAPI, settings: Settings) -> Dispatche
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Deliver events and remove what cut-short uploads left, in the background, while the
-    server runs."""
+    """Deliver events, remove what cut-short uploads left and mark runs whose client went
+    silent lost, in the background, while the server runs."""
     dispatcher: Dispatcher = app.state.dispatcher
     sweeper: UploadSweeper = app.state.upload_sweeper
+    liveness: LostRunSweeper = app.state.lost_run_sweeper
     run = app.state.settings.event_dispatcher
     sweeper.start()
+    liveness.start()
     if run:
         dispatcher.start()
     try:
@@ -100,6 +103,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run:
             await asyncio.to_thread(dispatcher.stop)
         await asyncio.to_thread(sweeper.stop)
+        await asyncio.to_thread(liveness.stop)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -120,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = Store(engine)
     app.state.artifacts = make_artifact_store(settings)
     app.state.upload_sweeper = UploadSweeper(app.state.artifacts, settings.upload_grace_seconds)
+    app.state.lost_run_sweeper = LostRunSweeper(app.state.store, settings.run_lost_after_seconds)
     app.state.plugins = make_plugins(modules=settings.plugins)
     app.state.dispatcher = make_dispatcher(app.state.store, app, settings)
     install_error_handlers(app, default=page_errors)

@@ -27,7 +27,11 @@ MAX_MILLIS = 253_402_300_799_999
 # A file system's limit on one name: each part of an artifact path, in UTF-8 bytes.
 MAX_PATH_PART_BYTES = 255
 
-RunStatus = Literal["running", "finished", "failed", "killed"]
+# "lost": the server has had no sign of life from the run's client for a while; not an end, the
+# run comes back to "running" when its client is heard from again.
+RunStatus = Literal["running", "lost", "finished", "failed", "killed"]
+# What a client may set a run's status to ("lost" is the server's finding, never set by hand).
+RunStatusUpdate = Literal["running", "finished", "failed", "killed"]
 StepStatus = Literal["pending", "running", "finished", "failed", "skipped"]
 TERMINAL_STATUSES = frozenset({"finished", "failed", "killed", "skipped"})
 EvaluationTask = Literal["binary", "multiclass", "regression"]

@@ -74,6 +74,14 @@ class Settings(BaseSettings):
         "server removes what it left (temporary files, S3 multipart uploads), at start and "
         "every 10 minutes.",
     )
+    run_lost_after_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="Seconds a running run may go without a sign of life from its client (a "
+        "heartbeat, which the SDK sends from a background thread, or a write to the run) before "
+        "the server marks it lost; it is running again when its client is heard from. The "
+        "server looks every min(60, this / 4) seconds and at start; 0 never marks runs lost.",
+    )
     max_batch_points: int = Field(
         default=100_000, ge=1, description="Most metric points accepted in one request."
     )

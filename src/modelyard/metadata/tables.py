@@ -149,7 +149,12 @@ run = Table(
     Column("source", Text, nullable=True),
     Column("git_commit", String(64), nullable=True),
     Column("error", Text, nullable=True),
+    # When the run's client was last heard from (creation, a heartbeat, a write), epoch ms;
+    # not an aspect: it changes too often to version, and only the status it leads to matters.
+    Column("last_heartbeat", BigInteger, nullable=True),
     Index("ix_run_project_start", "project_id", "start_time", "pk"),
+    # The sweep that marks silent running runs lost reads a range of this index.
+    Index("ix_run_status_heartbeat", "status", "last_heartbeat"),
 )
 
 run_param = Table(

@@ -41,6 +41,7 @@ from modelyard.schemas.metrics import BatchLog, MetricHistory, MetricPointIn, Po
 from modelyard.schemas.models import ModelPublic, ModelVersionCreate, ModelVersionPublic
 from modelyard.schemas.projects import ProjectCreate, ProjectPublic, ProjectUpdate
 from modelyard.schemas.runs import (
+    Heartbeat,
     LatestMetric,
     ParamsLog,
     RunCreate,
@@ -66,6 +67,7 @@ __all__ = [
     "ErrorText",
     "EvaluationCreate",
     "EvaluationPublic",
+    "Heartbeat",
     "Int64",
     "Key",
     "LatestMetric",

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from modelyard.limits import RunStatus
+from modelyard.limits import RunStatus, RunStatusUpdate
 from modelyard.schemas._common import (
     ErrorText,
     Key,
@@ -33,7 +33,7 @@ class RunCreate(Strict):
 
 
 class RunUpdate(Strict):
-    status: RunStatus | None = None
+    status: RunStatusUpdate | None = None
     end_time: Millis | None = None
     name: Name | None = None
     error: ErrorText | None = None
@@ -54,6 +54,12 @@ class RunPublic(BaseModel):
     status: RunStatus
     start_time: int
     end_time: int | None
+    last_heartbeat: int | None = Field(
+        default=None,
+        description="When the run's client was last heard from (epoch ms): its creation, a "
+        "heartbeat, or a write to the run. A running run silent for longer than the server's "
+        "MODELYARD_RUN_LOST_AFTER_SECONDS becomes lost.",
+    )
     created_by: str
     error: str | None = None
     source: str | None = None
@@ -61,6 +67,10 @@ class RunPublic(BaseModel):
     params: dict[str, str]
     tags: dict[str, str]
     metrics: dict[str, LatestMetric]
+
+
+class Heartbeat(Strict):
+    """A heartbeat carries nothing; an empty object (or no body at all) is the whole of it."""
 
 
 class RunSearch(Strict):

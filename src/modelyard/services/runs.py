@@ -31,6 +31,12 @@ from modelyard.services.metrics import MetricColumns, encode_value, insert_point
 from modelyard.services.projects import ensure_project
 
 TERMINAL = frozenset({"finished", "failed", "killed"})
+# A write to a running run moves its last heartbeat on only when that is older than this, so
+# batch ingest does not rewrite the run row on every batch; far below any useful lost-after.
+HEARTBEAT_REFRESH_MS = 5_000
+_TOUCH = (
+    update(t.run).where(t.run.c.pk == bindparam("b_pk")).values(last_heartbeat=bindparam("b_now"))
+)
 
 
 def run_row(conn: Connection, run_id: str) -> Row[Any]:
@@ -47,11 +53,31 @@ def locked_run(tx: Tx, run_id: str) -> Row[Any]:
 
 
 def active_run(tx: Tx, run_id: str, doing: str) -> Row[Any]:
-    """The run (locked), which must still be running to accept ``doing``."""
+    """The run (locked), which must not have ended to accept ``doing``: a write by its client,
+    so a sign of life too (a lost run comes back to running)."""
     row = locked_run(tx, run_id)
-    if row.status != "running":
+    if row.status in TERMINAL:
         raise InvalidState(f"cannot {doing}: run {run_id} is {row.status}")
+    sign_of_life(tx, row)
     return row
+
+
+def sign_of_life(tx: Tx, row: Row[Any], *, refresh_ms: int = HEARTBEAT_REFRESH_MS) -> None:
+    """The run's client was heard from now: a lost run is running again (a new run_state
+    version, so a change and an event); a running one has its last heartbeat moved on, unless
+    it was moved less than ``refresh_ms`` ago (so a stream of batches does not rewrite the run
+    row each time). The caller holds the run's lock; an ended run is left as it is."""
+    if row.status == "lost":
+        tx.conn.execute(
+            update(t.run)
+            .where(t.run.c.pk == row.pk)
+            .values(status="running", last_heartbeat=tx.now)
+        )
+        tx.put_aspect(run_urn(row.id), RunState(status="running", start_time=row.start_time))
+    elif row.status == "running" and (
+        row.last_heartbeat is None or not 0 <= tx.now - row.last_heartbeat < refresh_ms
+    ):
+        tx.conn.execute(_TOUCH, {"b_pk": row.pk, "b_now": tx.now})
 
 
 def create_run(store: Store, *, body: RunCreate, actor: str) -> RunPublic:
@@ -74,6 +100,7 @@ def create_run(store: Store, *, body: RunCreate, actor: str) -> RunPublic:
                 status="running",
                 start_time=start,
                 end_time=None,
+                last_heartbeat=tx.now,
                 created_by=tx.actor,
                 source=body.source,
                 git_commit=body.git_commit,
@@ -196,11 +223,11 @@ def log_batch(
     is a no-op (returns False then); with another digest it is a 409."""
 
     def work(tx: Tx) -> bool:
-        row = (
-            active_run(tx, run_id, "log to it")
-            if (params or len(points))
-            else locked_run(tx, run_id)
-        )
+        if params or len(points):
+            row = active_run(tx, run_id, "log to it")
+        else:  # tags may still change once a run has ended
+            row = locked_run(tx, run_id)
+            sign_of_life(tx, row)
         if batch_key is not None:
             where = {"run_pk": row.pk}
             if not first_use(tx, t.ingest_batch, where, batch_key, batch_digest):
@@ -246,7 +273,8 @@ def update_run(store: Store, *, run_id: str, body: RunUpdate, actor: str) -> Run
             raise InvalidState(
                 f"run {run_id} is already {row.status}; it cannot become {body.status}"
             )
-        if body.status == "running":
+        if body.status == "running":  # a lost run's client says it is still running
+            sign_of_life(tx, row)
             return
         end = body.end_time if body.end_time is not None else tx.now
         if end < row.start_time:
@@ -357,6 +385,7 @@ def load_runs(conn: Connection, pks: Sequence[int]) -> list[RunPublic]:
                 "status": r.status,
                 "start_time": r.start_time,
                 "end_time": r.end_time,
+                "last_heartbeat": r.last_heartbeat,
                 "created_by": r.created_by,
                 "error": r.error,
                 "source": r.source,

@@ -56,12 +56,13 @@ ATTRIBUTES: dict[str, tuple[str, Literal["str", "num"]]] = {
     "created": ("start_time", "num"),
     "end_time": ("end_time", "num"),
     "duration": ("duration", "num"),
+    "last_heartbeat": ("last_heartbeat", "num"),
     "created_by": ("created_by", "str"),
     "user_id": ("created_by", "str"),
     "user": ("created_by", "str"),
 }
-# Attributes that are NULL while a run is still running.
-NULLABLE_ATTRIBUTES = frozenset({"end_time", "duration"})
+# Attributes that may be NULL (end_time and duration while a run is still running).
+NULLABLE_ATTRIBUTES = frozenset({"end_time", "duration", "last_heartbeat"})
 KIND_PREFIX: dict[Kind, str] = {
     "metric": "metrics",
     "param": "params",

@@ -8,6 +8,7 @@ from modelyard.api.deps import Actor, IdempotencyKey, SettingsDep, StoreDep
 from modelyard.api.openapi import batch_body
 from modelyard.schemas import (
     BatchLog,
+    Heartbeat,
     MetricHistory,
     ParamsLog,
     RunCreate,
@@ -17,7 +18,7 @@ from modelyard.schemas import (
     RunUpdate,
     TagsSet,
 )
-from modelyard.services import batches, runs, search, series
+from modelyard.services import batches, liveness, runs, search, series
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -43,6 +44,16 @@ def get_run(run_id: str, store: StoreDep) -> RunPublic:
 def update_run(run_id: str, body: RunUpdate, store: StoreDep, actor: Actor) -> RunPublic:
     """Rename a run or end it (finished, failed, killed)."""
     return runs.update_run(store, run_id=run_id, body=body, actor=actor)
+
+
+@router.post("/{run_id}/heartbeat")
+def heartbeat(
+    run_id: str, store: StoreDep, actor: Actor, body: Heartbeat | None = None
+) -> RunPublic:
+    """The run's client is alive (send no body, or ``{}``): answers the run, so the client sees
+    its status. A lost run is running again; a run that has ended answers 409 and is left as
+    it is. Any write to the run by its client counts as a heartbeat too."""
+    return liveness.heartbeat(store, run_id=run_id, actor=actor)
 
 
 @router.post("/{run_id}/params", status_code=204)

@@ -16,6 +16,8 @@ from modelyard.web.templating import render
 
 router = APIRouter()
 RUNNING = 10  # pipelines shown running
+LOST = 5  # runs shown lost (their client has gone silent), most recently heard from first
+LOST_FILTER = "attributes.status = 'lost'"
 MY_RUNS = 10
 RECENT_CHANGES = 15
 
@@ -27,7 +29,7 @@ def home_context(store: Store, actor: str) -> dict[str, Any]:
         "nav": "home",
         "actor": actor,
         "my_runs": search.search_runs(store, req=mine).runs,
-        "running": steps.running_pipelines(store, limit=RUNNING),
+        **running_context(store),
         "projects": projects.list_projects(store),
         "changes": recent.changes,
         "labels": recent.labels,
@@ -42,5 +44,17 @@ def home(request: Request, store: StoreDep, actor: Actor) -> HTMLResponse:
 @router.get("/fragments/running", response_class=HTMLResponse)
 def running_fragment(request: Request, store: StoreDep) -> HTMLResponse:
     """The running-pipelines panel, polled by the home page while anything runs."""
-    context = {"running": steps.running_pipelines(store, limit=RUNNING)}
-    return render(request, "_running.html", context)
+    return render(request, "_running.html", running_context(store))
+
+
+def running_context(store: Store) -> dict[str, Any]:
+    """The runs running now with their steps, and apart from them the runs whose client has
+    gone silent (lost), which are not running as far as anyone knows."""
+    lost = RunSearch(filter=LOST_FILTER, order_by=["last_heartbeat desc"], page_size=LOST)
+    found = search.search_runs(store, req=lost)
+    return {
+        "running": steps.running_pipelines(store, limit=RUNNING),
+        "lost": found.runs,
+        "more_lost": found.next_page_token is not None,
+        "lost_filter": LOST_FILTER,
+    }

@@ -18,7 +18,8 @@ from modelyard.web.templating import render
 
 router = APIRouter()
 
-# How often the pipeline fragment is fetched again while the run is running.
+# How often the pipeline fragment is fetched again while the run has not ended (a lost run
+# may come back).
 POLL_EVERY = "2s"
 NODE_WIDTH = 190
 NODE_HEIGHT = 58
@@ -44,7 +45,7 @@ def pipeline_context(store: Store, run: RunPublic) -> dict[str, Any]:
         "run": run,
         "steps": run_steps,
         "layout": pipeline_layout(run_steps),
-        "poll": POLL_EVERY if run.status == "running" else None,
+        "poll": POLL_EVERY if run.status in ("running", "lost") else None,
     }
 
 
