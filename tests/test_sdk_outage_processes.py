@@ -84,7 +84,7 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
-    running = Server(tmp_path, database_url, MODELYARD_RUN_LOST_AFTER_SECONDS="1")
+    running = Server(tmp_path, database_url, MODELYARD_RUN_LOST_AFTER_SECONDS="2")
     running.start()
     try:
         yield running
@@ -226,7 +226,7 @@ def test_a_client_killed_with_sigkill_becomes_lost(server: Server, tmp_path: Pat
         beat = httpx.post(f"{server.url}/api/v1/runs/{client.run_id}/heartbeat", timeout=10)
         if beat.status_code != 200:
             pytest.skip("this server has no heartbeat endpoint (POST /runs/{id}/heartbeat)")
-        time.sleep(1.5)  # heartbeats keep it running past the server's lost-after (1 s)
+        time.sleep(3)  # heartbeats keep it running past the server's lost-after (2 s)
         with Client(server.url, heartbeat_interval=None) as sdk:
             assert sdk.get_run(client.run_id).status == "running"
         client.kill()
