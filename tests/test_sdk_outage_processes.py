@@ -100,10 +100,10 @@ class Logger:
         self.barrier.mkdir()
         self.spool = tmp_path / "client-spool"
         self.stderr = tmp_path / "client.err"
+        argv = [url, str(self.spool), str(self.barrier), ",".join(map(str, phases))]
         with self.stderr.open("w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", CHILD, url, str(self.spool), str(self.barrier)]
-                + [",".join(map(str, phases))],
+                [sys.executable, "-c", CHILD, *argv],
                 env=environment(),
                 stdout=subprocess.PIPE,
                 stderr=err,
