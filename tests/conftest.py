@@ -37,6 +37,14 @@ def _admin_url(url: str) -> str:
     return make_url(url).set(database="postgres").render_as_string(hide_password=False)
 
 
+@pytest.fixture(autouse=True)
+def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """SDK runs keep what they cannot send under the test's folder, never in ~/.modelyard."""
+    spool = tmp_path / "spool"
+    monkeypatch.setenv("MODELYARD_SPOOL_DIR", str(spool))
+    return spool
+
+
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str | None]:
     """A migrated template database; each test copies it (PostgreSQL runs only)."""

@@ -316,5 +316,51 @@ def runs(
         click.echo(f"(more runs; showing the first {limit})")
 
 
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path), required=False)
+@click.option(
+    "--uri", default=None, help="Send to this server (default: the one each run was logged to)."
+)
+def sync(folder: Path | None, uri: str | None) -> None:
+    """Send metric batches runs kept in a spool folder while the server was away.
+
+    FOLDER is one run's folder or a spool folder of several (default: MODELYARD_SPOOL_DIR,
+    else ~/.modelyard/spool). Each batch is sent under the Idempotency-Key it was first sent
+    with, so one the server already has is not stored twice; sent batches are deleted, then
+    the run's end is recorded if it was kept too."""
+    from modelyard.sdk.spool import default_spool_dir, run_folders, sync_folder
+
+    where = folder or default_spool_dir()
+    runs = run_folders(where)
+    if not runs:
+        state = "does not exist" if not where.exists() else "holds no spooled runs"
+        click.echo(f"nothing to send: {where} {state}")
+        return
+    failed = False
+    for run_folder in runs:
+        try:
+            report = sync_folder(run_folder, uri=uri)
+        except (OSError, ValueError) as exc:  # an unreadable folder or manifest
+            click.echo(f"{run_folder}: cannot read it: {exc}", err=True)
+            failed = True
+            continue
+        line = (
+            f"run {report.run_id}: sent {report.sent_batches} batches "
+            f"({report.sent_points} points) to {report.uri}"
+        )
+        if report.ended:
+            line += f", ended as {report.ended}"
+        if report.left_batches:
+            line += f"; {report.left_batches} batches left"
+        click.echo(line)
+        for refused in report.refused:
+            click.echo(f"  refused, kept as {refused}", err=True)
+        if report.problem:
+            click.echo(f"  stopped: {report.problem}; run this command again later", err=True)
+        failed = failed or not report.done
+    if failed:
+        raise SystemExit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -9,7 +9,11 @@ with client.start_run(project="churn", name="gbm-3", params={"max_depth": 6}) as
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
+import random
+import signal
 import threading
 import time
 import traceback
@@ -17,7 +21,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
 import httpx
@@ -38,13 +42,21 @@ from modelyard.schemas import (
 from modelyard.sdk import models
 from modelyard.sdk.evaluations import Evaluation, evaluate
 from modelyard.sdk.models import ModelVersion
+from modelyard.sdk.spool import Spool, default_spool_dir, transient
 from modelyard.sdk.transport import (
     ModelyardAPIError,
     local_transport,
     remote_transport,
 )
 
-__all__ = ["ActiveRun", "ActiveStep", "Client", "MetricSeries", "ModelyardAPIError"]
+__all__ = [
+    "ActiveRun",
+    "ActiveStep",
+    "Client",
+    "MetricSeries",
+    "ModelyardAPIError",
+    "Terminated",
+]
 
 
 INT64_MAX = 2**63 - 1
@@ -54,8 +66,15 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-# Points waiting beyond this many batches make the logging call itself send them.
+# Batches held in memory (waiting to be cut, and cut but not sent) before the logging call
+# waits for the server or, while the server is away, spills them to the spool folder.
 MAX_BUFFERED_BATCHES = 20
+# While the server is away, attempts are this far apart at first, doubling up to the most.
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+HEARTBEAT_TIMEOUT = 10.0  # seconds a heartbeat may take
+
+log = logging.getLogger("modelyard")
 
 
 def _json_batch(keys: list[str], values: list[float], steps: list[int], stamps: list[int]) -> bytes:
@@ -90,7 +109,25 @@ class Client:
     omitted, ``MODELYARD_URI`` is used, then ``MODELYARD_DATA_DIR``, then ``./modelyard-data``.
     """
 
-    def __init__(self, uri: str | None = None, *, timeout: float = 60.0, retries: int = 5) -> None:
+    def __init__(
+        self,
+        uri: str | None = None,
+        *,
+        timeout: float = 60.0,
+        retries: int = 5,
+        spool_dir: str | os.PathLike[str] | None = None,
+        memory_batches: int = MAX_BUFFERED_BATCHES,
+        retry_for: float | None = None,
+        exit_timeout: float = 30.0,
+        heartbeat_interval: float | None = 30.0,
+    ) -> None:
+        """When the server cannot be reached, runs keep their metric batches: up to
+        ``memory_batches`` in memory, the rest in files under ``spool_dir`` (default
+        ``MODELYARD_SPOOL_DIR``, else ``~/.modelyard/spool``), and try again with backoff for
+        ``retry_for`` seconds (None: until the process ends). At the end of a run (or of the
+        process) they spend at most ``exit_timeout`` seconds sending what is left; the rest
+        stays in the spool folder for ``modelyard sync``. Runs tell the server they are alive
+        every ``heartbeat_interval`` seconds (None: never)."""
         uri = uri or os.environ.get("MODELYARD_URI")
         if uri and uri.startswith(("http://", "https://")):
             self.transport = remote_transport(uri, timeout=timeout, retries=retries)
@@ -100,6 +137,12 @@ class Client:
             data_dir = data_dir.removeprefix("file://")
             self.transport = local_transport(data_dir, retries=retries)
             self.uri = str(Path(data_dir).resolve())
+        self.spool_dir = Path(spool_dir).expanduser() if spool_dir else default_spool_dir()
+        self.memory_batches = memory_batches
+        self.retry_for = retry_for
+        self.exit_timeout = exit_timeout
+        self.heartbeat_interval = heartbeat_interval
+        self._active: set[ActiveRun] = set()
 
     # --- plumbing
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -107,6 +150,10 @@ class Client:
         return None if resp.status_code == 204 or not resp.content else resp.json()
 
     def close(self) -> None:
+        """Close the connection; runs still active send what they hold first (see
+        ``exit_timeout``) and stop sending in the background, left running."""
+        for run in list(self._active):
+            run._let_go()
         self.transport.close()
 
     def __enter__(self) -> Client:
@@ -266,7 +313,11 @@ class Client:
 
 class ActiveRun:
     """A run being logged to. Metrics are buffered and sent in batches, in the background
-    every ``flush_interval`` seconds and whenever ``batch_size`` points are waiting."""
+    every ``flush_interval`` seconds and whenever ``batch_size`` points are waiting.
+
+    When the server cannot be reached, nothing is raised into the loop: batches are kept
+    (in memory, then in the client's spool folder) and sent again with backoff; see
+    :class:`Client`. A SIGTERM to the process ends the run as killed, like Ctrl-C."""
 
     def __init__(
         self, client: Client, info: RunPublic, *, batch_size: int, flush_interval: float
@@ -277,18 +328,35 @@ class ActiveRun:
         self.urn = info.urn
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self._keys: list[str] = []
-        self._values: list[float] = []
-        self._steps: list[int] = []
-        self._stamps: list[int] = []
-        self._unsent: list[tuple[str, bytes]] = []  # (idempotency key, JSON body)
+        self._points: list[tuple[str, float, int, int]] = []  # key, value, step, timestamp
+        self._limit = batch_size * max(client.memory_batches, 1)
+        self.spool = Spool(
+            client.spool_dir / info.run_id,
+            memory=client.memory_batches,
+            manifest={"run_id": info.run_id, "uri": client.uri},
+        )
         self._buffer_lock = threading.Lock()
+        self._drained = threading.Condition(self._buffer_lock)  # points left the buffer
+        self._cut_lock = threading.Lock()  # batches enter the spool in the order they are cut
         self._send_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._flusher: threading.Thread | None = None
         self._error: BaseException | None = None
         self._ended = False
+        self._outage_since: float | None = None  # monotonic time of the first failed attempt
+        self._warned = False
+        self._gave_up = False
+        self._terminated = False
+        self._heartbeat_interval = client.heartbeat_interval
+        self._previous_sigterm: Any = None
+        self._sigterm_installed = False
+        self._install_sigterm()
+        client._active.add(self)
+        atexit.register(self._at_exit)
+        self._flusher = threading.Thread(
+            target=self._background, daemon=True, name=f"modelyard-run-{self.id[:8]}"
+        )
+        self._flusher.start()
 
     # --- params and tags are sent at once: a conflicting param should fail where it is logged
     def log_param(self, key: str, value: Any) -> None:
@@ -327,43 +395,175 @@ class ActiveRun:
             raise ValueError(f"metric timestamps are milliseconds since the epoch, got {stamp}")
         if not -INT64_MAX <= step_no <= INT64_MAX:
             raise ValueError(f"metric steps are 64-bit integers, got {step_no}")
-        points: list[tuple[str, float]] = []
+        points: list[tuple[str, float, int, int]] = []
         for key, value in metrics.items():
             if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY:
                 raise ValueError(f"metric keys have 1 to {MAX_KEY} characters, got {key!r:.80}")
-            points.append((key, float(value)))
+            points.append((key, float(value), step_no, stamp))
         with self._buffer_lock:
-            for key, encoded in points:
-                self._keys.append(key)
-                self._values.append(encoded)
-                self._steps.append(step_no)
-                self._stamps.append(stamp)
-            waiting = len(self._keys)
-        if waiting >= self.batch_size * MAX_BUFFERED_BATCHES:
-            self.flush()  # the server is slower than the loop: wait for it rather than grow
-            return
-        if (self._flusher is None or not self._flusher.is_alive()) and not self._stop.is_set():
-            self._flusher = threading.Thread(
-                target=self._flush_loop, daemon=True, name=f"modelyard-flush-{self.id[:8]}"
-            )
-            self._flusher.start()
-        if waiting >= self.batch_size:
+            self._points.extend(points)  # one call: a signal cannot leave half a point
+            waiting = len(self._points)
+        if waiting >= self._limit:
+            self._make_room()
+        elif waiting >= self.batch_size:
             self._wake.set()  # full batches go out from the background thread
 
-    def _flush_loop(self) -> None:
+    def _make_room(self) -> None:
+        """The buffer is full. While the server answers, wait for it (it is slower than the
+        loop); while it is away, move the points to the spool (on disk past its memory)."""
+        if self._outage_since is None and self._flusher.is_alive():
+            self._wake.set()
+            with self._drained:
+                while (
+                    len(self._points) >= self._limit
+                    and self._outage_since is None
+                    and self._error is None
+                    and self._flusher.is_alive()
+                ):
+                    self._drained.wait(0.1)
+        if self._error is None and len(self._points) >= self._limit:
+            self._to_spool(full_only=True, allow_disk=True)
+
+    def _to_spool(self, *, full_only: bool, allow_disk: bool) -> None:
+        """Cut buffered points into batches, each with a new idempotency key, and queue them:
+        ``full_only`` keeps a last partial batch back; without ``allow_disk`` only as many as
+        the spool holds in memory are cut."""
+        bs = self.batch_size
+        with self._cut_lock:
+            with self._drained:
+                take = len(self._points)
+                if full_only:
+                    take -= take % bs
+                if not allow_disk:
+                    take = min(take, self.spool.room() * bs)
+                if take <= 0:
+                    return
+                taken = self._points[:take]
+                del self._points[:take]
+                self._drained.notify_all()
+            for start in range(0, take, bs):
+                chunk = taken[start : start + bs]
+                keys, values, steps, stamps = zip(*chunk, strict=True)
+                body = _json_batch(list(keys), list(values), list(steps), list(stamps))
+                self.spool.put(uuid.uuid4().hex, body, len(chunk))
+
+    def _post_batch(self, key: str, body: bytes, **kwargs: Any) -> None:
+        self.client.transport.request(
+            "POST",
+            f"/api/v1/runs/{self.id}/batch",
+            content=body,
+            headers={"Idempotency-Key": key, "Content-Type": "application/json"},
+            **kwargs,
+        )
+
+    def _send_all(self, *, full_only: bool, deadline: float | None = None, **kwargs: Any) -> None:
+        """Send the spool's batches, oldest first, cutting more from the buffer as room
+        frees up. A batch the server cannot be reached for stays (with its key) and the
+        error is raised; a batch it refuses is dropped and the error raised."""
+        while True:
+            self._to_spool(full_only=full_only, allow_disk=False)
+            first = self.spool.first()
+            if first is None:
+                return
+            key, body = first
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise httpx.TimeoutException("no time left to send before the run ends")
+                kwargs["timeout"] = min(left, self.client.transport.http.timeout.read or left)
+            try:
+                self._post_batch(key, body, **kwargs)
+            except BaseException as exc:
+                if _transient(exc):
+                    self._unreachable(exc)
+                elif isinstance(exc, ModelyardAPIError):
+                    self.spool.ack(key)  # refused: the user's mistake, raised
+                raise
+            self.spool.ack(key)
+            self._reachable()
+
+    def _unreachable(self, exc: BaseException) -> None:
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "modelyard: cannot reach %s (%s); run %s keeps its metrics (up to %d batches "
+                "in memory, then in %s) and sends them when the server is back",
+                self.client.uri, _describe(exc), self.id, self.spool.memory, self.spool.folder,
+            )  # fmt: skip
+
+    def _reachable(self) -> None:
+        if self._outage_since is not None:
+            log.info("modelyard: %s answers again; run %s is sending", self.client.uri, self.id)
+            self._outage_since = None
+
+    def _background(self) -> None:
+        """Sends batches (every ``flush_interval`` seconds, or when a batch is full), retries
+        with backoff while the server is away, and sends heartbeats."""
+        backoff = FIRST_BACKOFF
+        next_try = 0.0
+        next_beat = time.monotonic() + (self._heartbeat_interval or 0)
         while not self._stop.is_set():
-            woken = self._wake.wait(self.flush_interval)
+            now = time.monotonic()
+            wait = self.flush_interval if self._outage_since is None else next_try - now
+            if self._heartbeat_interval:
+                wait = min(wait, next_beat - now)
+            woken = self._wake.wait(max(wait, 0.0))
             self._wake.clear()
             if self._stop.is_set():
                 return  # end() sends what is left
+            now = time.monotonic()
+            if self._heartbeat_interval and now >= next_beat:
+                self._heartbeat()
+                next_beat = time.monotonic() + (self._heartbeat_interval or 0)
+            if self._outage_since is not None and now < next_try:
+                self._to_spool(full_only=True, allow_disk=True)  # nothing piles up in memory
+                continue
             try:
-                # Woken by a full batch: send full batches only. On the interval: everything.
-                self.flush(full_batches_only=woken)
+                with self._send_lock:
+                    # Woken by a full batch: send full batches only. On the interval: all.
+                    self._send_all(full_only=woken, retries=0)
+                backoff = FIRST_BACKOFF
             except BaseException as exc:
-                if _transient(exc):
-                    continue  # the points are back in the buffer: sent again next time
-                self._error = exc  # points were refused: surfaced in the user's thread
-                return
+                if not _transient(exc):
+                    self._error = exc  # points were refused: surfaced in the user's thread
+                    return
+                next_try = time.monotonic() + backoff * (0.5 + random.random())
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                self._to_spool(full_only=True, allow_disk=True)
+                since, retry_for = self._outage_since, self.client.retry_for
+                if retry_for is not None and since is not None and now - since >= retry_for:
+                    self._give_up()
+                    return
+
+    def _give_up(self) -> None:
+        self._gave_up = True
+        self._to_spool(full_only=False, allow_disk=True)
+        self.spool.spill()
+        log.warning(
+            "modelyard: %s has not answered for %s s; run %s stops trying and keeps its "
+            "metrics in %s; send them when the server is back with: modelyard sync %s",
+            self.client.uri, self.client.retry_for, self.id, self.spool.folder,
+            self.spool.folder,
+        )  # fmt: skip
+
+    def _heartbeat(self) -> None:
+        """Tells the server the run is alive. Never raises: a failure to reach the server is
+        an outage like any other, and a run the server says has ended (409) or does not know
+        (404, or an older server without heartbeats) is not told again."""
+        try:
+            self.client.transport.request(
+                "POST",
+                f"/api/v1/runs/{self.id}/heartbeat",
+                retries=0,
+                timeout=min(HEARTBEAT_TIMEOUT, self.client.transport.http.timeout.read or 60),
+            )
+        except ModelyardAPIError as exc:
+            if 400 <= exc.status < 500 and exc.status != 429:
+                self._heartbeat_interval = None
+        except Exception:  # unreachable now, or the client was closed
+            pass
 
     def _raise_background_error(self) -> None:
         err, self._error = self._error, None
@@ -373,42 +573,13 @@ class ActiveRun:
         """Send every buffered point now, ``batch_size`` points a request.
 
         Each batch gets an idempotency key when it leaves the buffer. When the server cannot
-        be reached (even after retries), the batch stays queued with its key and is sent
-        first by the next flush, so a batch the server did apply is not stored twice; a
-        batch the server refuses is dropped, and the error is raised.
+        be reached (even after retries) the error is raised, and the batch stays queued with
+        its key: it is sent first next time (by the background thread too), so a batch the
+        server did apply is not stored twice. A batch the server refuses is dropped, and the
+        error is raised.
         """
         with self._send_lock:
-            with self._buffer_lock:
-                take = len(self._keys)
-                if full_batches_only:
-                    take -= take % self.batch_size
-                keys, values = self._keys[:take], self._values[:take]
-                steps, stamps = self._steps[:take], self._stamps[:take]
-                del self._keys[:take], self._values[:take], self._steps[:take]
-                del self._stamps[:take]
-            for start in range(0, len(keys), self.batch_size):
-                end = start + self.batch_size
-                body = _json_batch(
-                    keys[start:end], values[start:end], steps[start:end], stamps[start:end]
-                )
-                self._unsent.append((uuid.uuid4().hex, body))
-            while self._unsent:
-                batch_key, unsent = self._unsent[0]
-                try:
-                    self.client._call(
-                        "POST",
-                        f"/runs/{self.id}/batch",
-                        content=unsent,
-                        headers={
-                            "Idempotency-Key": batch_key,
-                            "Content-Type": "application/json",
-                        },
-                    )
-                except BaseException as exc:
-                    if not _transient(exc):
-                        self._unsent.pop(0)
-                    raise
-                self._unsent.pop(0)
+            self._send_all(full_only=full_batches_only)
 
     # --- steps, artifacts, lineage
     def step(self, name: str, depends_on: Sequence[str] = ()) -> ActiveStep:
@@ -499,37 +670,169 @@ class ActiveRun:
     def detach(self) -> None:
         """Send what is buffered and stop sending in the background, leaving the run running
         (another process may carry on with it)."""
-        self._stop.set()
-        self._wake.set()
-        if self._flusher is not None:
-            self._flusher.join()
+        self._stop_background(None)
         self.flush()
         self._ended = True
+        self._release()
 
-    def end(self, status: str = "finished", error: str | None = None) -> RunPublic:
-        if self._ended:
-            return self.client.get_run(self.id)
+    def _stop_background(self, deadline: float | None) -> None:
         self._stop.set()
         self._wake.set()
-        if self._flusher is not None:
-            self._flusher.join()
+        if self._flusher is not threading.current_thread():
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            self._flusher.join(left)
+
+    def _send_before_exit(self, deadline: float) -> bool:
+        """Send what is left within ``deadline``; what cannot be sent is written to the
+        spool folder. True when the server has everything. A batch the server refuses does
+        not stop the others: the first refusal is raised once they are sent."""
+        refused: ModelyardAPIError | None = None
         try:
-            if self._error is not None:
+            if not self._gave_up and self._send_lock.acquire(
+                timeout=max(deadline - time.monotonic(), 0.0)
+            ):
+                try:
+                    while True:
+                        try:
+                            self._send_all(full_only=False, deadline=deadline)
+                        except ModelyardAPIError as exc:
+                            if _transient(exc):
+                                break
+                            refused = refused or exc
+                        else:
+                            return True
+                except httpx.TransportError:
+                    pass
+                finally:
+                    self._send_lock.release()
+            return False
+        finally:
+            self._to_spool(full_only=False, allow_disk=True)  # a no-op when all was sent
+            self.spool.spill()
+            if refused is not None:
+                raise refused
+
+    def _tell_where(self, end: str | None = None) -> None:
+        batches, points = self.spool.pending()
+        what = f"{batches} metric batches ({points} points)"
+        if end is not None:
+            what = f"{what} and its end ({end})" if batches else f"its end ({end})"
+        problem = ""
+        if self.spool.disk_error is not None:
+            problem = f" ({self.spool.on_disk} of the batches; the others could not be written: "
+            problem += f"{self.spool.disk_error}, and are lost when the process ends)"
+        log.warning(
+            "modelyard: %s could not be reached; %s of run %s are kept in %s%s. Send them "
+            "when the server is back with: modelyard sync %s",
+            self.client.uri, what, self.id, self.spool.folder, problem, self.spool.folder,
+        )  # fmt: skip
+
+    def end(self, status: str = "finished", error: str | None = None) -> RunPublic:
+        """End the run. When the server cannot be reached, the metrics left and the end are
+        kept in the spool folder (the log says where and what to run) and the run is
+        returned as last known."""
+        if self._ended:
+            return self.client.get_run(self.id)
+        if self._terminated and status == "finished":
+            status, error = "killed", "the process received SIGTERM"
+        deadline = time.monotonic() + self.client.exit_timeout
+        self._stop_background(deadline)
+        sent = False
+        try:
+            background = self._error
+            sent = self._send_before_exit(deadline)
+            if background is not None:
                 self._raise_background_error()
-            self.flush()
         except BaseException as exc:
             # Metrics were lost: the run did not finish as logged.
             if status == "finished":
                 status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
                 error = f"metrics could not be sent: {_describe(exc)}"
+            sent = not self.spool.pending()[0] and not self._points
             raise
         finally:
             self._ended = True
-            body = {"status": status, "error": error}
-            info = RunPublic.model_validate(
-                self.client._call("PATCH", f"/runs/{self.id}", json=body)
-            )
+            self._release()
+            info = self._record_end(status, error, sent, deadline)
         return info
+
+    def _record_end(self, status: str, error: str | None, sent: bool, deadline: float) -> RunPublic:
+        """PATCH the run's end, or keep it in the spool for `modelyard sync` (after the
+        batches still there, which a run no longer running would refuse)."""
+        if sent:
+            try:
+                left = max(deadline - time.monotonic(), 1.0)
+                return RunPublic.model_validate(
+                    self.client.transport.request(
+                        "PATCH",
+                        f"/api/v1/runs/{self.id}",
+                        json={"status": status, "error": error},
+                        timeout=min(left, self.client.transport.http.timeout.read or left),
+                    ).json()
+                )
+            except BaseException as exc:
+                if not _transient(exc):
+                    raise
+        self.spool.write_end(status, error)
+        self._tell_where(end=status)
+        return self.info
+
+    def _at_exit(self) -> None:
+        """At interpreter exit, a run not ended sends (or spools) what it holds; one that
+        received SIGTERM ends as killed."""
+        if self._ended:
+            return
+        try:
+            if self._terminated:
+                self.end("killed", "the process received SIGTERM")
+            else:
+                self._let_go()
+        except Exception:  # nothing can be raised to anyone at exit
+            traceback.print_exc()
+
+    def _let_go(self) -> None:
+        """Stop the background thread and send or spool what is held; the run stays running."""
+        if self._ended:
+            return
+        deadline = time.monotonic() + self.client.exit_timeout
+        self._stop_background(deadline)
+        self._ended = True
+        self._release()
+        if not self._send_before_exit(deadline):
+            self._tell_where()
+
+    def _release(self) -> None:
+        """Undo what the run set up in the process: its SIGTERM handler and exit hook."""
+        self.client._active.discard(self)
+        atexit.unregister(self._at_exit)
+        if not self._sigterm_installed or threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._sigterm_installed = False
+
+    def _install_sigterm(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            self._previous_sigterm = signal.getsignal(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+        except (ValueError, OSError):  # not possible here (an embedded interpreter)
+            return
+        self._sigterm_installed = True
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        """A SIGTERM ends the run as killed. A handler that was there before is called
+        (it may stop the loop its own way); otherwise the process exits as it would have,
+        through the run's ``with`` (or the exit hook), which records it as killed."""
+        previous = self._previous_sigterm
+        if previous == signal.SIG_IGN:
+            return
+        self._terminated = True
+        if callable(previous):
+            previous(signum, frame)
+            return
+        raise Terminated(128 + signum)
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -543,18 +846,23 @@ class ActiveRun:
         if exc is None:
             self.end("finished")
             return
-        status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
+        killed = isinstance(exc, KeyboardInterrupt) or self._terminated
         try:
-            self.end(status, error=_describe(exc))
+            if isinstance(exc, Terminated):
+                self.end("killed", error="the process received SIGTERM")
+            else:
+                self.end("killed" if killed else "failed", error=_describe(exc))
         except Exception:  # the user's own error matters more than a failed flush
             traceback.print_exc()
 
 
+class Terminated(SystemExit):
+    """Raised in the main thread by a run's SIGTERM handler: the process exits (status
+    128 + 15) after the run was ended as killed."""
+
+
 def _transient(exc: BaseException) -> bool:
-    """Whether sending may work later: the server was unreachable or briefly failing."""
-    if isinstance(exc, httpx.TransportError):
-        return True
-    return isinstance(exc, ModelyardAPIError) and (exc.status >= 500 or exc.status == 429)
+    return transient(exc)
 
 
 def _describe(exc: BaseException) -> str:

@@ -65,18 +65,21 @@ class Transport:
         path: str,
         *,
         content_factory: Callable[[], Any] | None = None,
+        retries: int | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        for attempt in range(self.retries + 1):
+        """``retries`` overrides the transport's own count (0: a single attempt)."""
+        retries = self.retries if retries is None else retries
+        for attempt in range(retries + 1):
             if content_factory is not None:
                 kwargs["content"] = content_factory()
             try:
                 resp = self.http.request(method, path, **kwargs)
             except httpx.TransportError:
-                if attempt == self.retries:
+                if attempt == retries:
                     raise
             else:
-                if resp.status_code not in RETRY_STATUSES or attempt == self.retries:
+                if resp.status_code not in RETRY_STATUSES or attempt == retries:
                     raise_for_error(resp, retried=attempt > 0)
                     return resp
             time.sleep(self.backoff * 2**attempt * (0.5 + random.random()))
