@@ -70,5 +70,5 @@ def history_response(request: Request, page: Page, fmt: Format) -> Response:
         headers[NEXT_PAGE_HEADER] = token
         headers["Link"] = f'<{request.url.include_query_params(page_token=token)}>; rel="next"'
     if fmt == "arrow":
-        return StreamingResponse(arrow_stream(page.history), media_type=ARROW, headers=headers)
+        return StreamingResponse(arrow_stream(page), media_type=ARROW, headers=headers)
     return Response(page_json(page), media_type="application/json", headers=headers)

@@ -8,6 +8,7 @@ memory however long the history, and an Arrow page is written out batch by batch
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -344,10 +345,18 @@ class Cursor:
 
 @dataclass(frozen=True)
 class Page:
-    """Points of a history in order, and where the next page starts (None: no more)."""
+    """Points of a history in order, as the parts of blocks they were read from (no copy of
+    them is made when the blocks are in order), and where the next page starts (None: no
+    more)."""
 
-    history: History
+    key: str
+    parts: list[_Cols]
     next: Cursor | None
+
+    @property
+    def history(self) -> History:
+        cols = _Cols.join(self.parts) if self.parts else _empty()
+        return History(self.key, cols.steps, cols.stamps, cols.values)
 
 
 @dataclass(frozen=True)
@@ -413,6 +422,8 @@ class _Cols:
 
     @staticmethod
     def join(parts: list[_Cols]) -> _Cols:
+        if len(parts) == 1:
+            return parts[0]
         return _Cols(*(np.concatenate([getattr(p, f) for p in parts]) for f in _Cols.__slots__))
 
     def ordered(self) -> bool:
@@ -430,6 +441,25 @@ class _Cols:
         if self.ordered():
             return self
         return self.take(np.lexsort((self.index, self.blocks, self.stamps, self.steps)))
+
+    def place(self, i: int) -> tuple[int, int, int, int]:
+        return (
+            int(self.steps[i]), int(self.stamps[i]), int(self.blocks[i]), int(self.index[i])
+        )  # fmt: skip
+
+
+def _first(parts: list[_Cols], n: int) -> list[_Cols]:
+    """The first ``n`` points of ``parts`` (each in order) in history order: the parts cut
+    as they are when they follow one another, else merged and sorted."""
+    if all(a.place(-1) < b.place(0) for a, b in itertools.pairwise(parts)):
+        out = []
+        for part in parts:
+            if n <= 0:
+                break
+            out.append(part if len(part) <= n else part.take(slice(0, n)))
+            n -= len(part)
+        return out
+    return [_Cols.join(parts).sorted().take(slice(0, n))]
 
 
 _META_CHUNK = 1024  # block descriptions fetched at a time
@@ -479,31 +509,38 @@ def _wanted(
     """The points of one block inside [lo, hi] on ``axis`` and after the cursor."""
     steps = np.frombuffer(row.step_data, dtype="<i8")
     stamps = np.frombuffer(row.timestamp_data, dtype="<i8")
-    keep = np.ones(len(steps), dtype=bool)
+    n = len(steps)
     xs = steps if axis == "step" else stamps
-    if lo is not None:
-        keep &= xs >= lo
-    if hi is not None:
-        keep &= xs <= hi
-    index = np.arange(len(steps), dtype=np.int32)
-    if after is not None:
-        later = (steps > after.step) | ((steps == after.step) & (stamps > after.timestamp))
-        if row.id >= after.block:  # ties with the cursor's point: only those that came later
-            tie = (steps == after.step) & (stamps == after.timestamp)
-            if row.id == after.block:
-                tie &= index > after.index
-            later |= tie
-        keep &= later
-    sel = np.flatnonzero(keep)
-    if not len(sel):
-        return None
+    first, last = (steps[0], steps[-1]) if axis == "step" else (stamps.min(), stamps.max())
+    inside = (lo is None or first >= lo) and (hi is None or last <= hi)
+    beyond = after is None or (steps[0], stamps[0]) > (after.step, after.timestamp)
+    index = np.arange(n, dtype=np.int32)
+    sel: Any = slice(None)
+    if not (inside and beyond):  # only a block at an edge is sifted point by point
+        keep = np.ones(n, dtype=bool)
+        if lo is not None:
+            keep &= xs >= lo
+        if hi is not None:
+            keep &= xs <= hi
+        if after is not None:
+            later = (steps > after.step) | ((steps == after.step) & (stamps > after.timestamp))
+            if row.id >= after.block:  # ties with the cursor's point: only those that came later
+                tie = (steps == after.step) & (stamps == after.timestamp)
+                if row.id == after.block:
+                    tie &= index > after.index
+                later |= tie
+            keep &= later
+        sel = np.flatnonzero(keep)
+        if not len(sel):
+            return None
     values = np.frombuffer(row.value_data, dtype="<f8")
-    return _Cols(
-        steps[sel].astype(np.int64),
-        stamps[sel].astype(np.int64),
-        values[sel].astype(np.float64),
-        np.full(len(sel), row.id, dtype=np.int64),
-        index[sel],
+    index = index[sel]
+    return _Cols(  # views of the block's bytes when all of it is wanted
+        steps[sel].astype(np.int64, copy=False),
+        stamps[sel].astype(np.int64, copy=False),
+        values[sel].astype(np.float64, copy=False),
+        np.broadcast_to(np.int64(row.id), index.shape),
+        index,
     )
 
 
@@ -556,20 +593,13 @@ def read_page(
                 count += len(part)
         del rows
         if count >= need:
-            kept = _Cols.join(held).sorted().take(slice(0, need))
-            held, count = [kept], need
-            last_step = int(kept.steps[-1])
+            held, count = _first(held, need), need
+            last_step = int(held[-1].steps[-1])
     if not seen and not conn.execute(_BLOCKS.limit(1), bind).first():
         raise NotFound(f"metric {key!r} was not logged in {what}")
-    cols = _Cols.join(held).sorted() if held else _empty()
-    more = len(cols) > limit
-    cols = cols.take(slice(0, limit))
-    nxt = None
-    if more:
-        nxt = Cursor(
-            int(cols.steps[-1]), int(cols.stamps[-1]), int(cols.blocks[-1]), int(cols.index[-1])
-        )
-    return Page(History(key, cols.steps, cols.stamps, cols.values), nxt)
+    parts = _first(held, limit) if held else []
+    nxt = Cursor(*parts[-1].place(-1)) if count > limit else None
+    return Page(key, parts, nxt)
 
 
 def _empty() -> _Cols:
@@ -604,19 +634,18 @@ class _Chunks:
         return out
 
 
-def arrow_stream(hist: History) -> Iterator[bytes]:
-    """A history as an Arrow IPC stream (step, timestamp, value), one record batch of at most
-    ``ARROW_BATCH`` rows at a time, so no whole copy of it is ever built."""
+def arrow_stream(page: Page) -> Iterator[bytes]:
+    """A page as an Arrow IPC stream (step, timestamp, value), written from the blocks' parts
+    a record batch of at most ``ARROW_BATCH`` rows at a time, so no whole copy is built."""
     out = _Chunks()
     writer = pa.ipc.new_stream(out, ARROW_SCHEMA)
     yield out.take()
-    for at in range(0, len(hist.steps), ARROW_BATCH):
-        part = slice(at, at + ARROW_BATCH)
-        batch = pa.record_batch(
-            [hist.steps[part], hist.timestamps[part], hist.values[part]], schema=ARROW_SCHEMA
-        )
-        writer.write_batch(batch)
-        yield out.take()
+    for part in page.parts:
+        for at in range(0, len(part), ARROW_BATCH):
+            cut = slice(at, at + ARROW_BATCH)
+            columns = [part.steps[cut], part.stamps[cut], part.values[cut]]
+            writer.write_batch(pa.record_batch(columns, schema=ARROW_SCHEMA))
+            yield out.take()
     writer.close()
     yield out.take()
 
