@@ -1,16 +1,16 @@
 """Reading long histories from `modelyard serve` on SQLite: the server's memory while four
 clients read a 7,000,000-point history at once, and the time to read it whole.
 
-    .venv/bin/python bench/bench_reads.py [--points 7000000] [--batch 100000] [--readers 4]
+    .venv/bin/python -m bench.bench_reads [--points 7000000] [--batch 100000] [--readers 4]
 
 One run gets the history (Arrow batches of --batch points, so one block per batch); then one
-client reads it whole, as the SDK does (Arrow pages, following next-page tokens), then JSON
-pages, then --readers clients read it at once. The server's resident memory is sampled from
-/proc/<pid>/status every 10 ms (its peak, VmHWM, is reset before each phase). Prints one JSON
-line per figure.
+client reads it whole, as the SDK does (Arrow pages, following next-page tokens), then as JSON
+pages; a portal chart reads it reduced; then --readers clients read it at once. The server's
+resident memory is sampled from /proc/<pid>/status every 10 ms (its peak, VmHWM, is reset
+before each phase). Prints one JSON line per figure.
 
 Run against an older tree with its sources first on the path (the server process inherits
-PYTHONPATH): `PYTHONPATH=<old>/src:. .venv/bin/python bench/bench_reads.py`.
+PYTHONPATH): `PYTHONPATH=<old>/src:. .venv/bin/python -m bench.bench_reads`.
 """
 
 from __future__ import annotations
@@ -161,6 +161,17 @@ def main() -> None:
                 seconds = timed(lambda: read_json_pages(http, run.id), args.points)
             emit(figure="read_history_json_seconds", points=args.points, readers=1,
                  seconds=round(seconds, 2), **mem)  # fmt: skip
+
+        def chart() -> int:  # what a portal chart asks for: the history reduced
+            url = f"/api/v1/series/urn:modelyard:run:{run.id}/reduced"
+            body = http.get(url, params={"key": "loss", "points": 1500}).json()
+            assert body["total"] == args.points, body["total"]
+            return int(body["total"])
+
+        with memory(pid) as mem:
+            seconds = timed(chart, args.points)
+        emit(figure="reduced_chart_seconds", points=args.points, seconds=round(seconds, 2),
+             **mem)  # fmt: skip
 
         times: list[float] = []
         errors: list[BaseException] = []
