@@ -509,12 +509,16 @@ def _wanted(
     """The points of one block inside [lo, hi] on ``axis`` and after the cursor."""
     steps = np.frombuffer(row.step_data, dtype="<i8")
     stamps = np.frombuffer(row.timestamp_data, dtype="<i8")
+    values = np.frombuffer(row.value_data, dtype="<f8")
     n = len(steps)
+    index = np.arange(n, dtype=np.int32)
+    if n > 1 and not _in_order(steps, stamps):  # blocks are written in order; just in case
+        index = np.lexsort((stamps, steps)).astype(np.int32)
+        steps, stamps, values = steps[index], stamps[index], values[index]
     xs = steps if axis == "step" else stamps
     first, last = (steps[0], steps[-1]) if axis == "step" else (stamps.min(), stamps.max())
     inside = (lo is None or first >= lo) and (hi is None or last <= hi)
     beyond = after is None or (steps[0], stamps[0]) > (after.step, after.timestamp)
-    index = np.arange(n, dtype=np.int32)
     sel: Any = slice(None)
     if not (inside and beyond):  # only a block at an edge is sifted point by point
         keep = np.ones(n, dtype=bool)
@@ -527,13 +531,12 @@ def _wanted(
             if row.id >= after.block:  # ties with the cursor's point: only those that came later
                 tie = (steps == after.step) & (stamps == after.timestamp)
                 if row.id == after.block:
-                    tie &= index > after.index
+                    tie &= index > after.index  # index: the point's place in the block
                 later |= tie
             keep &= later
         sel = np.flatnonzero(keep)
         if not len(sel):
             return None
-    values = np.frombuffer(row.value_data, dtype="<f8")
     index = index[sel]
     return _Cols(  # views of the block's bytes when all of it is wanted
         steps[sel].astype(np.int64, copy=False),
