@@ -113,9 +113,11 @@ def test_pages_hold_every_point_once_in_history_order(
     assert_same(got, expected)
 
 
+@pytest.mark.parametrize("group", [1, 65_536], ids=["block-by-block", "blocks-together"])
 def test_a_page_cut_among_equal_points_goes_on_with_the_next_of_them(
-    api: httpx.Client, run_url: str
+    api: httpx.Client, run_url: str, group: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(series_store, "_GROUP_POINTS", group)  # blocks read in one query
     # 900 points at one step and one time, sent in three batches: only arrival orders them
     blocks = [
         (np.zeros(300, dtype=np.int64), np.full(300, T0), np.arange(300) + 1000.0 * i)
@@ -227,7 +229,9 @@ def test_a_page_reads_only_the_blocks_it_needs(
     decoded: list[int] = []
     wanted = series_store._wanted
     monkeypatch.setattr(
-        series_store, "_wanted", lambda row, *a: decoded.append(row.id) or wanted(row, *a)
+        series_store,
+        "_wanted",
+        lambda rows, *a: decoded.extend(r.id for r in rows) or wanted(rows, *a),
     )
     page, token = read_page(api, f"{run_url}/metric-history", "arrow", key="loss", limit=300)
     assert page[0].tolist() == list(range(300))

@@ -504,47 +504,48 @@ _DATA = select(_SB.c.id, _SB.c.step_data, _SB.c.timestamp_data, _SB.c.value_data
 
 
 def _wanted(
-    row: Any, axis: Axis, lo: int | None, hi: int | None, after: Cursor | None
+    rows: Sequence[Any], axis: Axis, lo: int | None, hi: int | None, after: Cursor | None
 ) -> _Cols | None:
-    """The points of one block inside [lo, hi] on ``axis`` and after the cursor."""
-    steps = np.frombuffer(row.step_data, dtype="<i8")
-    stamps = np.frombuffer(row.timestamp_data, dtype="<i8")
-    values = np.frombuffer(row.value_data, dtype="<f8")
+    """The points of a group of blocks (rows ordered by id) inside [lo, hi] on ``axis`` and
+    after the cursor, in history order: one vectorised pass over the whole group."""
+    steps = np.frombuffer(b"".join(r.step_data for r in rows), dtype="<i8")
+    stamps = np.frombuffer(b"".join(r.timestamp_data for r in rows), dtype="<i8")
+    values = np.frombuffer(b"".join(r.value_data for r in rows), dtype="<f8")
     n = len(steps)
-    index = np.arange(n, dtype=np.int32)
-    if n > 1 and not _in_order(steps, stamps):  # blocks are written in order; just in case
-        index = np.lexsort((stamps, steps)).astype(np.int32)
-        steps, stamps, values = steps[index], stamps[index], values[index]
+    blocks: Ints
+    if len(rows) == 1:
+        blocks = np.broadcast_to(np.int64(rows[0].id), (n,))
+        index = np.arange(n, dtype=np.int32)
+    else:
+        counts = np.array([len(r.step_data) // 8 for r in rows], dtype=np.int64)
+        blocks = np.repeat(np.array([r.id for r in rows], dtype=np.int64), counts)
+        index = (np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)).astype(np.int32)
+    if n > 1 and not _in_order(steps, stamps):
+        # stable: points at one step and time stay in (block, index) order, i.e. arrival
+        order = np.lexsort((stamps, steps))
+        steps, stamps, values = steps[order], stamps[order], values[order]
+        blocks, index = blocks[order], index[order]
     xs = steps if axis == "step" else stamps
     first, last = (steps[0], steps[-1]) if axis == "step" else (stamps.min(), stamps.max())
     inside = (lo is None or first >= lo) and (hi is None or last <= hi)
     beyond = after is None or (steps[0], stamps[0]) > (after.step, after.timestamp)
-    sel: Any = slice(None)
-    if not (inside and beyond):  # only a block at an edge is sifted point by point
-        keep = np.ones(n, dtype=bool)
-        if lo is not None:
-            keep &= xs >= lo
-        if hi is not None:
-            keep &= xs <= hi
-        if after is not None:
-            later = (steps > after.step) | ((steps == after.step) & (stamps > after.timestamp))
-            if row.id >= after.block:  # ties with the cursor's point: only those that came later
-                tie = (steps == after.step) & (stamps == after.timestamp)
-                if row.id == after.block:
-                    tie &= index > after.index  # index: the point's place in the block
-                later |= tie
-            keep &= later
-        sel = np.flatnonzero(keep)
-        if not len(sel):
-            return None
-    index = index[sel]
-    return _Cols(  # views of the block's bytes when all of it is wanted
-        steps[sel].astype(np.int64, copy=False),
-        stamps[sel].astype(np.int64, copy=False),
-        values[sel].astype(np.float64, copy=False),
-        np.broadcast_to(np.int64(row.id), index.shape),
-        index,
-    )
+    if inside and beyond:  # the common case: the group is wanted whole, and is not copied
+        return _Cols(steps, stamps, values, blocks, index)
+    keep = np.ones(n, dtype=bool)
+    if lo is not None:
+        keep &= xs >= lo
+    if hi is not None:
+        keep &= xs <= hi
+    if after is not None:
+        later = (steps > after.step) | ((steps == after.step) & (stamps > after.timestamp))
+        # points at the cursor's step and time: only those that came after its point
+        tie = (steps == after.step) & (stamps == after.timestamp)
+        tie &= (blocks > after.block) | ((blocks == after.block) & (index > after.index))
+        keep &= later | tie
+    sel = np.flatnonzero(keep)
+    if not len(sel):
+        return None
+    return _Cols(steps[sel], stamps[sel], values[sel], blocks[sel], index[sel])
 
 
 def read_page(
@@ -589,12 +590,11 @@ def read_page(
             break
         ids = [b.id for b in group if last_step is None or b.min_step <= last_step]
         rows = conn.execute(_DATA.where(_SB.c.id.in_(ids)).order_by(_SB.c.id)).all()
-        for row in rows:
-            part = _wanted(row, axis, lo, hi, after)
-            if part is not None:
-                held.append(part)
-                count += len(part)
+        part = _wanted(rows, axis, lo, hi, after)
         del rows
+        if part is not None:
+            held.append(part)
+            count += len(part)
         if count >= need:
             held, count = _first(held, need), need
             last_step = int(held[-1].steps[-1])
@@ -639,15 +639,30 @@ class _Chunks:
 
 def arrow_stream(page: Page) -> Iterator[bytes]:
     """A page as an Arrow IPC stream (step, timestamp, value), written from the blocks' parts
-    a record batch of at most ``ARROW_BATCH`` rows at a time, so no whole copy is built."""
+    a record batch of about ``ARROW_BATCH`` rows at a time, so no whole copy is built."""
     out = _Chunks()
     writer = pa.ipc.new_stream(out, ARROW_SCHEMA)
     yield out.take()
-    for part in page.parts:
-        for at in range(0, len(part), ARROW_BATCH):
-            cut = slice(at, at + ARROW_BATCH)
-            columns = [part.steps[cut], part.stamps[cut], part.values[cut]]
+    pending: list[_Cols] = []
+    rows = 0
+    pieces = (
+        part.take(slice(at, at + ARROW_BATCH))
+        for part in page.parts
+        for at in range(0, len(part), ARROW_BATCH)
+    )
+    for piece in itertools.chain(pieces, [None]):
+        if piece is not None:
+            pending.append(piece)
+            rows += len(piece)
+        if pending and (rows >= ARROW_BATCH or piece is None):
+            columns = [
+                getattr(pending[0], c)
+                if len(pending) == 1
+                else np.concatenate([getattr(p, c) for p in pending])
+                for c in ("steps", "stamps", "values")
+            ]
             writer.write_batch(pa.record_batch(columns, schema=ARROW_SCHEMA))
+            pending, rows = [], 0
             yield out.take()
     writer.close()
     yield out.take()
