@@ -631,18 +631,18 @@ class _Chunks:
     def close(self) -> None:
         self.closed = True
 
-    def take(self) -> bytes:
-        out = b"".join(self.parts)
-        self.parts.clear()
+    def take(self) -> list[bytes]:
+        out, self.parts = self.parts, []
         return out
 
 
 def arrow_stream(page: Page) -> Iterator[bytes]:
     """A page as an Arrow IPC stream (step, timestamp, value), written from the blocks' parts
-    a record batch of about ``ARROW_BATCH`` rows at a time, so no whole copy is built."""
+    a record batch at a time (at most ``ARROW_BATCH`` rows; small parts are gathered into one
+    batch), so no whole copy of the page is built."""
     out = _Chunks()
     writer = pa.ipc.new_stream(out, ARROW_SCHEMA)
-    yield out.take()
+    yield from out.take()
     pending: list[_Cols] = []
     rows = 0
     pieces = (
@@ -651,10 +651,7 @@ def arrow_stream(page: Page) -> Iterator[bytes]:
         for at in range(0, len(part), ARROW_BATCH)
     )
     for piece in itertools.chain(pieces, [None]):
-        if piece is not None:
-            pending.append(piece)
-            rows += len(piece)
-        if pending and (rows >= ARROW_BATCH or piece is None):
+        if pending and (piece is None or rows + len(piece) > ARROW_BATCH):
             columns = [
                 getattr(pending[0], c)
                 if len(pending) == 1
@@ -663,9 +660,12 @@ def arrow_stream(page: Page) -> Iterator[bytes]:
             ]
             writer.write_batch(pa.record_batch(columns, schema=ARROW_SCHEMA))
             pending, rows = [], 0
-            yield out.take()
+            yield from out.take()
+        if piece is not None:
+            pending.append(piece)
+            rows += len(piece)
     writer.close()
-    yield out.take()
+    yield from out.take()
 
 
 def page_json(page: Page) -> bytes:
