@@ -164,9 +164,15 @@ def main() -> None:
                 if fmt == "arrow":
                     series = client.get_metric_history(run.id, "loss")
                     n = len(series)
-                else:
-                    r = http.get(f"/api/v1/runs/{run.id}/metric-history", params={"key": "loss"})
-                    n = len(r.json()["values"])
+                else:  # JSON pages, following next_page_token
+                    n, params = 0, {"key": "loss"}
+                    while True:
+                        url = f"/api/v1/runs/{run.id}/metric-history"
+                        body = http.get(url, params=params).json()
+                        n += len(body["values"])
+                        if not body.get("next_page_token"):
+                            break
+                        params["page_token"] = body["next_page_token"]
                 lat.append(time.perf_counter() - t0)
                 assert n == args.points, n
             emit(

@@ -52,7 +52,8 @@ def history(api: httpx.Client, run_id: str, key: str) -> dict[str, Any]:
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"].startswith("application/json")
     body: dict[str, Any] = resp.json()
-    assert set(body) == {"key", "steps", "timestamps", "values"}
+    assert set(body) == {"key", "steps", "timestamps", "values", "next_page_token"}
+    assert body["next_page_token"] is None, "a short history comes in one page"
     assert body["key"] == key
     return body
 

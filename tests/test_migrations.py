@@ -380,12 +380,13 @@ def test_upgrade_moves_metrics_and_time_series_made_at_0004(engine: Engine) -> N
         assert latest["acc"].step == 5
         assert math.isnan(latest["acc"].value)
         assert series_store.latest(conn, run_owner(7))["loss"].value == 0.25
-    body, _ = timeseries.history(store, urn="urn:modelyard:dataset:d", key="rows")
-    assert orjson.loads(body) == {
+    page = timeseries.history(store, urn="urn:modelyard:dataset:d", key="rows")
+    assert orjson.loads(series_store.page_json(page)) == {
         "key": "rows",
         "steps": [0, 0],
         "timestamps": [100, 300],
         "values": [1.0, 3.0],
+        "next_page_token": None,
     }
     # new keys and blocks are numbered after the moved ones
     batch = metrics.build_columns(["f1", "loss"], [1.0, 2.0], [9, 9], [50, 50])

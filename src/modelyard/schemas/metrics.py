@@ -35,7 +35,19 @@ class BatchLog(PointsBatch):
 
 
 class MetricHistory(BaseModel):
+    """A page of a history: point i is (steps[i], timestamps[i], values[i])."""
+
     key: str
     steps: list[int]
     timestamps: list[int]
-    values: list[float | str]
+    values: list[float | str] = Field(
+        description='Numbers; NaN and infinities as the strings "NaN", "Infinity", "-Infinity".'
+    )
+    next_page_token: str | None = Field(
+        default=None,
+        description=(
+            "Null on the last page. Otherwise more points remain: pass it back as page_token "
+            "(with the same key, range and format) for the next page. A JSON page holds at "
+            "most 100,000 points, an Arrow page 1,000,000."
+        ),
+    )

@@ -256,12 +256,21 @@ class Client:
                 return
 
     def get_metric_history(self, run_id: str, key: str) -> MetricSeries:
-        resp = self.transport.request(
-            "GET", f"/api/v1/runs/{run_id}/metric-history", params={"key": key, "format": "arrow"}
-        )
+        """Every point of a run's metric, fetched as Arrow a page at a time."""
         import pyarrow as pa  # on first use: it is a sixth of `import modelyard`
 
-        table = pa.ipc.open_stream(resp.content).read_all()
+        params = {"key": key, "format": "arrow"}
+        tables = []
+        while True:
+            resp = self.transport.request(
+                "GET", f"/api/v1/runs/{run_id}/metric-history", params=params
+            )
+            tables.append(pa.ipc.open_stream(resp.content).read_all())
+            token = resp.headers.get("modelyard-next-page-token")
+            if not token:
+                break
+            params["page_token"] = token
+        table = pa.concat_tables(tables)
         return MetricSeries(
             key=key,
             steps=table.column("step").to_numpy(),

@@ -18,7 +18,7 @@ from modelyard.metadata import tables as t
 from modelyard.metadata.store import Store, Tx
 from modelyard.schemas import MetricPointIn
 from modelyard.services import series_store
-from modelyard.services.series_store import History, Points, run_owner
+from modelyard.services.series_store import History, Page, PageRequest, Points, run_owner
 
 MetricColumns = Points
 
@@ -212,3 +212,8 @@ def encode_value(value: float, is_nan: bool) -> float | str:
 def read_history(conn: Connection, run_pk: int, key: str) -> History:
     """Every point of a run's metric, ordered by step then timestamp (then arrival)."""
     return series_store.read_history(conn, run_owner(run_pk), key)
+
+
+def read_page(conn: Connection, run_pk: int, key: str, req: PageRequest) -> Page:
+    """One page of a run's metric: points in history order within the asked range."""
+    return series_store.read_page(conn, run_owner(run_pk), key, req)

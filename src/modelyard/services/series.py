@@ -10,15 +10,22 @@ a few thousand points instead of millions. Zooming asks again for the visible ra
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.metadata.store import Store
-from modelyard.services.metrics import read_history
+from modelyard.services.metrics import read_history, read_page
 from modelyard.services.runs import run_row
-from modelyard.services.series_store import Axis, Floats, History, Ints, encode_history
+from modelyard.services.series_store import (
+    Axis,
+    Floats,
+    Format,
+    History,
+    Ints,
+    Page,
+    page_request,
+)
 
 MAX_RUNS = 20
 
@@ -160,9 +167,20 @@ def metric_series(
 
 
 def metric_history(
-    store: Store, *, run_id: str, key: str, fmt: Literal["json", "arrow"] = "json"
-) -> tuple[bytes, str]:
-    """Every point of a run's metric serialised as JSON or Arrow, and the media type."""
+    store: Store,
+    *,
+    run_id: str,
+    key: str,
+    fmt: Format = "json",
+    axis: Axis = "step",
+    start: int | None = None,
+    end: int | None = None,
+    limit: int | None = None,
+    page_token: str | None = None,
+) -> Page:
+    """A page of a run's metric: up to ``limit`` points (at most ``MAX_PAGE[fmt]``) whose step
+    (or time) lies in [start, end], after the point ``page_token`` names; and the token of the
+    next page when more remain."""
+    req = page_request(fmt, axis=axis, start=start, end=end, limit=limit, page_token=page_token)
     with store.read() as conn:
-        hist = read_history(conn, run_row(conn, run_id).pk, key)
-    return encode_history(hist, fmt)
+        return read_page(conn, run_row(conn, run_id).pk, key, req)

@@ -5,7 +5,7 @@ too, and logged through the run (which checks that it is still running)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from sqlalchemy import Connection, select
@@ -20,7 +20,16 @@ from modelyard.services import series_store
 from modelyard.services.idempotency import first_use
 from modelyard.services.runs import run_row
 from modelyard.services.series import along, check_reduction, reduce, x_axis
-from modelyard.services.series_store import Axis, History, Owner, Points, run_owner
+from modelyard.services.series_store import (
+    Axis,
+    Format,
+    History,
+    Owner,
+    Page,
+    Points,
+    page_request,
+    run_owner,
+)
 
 _SO = t.series_owner
 
@@ -99,18 +108,22 @@ def history(
     *,
     urn: str,
     key: str,
-    fmt: Literal["json", "arrow"] = "json",
+    fmt: Format = "json",
     axis: Axis = "step",
     start: int | None = None,
     end: int | None = None,
-) -> tuple[bytes, str]:
-    """The points of a series, all or those whose step (or time) lies in [start, end],
-    serialised as JSON or Arrow; and the media type."""
-    if start is not None and end is not None and start > end:
-        raise InvalidInput(f"start ({start}) is after end ({end})")
+    limit: int | None = None,
+    page_token: str | None = None,
+) -> Page:
+    """A page of a series: up to ``limit`` points (at most ``MAX_PAGE[fmt]``) whose step (or
+    time) lies in [start, end], after the point ``page_token`` names; and the token of the next
+    page when more remain."""
+    req = page_request(fmt, axis=axis, start=start, end=end, limit=limit, page_token=page_token)
     with store.read() as conn:
-        hist = _read(conn, urn, key, axis, start, end)
-    return series_store.encode_history(hist, fmt)
+        owner = _owner(conn, urn)
+        if owner is None:
+            raise NotFound(f"metric {key!r} was not logged in {urn}")
+        return series_store.read_page(conn, owner, key, req, what=urn)
 
 
 def reduced(

@@ -1,10 +1,20 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
 from modelyard.api.deps import Actor, IdempotencyKey, SettingsDep, StoreDep
+from modelyard.api.history import (
+    HISTORY_RESPONSES,
+    AxisQ,
+    End,
+    FormatQ,
+    Limit,
+    PageToken,
+    Start,
+    history_response,
+)
 from modelyard.api.openapi import batch_body
 from modelyard.schemas import (
     BatchLog,
@@ -105,14 +115,18 @@ async def log_batch(
     )
 
 
-@router.get("/{run_id}/metric-history", response_model=MetricHistory)
+@router.get("/{run_id}/metric-history", response_model=MetricHistory, responses=HISTORY_RESPONSES)
 def metric_history(
-    run_id: str,
-    key: Annotated[str, Query(min_length=1, max_length=250)],
-    store: StoreDep,
-    format: Literal["json", "arrow"] = "json",
-) -> Response:
-    """All points of one metric, ordered by step then timestamp; ``format=arrow`` returns an
-    Arrow IPC stream with columns step, timestamp, value."""
-    body, media_type = series.metric_history(store, run_id=run_id, key=key, fmt=format)
-    return Response(body, media_type=media_type)
+    run_id: str, key: Annotated[str, Query(min_length=1, max_length=250)], request: Request,
+    store: StoreDep, format: FormatQ = "json", axis: AxisQ = "step", start: Start = None,
+    end: End = None, limit: Limit = None, page_token: PageToken = None,
+) -> Response:  # fmt: skip
+    """The points of one metric ordered by step then timestamp, all or those whose step (or
+    time, with ``axis=time``) lies in [start, end], a page at a time: up to ``limit`` points,
+    then ``next_page_token`` names the next page. ``format=arrow`` streams an Arrow IPC stream
+    with columns step, timestamp, value."""
+    page = series.metric_history(
+        store, run_id=run_id, key=key, fmt=format, axis=axis, start=start, end=end,
+        limit=limit, page_token=page_token,
+    )  # fmt: skip
+    return history_response(request, page, format)

@@ -3,14 +3,23 @@ reduced range for charts, the latest values. A run's metrics read the same way."
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
 from modelyard.api.deps import Actor, IdempotencyKey, SettingsDep, StoreDep
+from modelyard.api.history import (
+    HISTORY_RESPONSES,
+    AxisQ,
+    End,
+    FormatQ,
+    Limit,
+    PageToken,
+    Start,
+    history_response,
+)
 from modelyard.api.openapi import batch_body
 from modelyard.schemas import (
-    Int64,
     MetricHistory,
     SeriesBatch,
     SeriesLatest,
@@ -48,22 +57,20 @@ async def record_batch(
     return SeriesRecorded(recorded=n)
 
 
-@router.get("/{urn:path}/history", response_model=MetricHistory)
+@router.get("/{urn:path}/history", response_model=MetricHistory, responses=HISTORY_RESPONSES)
 def history(
-    urn: str,
-    key: Key,
-    store: StoreDep,
-    format: Literal["json", "arrow"] = "json",
-    axis: Literal["step", "time"] = "step",
-    start: Int64 | None = None,
-    end: Int64 | None = None,
-) -> Response:
-    """Every point of a series ordered by step then time, or only those whose step (or time,
-    with ``axis=time``) lies in [start, end]; ``format=arrow`` for an Arrow IPC stream."""
-    body, media_type = timeseries.history(
-        store, urn=urn, key=key, fmt=format, axis=axis, start=start, end=end
-    )
-    return Response(body, media_type=media_type)
+    urn: str, key: Key, request: Request, store: StoreDep, format: FormatQ = "json",
+    axis: AxisQ = "step", start: Start = None, end: End = None, limit: Limit = None,
+    page_token: PageToken = None,
+) -> Response:  # fmt: skip
+    """The points of a series ordered by step then time, all or those whose step (or time,
+    with ``axis=time``) lies in [start, end], a page at a time: up to ``limit`` points, then
+    ``next_page_token`` names the next page; ``format=arrow`` streams an Arrow IPC stream."""
+    page = timeseries.history(
+        store, urn=urn, key=key, fmt=format, axis=axis, start=start, end=end, limit=limit,
+        page_token=page_token,
+    )  # fmt: skip
+    return history_response(request, page, format)
 
 
 @router.get("/{urn:path}/reduced", response_model=SeriesReduced)

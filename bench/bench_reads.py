@@ -1,0 +1,208 @@
+"""Reading long histories from `modelyard serve` on SQLite: the server's memory while four
+clients read a 7,000,000-point history at once, and the time to read it whole.
+
+    .venv/bin/python -m bench.bench_reads [--points 7000000] [--batch 100000] [--readers 4]
+
+One run gets the history (Arrow batches of --batch points, so one block per batch); then one
+client reads it whole, as the SDK does (Arrow pages, following next-page tokens), then as JSON
+pages; then --readers clients read it at once; last a portal chart reads it reduced (last:
+it leaves the server's heap grown). The server's resident memory is sampled from
+/proc/<pid>/status every 10 ms (its peak, VmHWM, is reset before each phase). Prints one JSON
+line per figure.
+
+Run against an older tree with its sources first on the path (the server process inherits
+PYTHONPATH): `PYTHONPATH=<old>/src:. .venv/bin/python -m bench.bench_reads`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyarrow as pa
+
+from bench.common import server
+from modelyard import Client
+
+MB = 1024 * 1024
+
+
+def emit(**fields: object) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def server_pid() -> int:
+    """The `modelyard serve` process this script started (a child of it)."""
+    me = str(os.getpid())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = stat.rsplit(")", 1)[1].split()[1]
+        if ppid == me and b"serve" in cmdline:
+            return int(entry.name)
+    raise RuntimeError("no server process found")
+
+
+def status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+@contextmanager
+def memory(pid: int) -> Iterator[dict[str, float]]:
+    """Samples the process's RSS while the block runs; yields a dict filled in at the end
+    with the RSS before, the highest sample and the kernel's peak (VmHWM) in MB."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    out: dict[str, float] = {"rss_before_mb": status_kb(pid, "VmRSS") / 1024}
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], status_kb(pid, "VmRSS"))
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield out
+    finally:
+        done.set()
+        sampler.join()
+        out["rss_peak_sampled_mb"] = round(peak[0] / 1024, 1)
+        out["vm_hwm_mb"] = round(status_kb(pid, "VmHWM") / 1024, 1)
+        out["rss_before_mb"] = round(out["rss_before_mb"], 1)
+
+
+def log_history(http: httpx.Client, run_id: str, points: int, batch: int) -> float:
+    """Send a history of ``points`` steps as Arrow batches; returns seconds."""
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for start in range(0, points, batch):
+        n = min(batch, points - start)
+        table = pa.table(
+            {
+                "key": pa.array(["loss"] * n).dictionary_encode(),
+                "value": rng.random(n),
+                "step": np.arange(start, start + n, dtype=np.int64),
+                "timestamp": np.full(n, 1_700_000_000_000 + start, dtype=np.int64),
+            }
+        )
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        r = http.post(
+            f"/api/v1/runs/{run_id}/batch",
+            content=sink.getvalue().to_pybytes(),
+            headers={"content-type": "application/vnd.apache.arrow.stream"},
+        )
+        assert r.status_code == 204, r.text
+    return time.perf_counter() - t0
+
+
+def read_json_pages(http: httpx.Client, run_id: str) -> int:
+    """The whole history as JSON pages, following next_page_token; returns the points."""
+    n, params = 0, {"key": "loss"}
+    while True:
+        body = http.get(f"/api/v1/runs/{run_id}/metric-history", params=params).json()
+        n += len(body["values"])
+        if not body.get("next_page_token"):
+            return n
+        params["page_token"] = body["next_page_token"]
+
+
+def timed(fn: Callable[[], int], expected: int) -> float:
+    t0 = time.perf_counter()
+    n = fn()
+    assert n == expected, (n, expected)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--points", type=int, default=7_000_000)
+    ap.add_argument("--batch", type=int, default=100_000)
+    ap.add_argument("--readers", type=int, default=4)
+    ap.add_argument("--skip-json", action="store_true", help="no JSON figure (old trees)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp) / "data") as url:
+        pid = server_pid()
+        client = Client(url, timeout=600)
+        http = httpx.Client(base_url=url, timeout=600)
+        run = client.start_run("bench", "long-history")
+        seconds = log_history(http, run.id, args.points, args.batch)
+        emit(figure="log_history_points_per_s", points=args.points, batch=args.batch,
+             seconds=round(seconds, 1), value=round(args.points / seconds))  # fmt: skip
+
+        def sdk_read() -> int:
+            return len(client.get_metric_history(run.id, "loss"))
+
+        with memory(pid) as mem:
+            seconds = timed(sdk_read, args.points)
+        emit(figure="read_history_arrow_seconds", points=args.points, readers=1,
+             seconds=round(seconds, 2), **mem)  # fmt: skip
+        if not args.skip_json:
+            with memory(pid) as mem:
+                seconds = timed(lambda: read_json_pages(http, run.id), args.points)
+            emit(figure="read_history_json_seconds", points=args.points, readers=1,
+                 seconds=round(seconds, 2), **mem)  # fmt: skip
+
+        times: list[float] = []
+        errors: list[BaseException] = []
+
+        def reader() -> None:
+            try:
+                with Client(url, timeout=600) as own:
+                    t0 = time.perf_counter()
+                    n = len(own.get_metric_history(run.id, "loss"))
+                    times.append(time.perf_counter() - t0)
+                    assert n == args.points, n
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        with memory(pid) as mem:
+            threads = [threading.Thread(target=reader) for _ in range(args.readers)]
+            t0 = time.perf_counter()
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            wall = time.perf_counter() - t0
+        assert not errors, errors
+        emit(figure="concurrent_history_reads", points=args.points, readers=args.readers,
+             wall_seconds=round(wall, 2), slowest_seconds=round(max(times), 2),
+             **mem)  # fmt: skip
+
+        def chart() -> int:  # what a portal chart asks for: the history reduced
+            url = f"/api/v1/series/urn:modelyard:run:{run.id}/reduced"
+            body = http.get(url, params={"key": "loss", "points": 1500}).json()
+            assert body["total"] == args.points, body["total"]
+            return int(body["total"])
+
+        with memory(pid) as mem:
+            seconds = timed(chart, args.points)
+        emit(figure="reduced_chart_seconds", points=args.points, seconds=round(seconds, 2),
+             **mem)  # fmt: skip
+
+        http.close()
+        client.close()
+
+
+if __name__ == "__main__":
+    main()
