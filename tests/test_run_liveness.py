@@ -319,6 +319,18 @@ def test_run_tables_mark_lost_runs(api: httpx.Client, app: FastAPI) -> None:
         assert f'class="status status-lost" title="no heartbeat since {heard} UTC"' in doc, path
 
 
+def test_a_lost_runs_duration_stops_at_its_last_heartbeat(api: httpx.Client, app: FastAPI) -> None:
+    rid = new_run(api, "vision", name="long-gone", start_time=now_ms() - 180 * MINUTE_MS)
+    make_lost(app, rid)  # last heard from an hour ago, two hours after it started
+    for path in ("/projects/vision", "/", f"/compare?run={rid}&run={new_run(api, 'vision')}"):
+        doc = get_page(api, path)
+        rows = [text_of(r) for r in re.findall(r"<tr.*?</tr>", doc, re.S)]
+        # Its row in a runs table; in the comparison, the row of durations.
+        row = next(r for r in rows if r.startswith("Duration") or ("long-gone" in r and "h " in r))
+        assert "2h 00m" in row, (path, row)
+        assert "3h 00m" not in row, (path, row)
+
+
 def test_the_home_page_does_not_list_a_lost_run_as_running(api: httpx.Client, app: FastAPI) -> None:
     lost = new_run(api, "nlp", name="bert-lost")
     new_run(api, "nlp", name="bert-live")

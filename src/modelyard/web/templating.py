@@ -58,6 +58,14 @@ def duration(start: int | None, end: int | None, now: float | None = None) -> st
     return f"{seconds}s"
 
 
+def run_duration(run: Any, now: float | None = None) -> str:
+    """A run's duration: to its end, to its last heartbeat when lost, else to now."""
+    end = run.end_time
+    if end is None and run.status == "lost" and run.last_heartbeat is not None:
+        end = max(run.last_heartbeat, run.start_time)
+    return duration(run.start_time, end, now)
+
+
 def number(value: float | int | str | None, digits: int = 4) -> str:
     """A metric value, compact but exact enough to compare: 0.9731, 1.2e-05, NaN, +inf."""
     if value is None:
@@ -107,6 +115,7 @@ def make_environment(assets: Assets, extra_template_dirs: list[Path] | None = No
         when_iso=when_iso,
         ago=ago,
         duration=duration,
+        run_duration=run_duration,
         number=number,
         nbytes=nbytes,
         pct=pct,
