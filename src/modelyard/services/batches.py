@@ -7,7 +7,7 @@ from typing import TypeVar
 from modelyard.metadata.store import Store, now_ms
 from modelyard.schemas import BatchLog, PointsBatch, SeriesBatch
 from modelyard.services import metrics, runs, timeseries
-from modelyard.services.bodies import parse_body
+from modelyard.services.bodies import load_json, validate
 from modelyard.services.idempotency import batch_digest
 from modelyard.services.metrics import MetricColumns
 from modelyard.services.series_store import ARROW
@@ -16,17 +16,31 @@ from modelyard.services.threads import off_loop
 B = TypeVar("B", bound=PointsBatch)
 
 
+def _points_in(data: object) -> int:
+    """How many points a parsed JSON batch holds, counted before it is validated (0 when its
+    shape is wrong: validation then says what is wrong)."""
+    if not isinstance(data, dict):
+        return 0
+    rows, columns = data.get("metrics"), data.get("columns")
+    values = columns.get("value") if isinstance(columns, dict) else None
+    return (len(rows) if isinstance(rows, list) else 0) + (
+        len(values) if isinstance(values, list) else 0
+    )
+
+
 def parse_points(
     raw: bytes, content_type: str, model: type[B], *, max_points: int, now: int
 ) -> tuple[B | None, MetricColumns]:
     """The points of a batch body (JSON ``model`` or an Arrow IPC stream, which has no body
-    model), more than ``max_points`` refused before they are read; ``now`` for the points
-    without a timestamp."""
+    model), more than ``max_points`` refused before they are validated; ``now`` for the
+    points without a timestamp."""
     if content_type.startswith(ARROW):
         return None, metrics.columns_from_arrow(raw, now, max_points)
     # Parsed with orjson rather than by the framework: batches are the hottest path of the
     # API and this parses them several times faster.
-    body = parse_body(raw, model)
+    data = load_json(raw)
+    metrics.check_size(_points_in(data), max_points)
+    body = validate(data, model)
     return body, metrics.columns_from_body(body.metrics, body.columns, now, max_points)
 
 
@@ -41,6 +55,18 @@ def parse_batch(
     return params, tags, points, batch_digest(params, tags, points, now) if keyed else None
 
 
+def _record_series_batch(
+    store: Store, *, urn: str, raw: bytes, content_type: str, max_points: int, actor: str,
+    batch_key: str | None,
+) -> int:  # fmt: skip
+    now = now_ms()
+    _, points = parse_points(raw, content_type, SeriesBatch, max_points=max_points, now=now)
+    return timeseries.record(
+        store, urn=urn, points=points, actor=actor, batch_key=batch_key,
+        batch_digest=batch_digest({}, {}, points, now) if batch_key else None,
+    )  # fmt: skip
+
+
 async def ingest_series_batch(
     store: Store,
     *,
@@ -52,13 +78,24 @@ async def ingest_series_batch(
     batch_key: str | None = None,
 ) -> int:
     """Parse an entity's series batch (as a run's, without params and tags) and record it in
-    one transaction, off the event loop; returns the points recorded (0 for a batch sent
-    again with the same ``batch_key``)."""
-    now = now_ms()
-    _, points = parse_points(raw, content_type, SeriesBatch, max_points=max_points, now=now)
+    one transaction, both in a worker thread, off the event loop; returns the points recorded
+    (0 for a batch sent again with the same ``batch_key``)."""
     return await off_loop(
-        timeseries.record, store, urn=urn, points=points, actor=actor, batch_key=batch_key,
-        batch_digest=batch_digest({}, {}, points, now) if batch_key else None,
+        _record_series_batch, store, urn=urn, raw=raw, content_type=content_type,
+        max_points=max_points, actor=actor, batch_key=batch_key,
+    )  # fmt: skip
+
+
+def _log_batch(
+    store: Store, *, run_id: str, raw: bytes, content_type: str, max_points: int, actor: str,
+    batch_key: str | None,
+) -> bool:  # fmt: skip
+    params, tags, points, digest = parse_batch(
+        raw, content_type, max_points=max_points, keyed=batch_key is not None
+    )
+    return runs.log_batch(
+        store, run_id=run_id, params=params, tags=tags, points=points, actor=actor,
+        batch_key=batch_key, batch_digest=digest,
     )  # fmt: skip
 
 
@@ -73,22 +110,13 @@ async def ingest_batch(
     batch_key: str | None = None,
 ) -> bool:
     """Parse a batch body (JSON or an Arrow IPC stream of points) and write it in one
-    transaction, off the event loop; a batch sent again with the same ``batch_key`` is a
-    no-op (returns False)."""
-    params, tags, points, digest = parse_batch(
-        raw, content_type, max_points=max_points, keyed=batch_key is not None
-    )
+    transaction, both in a worker thread, off the event loop (a large body's parse would
+    hold up every other request); a batch sent again with the same ``batch_key`` is a no-op
+    (returns False)."""
     return await off_loop(
-        runs.log_batch,
-        store,
-        run_id=run_id,
-        params=params,
-        tags=tags,
-        points=points,
-        actor=actor,
-        batch_key=batch_key,
-        batch_digest=digest,
-    )
+        _log_batch, store, run_id=run_id, raw=raw, content_type=content_type,
+        max_points=max_points, actor=actor, batch_key=batch_key,
+    )  # fmt: skip
 
 
 def log_params(store: Store, *, run_id: str, params: dict[str, str], actor: str) -> None:
