@@ -231,3 +231,12 @@ def test_a_batch_over_the_point_limit_is_refused_before_its_points_are_checked(
         rows = [{"key": "loss", "value": "not a number"}] * points
         resp = api.post(f"{API}/runs/{run_id}/batch", json={"metrics": rows})
         assert f"{points} metric points" in assert_error(resp, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_a_bad_row_deep_in_a_large_batch_is_named_by_its_place(api: httpx.Client) -> None:
+    run_id = new_run(api, "caps")
+    rows: list[dict[str, object]] = [{"key": "loss", "value": 0.5, "step": i} for i in range(5000)]
+    rows[4321] = {"key": "loss", "value": "high"}
+    resp = api.post(f"{API}/runs/{run_id}/batch", json={"metrics": rows})
+    assert "metrics.4321.value" in assert_error(resp, 422, "INVALID_INPUT")
+    assert api.get(f"{API}/runs/{run_id}").json()["metrics"] == {}
