@@ -3,7 +3,8 @@ once, how fast does /healthz answer and how much memory does the server take?
 
     .venv/bin/python -m bench.bench_bodies [--size-mb 100]
 
-Scenarios, each with two bodies sent at the same time from two connections:
+Scenarios, each but ``idle`` (no body, for the machine's baseline) with two bodies sent at the
+same time from two connections:
 - ``two_100mb``: a 100 MB metric batch with a Content-Length and another sent chunked (no
   length), both over the JSON cap (MODELYARD_MAX_BODY_BYTES, 32 MiB by default);
 - ``two_full_batches_under_cap``: two valid batches of max_batch_points (100,000) points with
@@ -138,6 +139,8 @@ def scenario(
         s.start()
     for s in senders:
         s.join()
+    if not senders:
+        time.sleep(2)
     seconds = time.perf_counter() - t0
     time.sleep(0.2)
     done.set()
@@ -173,6 +176,7 @@ def main() -> None:
         with httpx.Client(base_url=url) as http:
             run = http.post("/api/v1/runs", json={"project": "bench"}).json()["run_id"]
         path = f"/api/v1/runs/{run}/batch"
+        scenario("idle", url, proc, path, [])
         scenario("two_100mb", url, proc, path, [(big, False), (big, True)])
         if not args.skip_under_cap:
             assert len(full) <= cap
