@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from modelyard.errors import InvalidFields
@@ -36,24 +37,33 @@ def _points_in(data: object) -> int:
     )
 
 
-def _validate_batch(data: object, model: type[B]) -> B:
-    """A parsed batch validated, its rows (when there are many) a slice at a time."""
+def _validate_batch(data: object, model: type[B], now: int) -> tuple[B, MetricColumns | None]:
+    """A parsed batch validated. Many rows are validated a slice at a time and kept as
+    columns (returned beside the body, whose ``metrics`` is then empty): a batch's worth of
+    row models alive at once would also have the garbage collector scan them all, more than
+    once, and hold up every other request while it does."""
     rows = data.get("metrics") if isinstance(data, dict) else None
     if not isinstance(data, dict) or not isinstance(rows, list) or len(rows) <= SLICE:
-        return validate(data, model)
+        return validate(data, model), None
     body = validate({**data, "metrics": []}, model)
-    checked: list[MetricPointIn] = []
+    keys: list[str] = []
+    values: list[float | str] = []
+    steps: list[int] = []
+    stamps: list[int] = []
     for start in range(0, len(rows), SLICE):
         try:
-            checked += ROWS.validate_python(rows[start : start + SLICE])
+            part = ROWS.validate_python(rows[start : start + SLICE])
         except ValidationError as exc:
             errors = [
                 {**e, "loc": ("metrics", start + int(e["loc"][0]), *e["loc"][1:])}
                 for e in exc.errors(include_url=False)
             ]
             raise InvalidFields.from_errors(errors) from None
-    body.metrics = checked
-    return body
+        keys += [r.key for r in part]
+        values += [r.value for r in part]
+        steps += [r.step for r in part]
+        stamps += [now if r.timestamp is None else r.timestamp for r in part]
+    return body, metrics.build_columns(keys, values, steps, stamps)
 
 
 def parse_points(
@@ -68,8 +78,16 @@ def parse_points(
     # API and this parses them several times faster.
     data = load_json(raw)
     metrics.check_size(_points_in(data), max_points)
-    body = _validate_batch(data, model)
-    return body, metrics.columns_from_body(body.metrics, body.columns, now, max_points)
+    body, rows = _validate_batch(data, model, now)
+    points = metrics.columns_from_body(body.metrics, body.columns, now, max_points)
+    if rows is None or not len(points):
+        return body, rows if rows is not None else points
+    return body, MetricColumns(
+        rows.keys + points.keys,
+        np.concatenate([rows.values, points.values]),
+        np.concatenate([rows.steps, points.steps]),
+        np.concatenate([rows.timestamps, points.timestamps]),
+    )
 
 
 def parse_batch(
