@@ -121,8 +121,9 @@ def mount(app: FastAPI, routes: Routes, renderer: ErrorRenderer) -> None:
         if isinstance(route, APIRoute):
             if getattr(route, "error_renderer", None) is None:
                 route.error_renderer = renderer  # type: ignore[attr-defined]
-            route.body_limit = limit_of(route, family)  # type: ignore[attr-defined]
-            _document_413(route, route.body_limit, json=renderer is json_errors)  # type: ignore[attr-defined]
+            limit = limit_of(route, family)
+            route.body_limit = limit  # type: ignore[attr-defined]
+            _document_413(route, limit, json=renderer is json_errors)
 
 
 def _document_413(route: APIRoute, limit: BodyLimit, *, json: bool) -> None:
