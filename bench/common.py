@@ -24,6 +24,15 @@ def free_port() -> int:
 @contextmanager
 def server(data_dir: Path, database_url: str | None = None, workers: int = 1) -> Iterator[str]:
     """`modelyard serve` in a subprocess on a free loopback port; yields its URL."""
+    with server_process(data_dir, database_url, workers) as (url, _):
+        yield url
+
+
+@contextmanager
+def server_process(
+    data_dir: Path, database_url: str | None = None, workers: int = 1
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As :func:`server`, yielding the process too (its memory can then be read)."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -52,7 +61,7 @@ def server(data_dir: Path, database_url: str | None = None, workers: int = 1) ->
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("server did not start")
             time.sleep(0.1)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         proc.wait(30)

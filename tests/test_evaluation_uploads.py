@@ -22,7 +22,7 @@ LIMIT = 2_000
 
 @pytest.fixture
 def small(app_with: Callable[..., FastAPI]) -> Iterator[httpx.Client]:
-    with in_process_client(app_with(max_upload_bytes=LIMIT)) as client:
+    with in_process_client(app_with(max_table_bytes=LIMIT)) as client:
         yield client
 
 
@@ -79,7 +79,7 @@ def test_a_portal_upload_over_the_limit_is_explained(small: httpx.Client) -> Non
 def test_a_streamed_api_upload_with_no_declared_length_is_refused_past_the_limit(
     app_with: Callable[..., FastAPI],
 ) -> None:
-    app = app_with(max_upload_bytes=LIMIT)
+    app = app_with(max_table_bytes=LIMIT)
     body = _parquet(2_000)
 
     async def chunks() -> AsyncIterator[bytes]:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 
 from modelyard._version import __version__
 from modelyard.artifacts.base import make_artifact_store
+from modelyard.body_limits import BoundedBodies
 from modelyard.metadata.engine import ensure_schema, make_engine
 from modelyard.metadata.store import Store
 from modelyard.plugins import make_plugins
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         dependencies=[Depends(refuse_nul)],
     )
+    app.add_middleware(BoundedBodies)
     app.state.settings = settings
     app.state.store = Store(engine)
     app.state.artifacts = make_artifact_store(settings)

@@ -25,7 +25,9 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from modelyard.body_limits import FORMS, JSON_BODIES, BodyLimit, limit_of
 from modelyard.errors import InvalidFields, InvalidInput, ModelyardError
+from modelyard.schemas import ErrorBody
 from modelyard.services.bodies import NUL_REFUSED, refuse_nul_in_json
 
 log = logging.getLogger("modelyard")
@@ -108,13 +110,35 @@ def _routes_in(routes: Iterable[Any]) -> Iterable[Any]:
 
 
 def mount(app: FastAPI, routes: Routes, renderer: ErrorRenderer) -> None:
-    """Serve a family: its routes' errors take ``renderer`` unless their class chose one."""
+    """Serve a family: its routes' errors take ``renderer`` unless their class chose one, and
+    their bodies the family's cap (forms for pages, JSON bodies otherwise) unless their
+    endpoint chose another (:func:`modelyard.body_limits.body_limit`)."""
     before = len(app.router.routes)
     app.include_router(routes.router)
+    family = FORMS if routes.errors == "page" else JSON_BODIES
     # The routes as the app serves them (older FastAPI copies them when including).
     for route in _routes_in(app.router.routes[before:]):
-        if isinstance(route, APIRoute) and getattr(route, "error_renderer", None) is None:
-            route.error_renderer = renderer  # type: ignore[attr-defined]
+        if isinstance(route, APIRoute):
+            if getattr(route, "error_renderer", None) is None:
+                route.error_renderer = renderer  # type: ignore[attr-defined]
+            limit = limit_of(route, family)
+            route.body_limit = limit  # type: ignore[attr-defined]
+            _document_413(route, limit, json=renderer is json_errors)
+
+
+def _document_413(route: APIRoute, limit: BodyLimit, *, json: bool) -> None:
+    """A route that takes a body says in the OpenAPI document that too large a body is a 413."""
+    extra = route.openapi_extra or {}
+    chosen = hasattr(route.endpoint, "body_limit")  # reads its body itself, with its own cap
+    if route.body_field is None and "requestBody" not in extra and not chosen:
+        return
+    doc: dict[str, Any] = {
+        "description": f"The body is larger than {limit.variable} allows (refused before it "
+        "is read when its Content-Length says so)"
+    }
+    if json:
+        doc["model"] = ErrorBody
+    route.responses = {**route.responses, 413: doc}
 
 
 class _AnyPath(Convertor[str]):
@@ -163,7 +187,7 @@ def allowed_methods(request: Request) -> str:
 
 
 def _http_error(request: Request, exc: HTTPException) -> ErrorInfo:
-    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
     message = str(exc.detail)
     where = f"{request.method} {request.url.path}"
     headers = dict(exc.headers or {})

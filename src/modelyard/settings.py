@@ -67,6 +67,22 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=2 * 1024**3, ge=1, description="Largest artifact upload accepted, in bytes."
     )
+    max_body_bytes: int = Field(
+        default=32 * 1024**2,
+        ge=1,
+        description="Largest body of a JSON API request (metric batches included, JSON or "
+        "Arrow), in bytes; a larger one is a 413 before it is read. The default holds a full "
+        "batch (max_batch_points) even at about 330 bytes a point.",
+    )
+    max_table_bytes: int = Field(
+        default=1024**3,
+        ge=1,
+        description="Largest table of predictions uploaded for an evaluation (the API's body or "
+        "the portal's file), in bytes; it is held in memory while it is read.",
+    )
+    max_form_bytes: int = Field(
+        default=1024**2, ge=1, description="Largest body of a portal form, in bytes."
+    )
     upload_grace_seconds: float = Field(
         default=3600,
         ge=0,

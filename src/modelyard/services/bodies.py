@@ -25,16 +25,25 @@ def refuse_nul_in_json(raw: bytes) -> None:
         raise InvalidInput(f"the body's {NUL_REFUSED}")
 
 
-def parse_body(raw: bytes, model: type[M]) -> M:
-    """Parse a JSON body with orjson and validate it; errors read like the framework's own."""
+def load_json(raw: bytes) -> object:
+    """A JSON body parsed with orjson (NUL refused), not yet validated."""
     if not raw:
         raise InvalidInput("a JSON body is required")
     refuse_nul_in_json(raw)
     try:
-        data = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+
+
+def validate(data: object, model: type[M]) -> M:
+    """Validate parsed JSON; errors read like the framework's own."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidFields.from_errors(exc.errors(include_url=False)) from None
+
+
+def parse_body(raw: bytes, model: type[M]) -> M:
+    """Parse a JSON body with orjson and validate it."""
+    return validate(load_json(raw), model)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from modelyard.api.deps import Actor, ArtifactsDep, SettingsDep, StoreDep
+from modelyard.body_limits import ARTIFACTS, body_limit
 from modelyard.schemas import ArtifactPublic
 from modelyard.services import artifacts
 
@@ -18,6 +19,7 @@ def list_artifacts(run_id: str, store: StoreDep, prefix: str | None = None) -> l
 
 
 @router.put("/{path:path}", status_code=201)
+@body_limit(ARTIFACTS)
 async def upload_artifact(
     run_id: str,
     path: str,

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from modelyard.api.deps import Actor, ArtifactsDep, PluginsDep, SettingsDep, StoreDep
+from modelyard.body_limits import TABLES, body_limit
 from modelyard.schemas import EvaluationCreate, EvaluationPublic, Name, Serial
 from modelyard.services import evaluation_upload, evaluations, models
 from modelyard.services.evaluation_upload import Upload
@@ -61,6 +62,7 @@ async def _upload(request: Request, q: EvaluationQuery, max_bytes: int) -> Uploa
 
 
 @router.post("/runs/{run_id}/evaluations", status_code=201, openapi_extra=BODY)
+@body_limit(TABLES)
 async def evaluate(
     run_id: str,
     request: Request,
@@ -77,14 +79,15 @@ async def evaluate(
     ``weights``, ``group`` (repeatable)). Nothing is stored unless the whole table is valid.
     A client-chosen ``evaluation_id`` makes a retried request a no-op."""
     return await evaluation_upload.evaluate_upload(
-        store, files, plugins, upload=await _upload(request, q, settings.max_upload_bytes),
-        max_bytes=settings.max_upload_bytes, actor=actor, run_id=run_id,
+        store, files, plugins, upload=await _upload(request, q, settings.max_table_bytes),
+        max_bytes=settings.max_table_bytes, actor=actor, run_id=run_id,
     )  # fmt: skip
 
 
 @router.post(
     "/models/{model:path}/versions/{version}/evaluations", status_code=201, openapi_extra=BODY
 )
+@body_limit(TABLES)
 async def evaluate_version(
     model: str,
     version: Serial,
@@ -99,8 +102,8 @@ async def evaluate_version(
     """Evaluate predictions of a model version (as for a run); the evaluation is linked to the
     version and to the run that made it."""
     return await evaluation_upload.evaluate_upload(
-        store, files, plugins, upload=await _upload(request, q, settings.max_upload_bytes),
-        max_bytes=settings.max_upload_bytes, actor=actor, model_version=(model, version),
+        store, files, plugins, upload=await _upload(request, q, settings.max_table_bytes),
+        max_bytes=settings.max_table_bytes, actor=actor, model_version=(model, version),
     )  # fmt: skip
 
 

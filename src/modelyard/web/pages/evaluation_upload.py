@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.responses import RedirectResponse, Response
 
 from modelyard.api.deps import Actor, ArtifactsDep, PluginsDep, SettingsDep, StoreDep
+from modelyard.body_limits import TABLE_FORMS, body_limit
 from modelyard.errors import InvalidInput, ModelyardError, PayloadTooLarge
 from modelyard.metadata.store import Store
 from modelyard.services import evaluation_upload, evaluations, runs
@@ -53,6 +54,7 @@ def failed_upload(
 
 
 @router.post("/runs/{run_id}/evaluations")
+@body_limit(TABLE_FORMS)
 async def upload_predictions(
     request: Request,
     run_id: str,
@@ -72,9 +74,9 @@ async def upload_predictions(
     form = {"dataset": dataset, "y_true": y_true, "y_score": y_score, "weights": weights,
             "groups": groups}  # fmt: skip
     try:
-        upload = await read_form(predictions, form, settings.max_upload_bytes)
+        upload = await read_form(predictions, form, settings.max_table_bytes)
         ev = await evaluation_upload.evaluate_upload(
-            store, files, plugins, upload=upload, max_bytes=settings.max_upload_bytes,
+            store, files, plugins, upload=upload, max_bytes=settings.max_table_bytes,
             actor=actor, run_id=run_id,
         )  # fmt: skip
     except (InvalidInput, PayloadTooLarge) as exc:
