@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from modelyard._version import __version__
 from modelyard.artifacts.base import make_artifact_store
-from modelyard.guards import install_guards, refuse_cross_site, refuse_undeclared_media_type
+from modelyard.guards import install_guards
 from modelyard.metadata.engine import ensure_schema, make_engine
 from modelyard.metadata.store import Store
 from modelyard.plugins import make_plugins
@@ -30,7 +31,6 @@ from modelyard.services.dispatcher import Dispatcher
 from modelyard.services.upload_sweeper import UploadSweeper
 from modelyard.settings import Settings
 from modelyard.web import install_web, page_errors
-from modelyard.web.templating import render
 
 
 def install_docs(app: FastAPI) -> None:
@@ -39,9 +39,14 @@ def install_docs(app: FastAPI) -> None:
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
 
     @app.get("/docs", include_in_schema=False)
-    def docs(request: Request) -> HTMLResponse:
-        # Swagger UI started by a static file: pages run no inline script.
-        return render(request, "docs.html", {"openapi_url": app.openapi_url or "/openapi.json"})
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="modelyard API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
 
 
 health = APIRouter(include_in_schema=False)
@@ -110,13 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Tracking, evaluation, review, deployment and health of ML models.",
         docs_url=None,
         lifespan=lifespan,
-        # Cross-site writes, then bodies of undeclared types, are refused before NULs are
-        # looked for.
-        dependencies=[
-            Depends(refuse_cross_site),
-            Depends(refuse_undeclared_media_type),
-            Depends(refuse_nul),
-        ],
+        dependencies=[Depends(refuse_nul)],
     )
     app.state.settings = settings
     app.state.store = Store(engine)
@@ -124,8 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.upload_sweeper = UploadSweeper(app.state.artifacts, settings.upload_grace_seconds)
     app.state.plugins = make_plugins(modules=settings.plugins)
     app.state.dispatcher = make_dispatcher(app.state.store, app, settings)
-    install_error_handlers(app, default=page_errors)
     install_guards(app, settings)
+    install_error_handlers(app, default=page_errors)
     install_docs(app)
     install_web(app)
     mount_routes(app, app.state.plugins.routes)

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -254,9 +254,11 @@ def document_refusals(app: FastAPI) -> None:
 
 
 def install_guards(app: FastAPI, settings: Settings) -> None:
-    """The host check and the security headers (outermost), and the API document's refusals;
-    the write checks are app-wide dependencies (``refuse_cross_site``,
-    ``refuse_undeclared_media_type``)."""
+    """Before any route is added: the write checks as app-wide dependencies, ahead of the
+    others (so their refusals take the shape of the route's family), the host check and the
+    security headers (outermost), and the API document's refusals."""
+    checks = [Depends(refuse_cross_site), Depends(refuse_undeclared_media_type)]
+    app.router.dependencies[:0] = checks
     app.add_middleware(HostGuard, hosts=settings.answered_hosts)
     app.add_middleware(SecurityHeaders)
     document_refusals(app)

@@ -48,8 +48,11 @@ def web_origin(value: str) -> str:
         port = parts.port
     except ValueError:
         port = -1
-    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or (
-        parts.path not in ("", "/") or parts.query or parts.fragment or parts.username
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or port == -1
+        or (parts.path not in ("", "/") or parts.query or parts.fragment or parts.username)
     ):
         raise ValueError(
             f"{value!r} is not a web origin: give scheme://host[:port] with no path, "
