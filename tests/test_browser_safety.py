@@ -158,6 +158,7 @@ def test_writes_from_other_sites_are_refused(api: httpx.Client, headers: dict[st
     _nothing_logged(api, run_id)
     page = _upload_form(api, run_id, **headers)
     assert page.status_code == 403
+    assert "Refused" in page.text
     assert "pages of other sites may not change anything here" in page.text
     assert api.get(f"{API}/runs/{run_id}/evaluations").json() == []
 
@@ -384,3 +385,26 @@ def test_no_demo_page_runs_inline_script(demo_api: httpx.Client) -> None:
     assert any(p.startswith("/evaluations/") for p in seen)
     assert any(p.startswith("/runs/") for p in seen)
     assert not found, "\n".join(found)
+
+
+def test_serve_hands_its_address_to_the_app_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn builds the app from the environment: it must know the address it serves on."""
+    import uvicorn
+    from click.testing import CliRunner
+
+    from modelyard.cli import main
+
+    for name in ("HOST", "PORT", "DATA_DIR", "DATABASE_URL"):  # restored after the test
+        monkeypatch.setenv(f"MODELYARD_{name}", "")
+        monkeypatch.delenv(f"MODELYARD_{name}")
+    monkeypatch.setenv("MODELYARD_SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("MODELYARD_ALLOWED_HOSTS", "ml.example.com")
+    started: list[Settings] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.append(Settings()))
+    args = ["serve", "--host", "10.0.0.5", "--port", "6001", "--data-dir", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert started[0].answered_hosts == ["10.0.0.5", "ml.example.com"]
+    assert started[0].port == 6001
