@@ -154,3 +154,26 @@ def test_the_server_does_not_answer_a_rebound_name(tab: Page, server: str) -> No
     assert read == 400
     assert tab.goto(f"http://localhost:{port}/") is not None  # its own names still work
     expect(tab.get_by_role("heading", name="Welcome")).to_be_visible()
+
+
+SVG = (
+    b"<svg xmlns='http://www.w3.org/2000/svg' width='120' height='60'>"
+    b"<rect width='120' height='60' fill='teal'/><script>document.title='ran'</script></svg>"
+)
+
+
+def test_an_uploaded_svg_previews_as_an_image_and_opens_as_a_download(
+    tab: Page, server: str
+) -> None:
+    with httpx.Client(base_url=server) as api:
+        run_id = api.post(f"{API}/runs", json={"project": "svg"}).json()["run_id"]
+        url = f"{API}/runs/{run_id}/artifacts/plot.svg"
+        assert api.put(url, content=SVG, headers={"content-type": "image/svg+xml"}).is_success
+    tab.goto(f"{server}/runs/{run_id}/artifacts/plot.svg")
+    image = tab.locator("img.preview-image")
+    tab.wait_for_function("document.querySelector('img.preview-image').complete")
+    assert image.evaluate("(img) => img.naturalWidth") == 120  # shown, as an image
+    with tab.expect_download() as download:  # opened directly: a file to save, not a page
+        tab.evaluate(f"location.href = '{url}'")
+    assert download.value.suggested_filename == "plot.svg"
+    assert tab.title() != "ran"
