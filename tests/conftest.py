@@ -197,7 +197,7 @@ def api(app: FastAPI) -> Iterator[httpx.Client]:
 
 
 def in_process_client(app: FastAPI) -> httpx.Client:
-    return httpx.Client(transport=InProcessTransport(app), base_url="http://test")
+    return httpx.Client(transport=InProcessTransport(app), base_url="http://localhost")
 
 
 @pytest.fixture

@@ -88,7 +88,7 @@ def test_a_streamed_api_upload_with_no_declared_length_is_refused_past_the_limit
 
     async def upload(run_id: str) -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             req = client.build_request(
                 "POST",
                 f"{API}/runs/{run_id}/evaluations",

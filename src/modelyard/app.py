@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from modelyard._version import __version__
 from modelyard.artifacts.base import make_artifact_store
 from modelyard.body_limits import BoundedBodies
+from modelyard.guards import install_guards
 from modelyard.metadata.engine import ensure_schema, make_engine
 from modelyard.metadata.store import Store
 from modelyard.plugins import make_plugins
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.lost_run_sweeper = LostRunSweeper(app.state.store, settings.run_lost_after_seconds)
     app.state.plugins = make_plugins(modules=settings.plugins)
     app.state.dispatcher = make_dispatcher(app.state.store, app, settings)
+    install_guards(app, settings)
     install_error_handlers(app, default=page_errors)
     install_web(app)
     mount_routes(app, app.state.plugins.routes)

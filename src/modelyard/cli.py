@@ -145,6 +145,9 @@ def serve(
     settings = _settings(data_dir, database_url, host=host, port=port)
     # Worker processes rebuild the app from the environment, so hand the settings on there.
     os.environ["MODELYARD_DATA_DIR"] = str(settings.data_dir)
+    # The address too: the host names the server answers follow from it.
+    os.environ["MODELYARD_HOST"] = settings.host
+    os.environ["MODELYARD_PORT"] = str(settings.port)
     if settings.database_url:
         os.environ["MODELYARD_DATABASE_URL"] = settings.database_url
     from modelyard.app import create_app

@@ -39,6 +39,16 @@ class Conflict(ModelyardError):
     code = "CONFLICT"
 
 
+class Forbidden(ModelyardError):
+    status = 403
+    code = "FORBIDDEN"
+
+
+class UnsupportedMediaType(ModelyardError):
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+
 class PayloadTooLarge(ModelyardError):
     status = 413
     code = "PAYLOAD_TOO_LARGE"

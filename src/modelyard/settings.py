@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -19,6 +20,55 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARD_ADDRESSES = frozenset({"0.0.0.0", "::", "[::]"})
+
+
+def host_name(value: str) -> str:
+    """A host name as the Host header carries it, lower-cased, without IPv6 brackets:
+    ``"[::1]"`` -> ``"::1"``; ``"*.example.com"`` is a pattern of subdomains."""
+    name = value.strip().lower()
+    bare = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+    if name == "*" or (name.startswith("*.") and "*" not in name[1:]):
+        return name
+    if not bare or "*" in bare or "/" in bare or (":" in bare and not _is_ip(bare)):
+        raise ValueError(
+            f"{value!r} is not a host name: give a name or address without a scheme or port "
+            "(modelyard.example.com, 10.0.0.5, [::1]), '*.example.com' or '*'"
+        )
+    return bare
+
+
+def web_origin(value: str) -> str:
+    """``scheme://host[:port]`` as browsers send it in ``Origin``, default port left out."""
+    parts = urlsplit(value.strip().lower())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or port == -1
+        or (parts.path not in ("", "/") or parts.query or parts.fragment or parts.username)
+    ):
+        raise ValueError(
+            f"{value!r} is not a web origin: give scheme://host[:port] with no path, "
+            "e.g. https://notebooks.example.com or http://localhost:8888"
+        )
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def plugin_modules(value: str) -> list[str]:
@@ -109,6 +159,20 @@ class Settings(BaseSettings):
         description="Plugin modules to load by import name (comma-separated in the environment), "
         "besides those installed with a `modelyard` entry point.",
     )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the server answers (the request's Host header, any port), "
+        "besides its own: in local mode localhost, 127.0.0.1 and [::1], otherwise the address "
+        "in MODELYARD_HOST. Comma-separated in the environment; '*.example.com' takes every "
+        "subdomain, '*' any name (no check). Other names get 400, so a web page that rebinds "
+        "its own name to this machine's address cannot reach the server.",
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Web origins (scheme://host[:port]), besides the server's own, whose pages "
+        "may send POST, PUT, PATCH or DELETE requests from a browser; comma-separated in the "
+        "environment. A browser request from any other page gets 403.",
+    )
     event_dispatcher: bool = Field(
         default=True, description="Deliver events to `on_event` hooks from this server process."
     )
@@ -133,6 +197,21 @@ class Settings(BaseSettings):
     def _split_plugins(cls, value: object) -> object:
         return plugin_modules(value) if isinstance(value, str) else value
 
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        return plugin_modules(value) if isinstance(value, str) else value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        return [host_name(name) for name in value]
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        return [web_origin(origin) for origin in value]
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         if not self.local_mode and self.secret_key == DEFAULT_SECRET:
@@ -142,10 +221,28 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _refuse_unnamed_wildcard(self) -> Settings:
+        if self.host in WILDCARD_ADDRESSES and not self.allowed_hosts:
+            raise ValueError(
+                f"set MODELYARD_ALLOWED_HOSTS to the names clients use to reach the server "
+                f"(e.g. modelyard.example.com,10.0.0.5) to serve on {self.host} (every "
+                "address), or to '*' to answer any name"
+            )
+        return self
+
     @property
     def local_mode(self) -> bool:
         """Bound to loopback: a single implicit user, no authentication."""
         return _is_loopback(self.host)
+
+    @property
+    def answered_hosts(self) -> list[str]:
+        """The host names requests may name: the defaults of the mode and those listed."""
+        own = list(LOOPBACK_NAMES) if self.local_mode else []
+        if not self.local_mode and self.host not in WILDCARD_ADDRESSES:
+            own.append(host_name(self.host))
+        return [*own, *(name for name in self.allowed_hosts if name not in own)]
 
     @property
     def resolved_database_url(self) -> str:

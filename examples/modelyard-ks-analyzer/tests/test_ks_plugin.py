@@ -27,7 +27,7 @@ def test_the_entry_point_registers_the_analyzer() -> None:
 @pytest.fixture
 def api(tmp_path: Path) -> httpx.Client:
     app = create_app(Settings(data_dir=tmp_path / "data"))
-    return httpx.Client(transport=InProcessTransport(app), base_url="http://test")
+    return httpx.Client(transport=InProcessTransport(app), base_url="http://localhost")
 
 
 def test_every_binary_evaluation_gets_the_ks_statistic(api: httpx.Client) -> None:

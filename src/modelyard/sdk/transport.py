@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+IN_PROCESS_HOST = "modelyard.local"  # the host name of the local mode's in-process app
 
 
 class ModelyardAPIError(Exception):
@@ -166,7 +167,11 @@ def local_transport(data_dir: str, *, retries: int) -> Transport:
         what = f"Local mode (a data folder, {data_dir!r}, in place of a server URL)"
         raise server_missing(what, exc) from exc
 
-    app = create_app(Settings(data_dir=Path(data_dir)))
+    settings = Settings(data_dir=Path(data_dir))
+    # No socket reaches the in-process app, so no browser does: it answers the name its own
+    # client uses, besides those the settings list.
+    hosts = [*settings.allowed_hosts, IN_PROCESS_HOST]
+    app = create_app(settings.model_copy(update={"allowed_hosts": hosts}))
     transport = InProcessTransport(app, on_close=app.state.store.engine.dispose)
-    http = httpx.Client(transport=transport, base_url="http://modelyard.local")
+    http = httpx.Client(transport=transport, base_url=f"http://{IN_PROCESS_HOST}")
     return Transport(http, retries=retries)

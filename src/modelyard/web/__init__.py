@@ -17,10 +17,12 @@ from modelyard.web.templating import make_environment, render
 
 TITLES = {
     400: "That request could not be understood",
+    403: "Refused",
     404: "Not found",
     405: "Not allowed",
     409: "Conflict",
     413: "Too large",
+    415: "That request could not be understood",
     422: "That request could not be understood",
     500: "Something went wrong",
 }

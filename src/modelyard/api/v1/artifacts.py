@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -18,7 +20,16 @@ def list_artifacts(run_id: str, store: StoreDep, prefix: str | None = None) -> l
     return artifacts.list_artifacts(store, run_id=run_id, prefix=prefix)
 
 
-@router.put("/{path:path}", status_code=201)
+# The body is the file, of any type: its Content-Type becomes the artifact's media type.
+ANY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.put("/{path:path}", status_code=201, openapi_extra=ANY_BODY)
 @body_limit(ARTIFACTS)
 async def upload_artifact(
     run_id: str,
@@ -42,6 +53,23 @@ async def upload_artifact(
     )  # fmt: skip
 
 
+# Types a browser shows as they are, running nothing: these open in the browser; every other
+# artifact (HTML, SVG, XML, PDF, ...) is sent as a file to save, so nothing uploaded is ever
+# opened as a document of the portal's origin. (<img> shows an SVG either way, without script.)
+INLINE_TYPES = frozenset(
+    {"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "text/plain",
+     "text/csv", "application/json"}
+)  # fmt: skip
+
+
+def content_disposition(media_type: str, path: str) -> str:
+    """``inline`` for ``INLINE_TYPES``, ``attachment`` for the rest, with the file's name."""
+    kind = "inline" if media_type.split(";")[0].strip().lower() in INLINE_TYPES else "attachment"
+    name = PurePosixPath(path).name
+    quoted = quote(name)
+    return f'{kind}; filename="{name}"' if quoted == name else f"{kind}; filename*=utf-8''{quoted}"
+
+
 def _download_headers(got: artifacts.Download) -> dict[str, str]:
     meta, span = got.meta, got.span
     ranged = {"Content-Range": f"bytes */{meta.size}"} if got.status == 416 else {}
@@ -54,10 +82,11 @@ def _download_headers(got: artifacts.Download) -> dict[str, str]:
         "Content-Length": str(sent),
         "ETag": f'"{meta.sha256}"',
         "X-Content-SHA256": meta.sha256,
-        # Uploaded files are served from the portal's own origin: an HTML or SVG file
-        # opened directly must never run scripts there.
+        "Content-Disposition": content_disposition(meta.media_type, meta.path),
+        # Uploaded files are served from the portal's own origin: should a browser open one
+        # anyway, it must never run scripts there.
         "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self' data:; "
-        "style-src 'unsafe-inline'",
+        "style-src 'unsafe-inline'; frame-ancestors 'none'",
         "X-Content-Type-Options": "nosniff",
     }
 
