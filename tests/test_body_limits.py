@@ -44,8 +44,8 @@ async def _asgi(
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
         "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "headers": [(b"host", b"test"), *headers],
-        "client": ("127.0.0.1", 5000), "server": ("test", 80), "state": {},
+        "root_path": "", "headers": [(b"host", b"localhost"), *headers],
+        "client": ("127.0.0.1", 5000), "server": ("localhost", 80), "state": {},
     }  # fmt: skip
     await app(scope, receive, send)
     return out["status"], out["headers"], out["body"], asked
@@ -97,7 +97,7 @@ def test_a_body_streamed_without_a_length_is_refused_once_it_passes_the_cap(
 
     async def send(run_id: str) -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             request = client.build_request(
                 "POST", f"{API}/runs/{run_id}/batch", content=chunks(), headers=dict(JSON)
             )
@@ -198,7 +198,7 @@ def test_a_real_server_answers_413_without_waiting_for_the_body(
         target = f"{API}/runs/{run_id}/batch".encode()
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(
-                b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                b"POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n" % (target, 100 * 1024**2)
             )
             answer = _read_response(sock)  # no body sent at all
@@ -207,7 +207,7 @@ def test_a_real_server_answers_413_without_waiting_for_the_body(
 
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(
-                b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                b"POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                 b"Transfer-Encoding: chunked\r\n\r\n" % target
             )
             chunk, sent = b"x" * 1024, 0

@@ -30,7 +30,7 @@ End = Annotated[
     Int64 | None, Query(description="Only points whose step (or time) is at most this.")
 ]
 Limit = Annotated[
-    int | None,
+    Int64 | None,
     Query(
         description=(
             f"Most points in this response; at most {MAX_PAGE['arrow']:,} for Arrow and "
