@@ -5,10 +5,11 @@ clients read a 7,000,000-point history at once, and the time to read it whole.
 
 One run gets the history (Arrow batches of --batch points, so one block per batch); then one
 client reads it whole, as the SDK does (Arrow pages, following next-page tokens), then as JSON
-pages; then --readers clients read it at once; last a portal chart reads it reduced (last:
-it leaves the server's heap grown). The server's resident memory is sampled from
-/proc/<pid>/status every 10 ms (its peak, VmHWM, is reset before each phase). Prints one JSON
-line per figure.
+pages; then --readers clients read it at once; last a portal chart reads it reduced, whole and
+zoomed in on its last 1,000,000 steps (with --charts-only, right after the history is logged,
+so that its peak is not hidden in the heap the reads left grown). The server's resident memory
+is sampled from /proc/<pid>/status every 10 ms (its peak, VmHWM, is reset before each phase).
+Prints one JSON line per figure.
 
 Run against an older tree with its sources first on the path (the server process inherits
 PYTHONPATH): `PYTHONPATH=<old>/src:. .venv/bin/python -m bench.bench_reads`.
@@ -140,6 +141,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100_000)
     ap.add_argument("--readers", type=int, default=4)
     ap.add_argument("--skip-json", action="store_true", help="no JSON figure (old trees)")
+    ap.add_argument("--charts-only", action="store_true", help="only the chart figures")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, server(Path(tmp) / "data") as url:
         pid = server_pid()
@@ -150,58 +152,76 @@ def main() -> None:
         emit(figure="log_history_points_per_s", points=args.points, batch=args.batch,
              seconds=round(seconds, 1), value=round(args.points / seconds))  # fmt: skip
 
-        def sdk_read() -> int:
-            return len(client.get_metric_history(run.id, "loss"))
+        if not args.charts_only:
+            reads(args, pid, url, client, http, run.id)
+        charts(args, pid, http, run.id)
+        http.close()
+        client.close()
 
+
+def reads(
+    args: argparse.Namespace, pid: int, url: str, client: Client, http: httpx.Client, run_id: str
+) -> None:
+    """The whole history read by one client (Arrow, then JSON pages), then by several."""
+
+    def sdk_read() -> int:
+        return len(client.get_metric_history(run_id, "loss"))
+
+    with memory(pid) as mem:
+        seconds = timed(sdk_read, args.points)
+    emit(figure="read_history_arrow_seconds", points=args.points, readers=1,
+         seconds=round(seconds, 2), **mem)  # fmt: skip
+    if not args.skip_json:
         with memory(pid) as mem:
-            seconds = timed(sdk_read, args.points)
-        emit(figure="read_history_arrow_seconds", points=args.points, readers=1,
+            seconds = timed(lambda: read_json_pages(http, run_id), args.points)
+        emit(figure="read_history_json_seconds", points=args.points, readers=1,
              seconds=round(seconds, 2), **mem)  # fmt: skip
-        if not args.skip_json:
-            with memory(pid) as mem:
-                seconds = timed(lambda: read_json_pages(http, run.id), args.points)
-            emit(figure="read_history_json_seconds", points=args.points, readers=1,
-                 seconds=round(seconds, 2), **mem)  # fmt: skip
 
-        times: list[float] = []
-        errors: list[BaseException] = []
+    times: list[float] = []
+    errors: list[BaseException] = []
 
-        def reader() -> None:
-            try:
-                with Client(url, timeout=600) as own:
-                    t0 = time.perf_counter()
-                    n = len(own.get_metric_history(run.id, "loss"))
-                    times.append(time.perf_counter() - t0)
-                    assert n == args.points, n
-            except BaseException as exc:  # reported below
-                errors.append(exc)
+    def reader() -> None:
+        try:
+            with Client(url, timeout=600) as own:
+                t0 = time.perf_counter()
+                n = len(own.get_metric_history(run_id, "loss"))
+                times.append(time.perf_counter() - t0)
+                assert n == args.points, n
+        except BaseException as exc:  # reported below
+            errors.append(exc)
 
-        with memory(pid) as mem:
-            threads = [threading.Thread(target=reader) for _ in range(args.readers)]
-            t0 = time.perf_counter()
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
-            wall = time.perf_counter() - t0
-        assert not errors, errors
-        emit(figure="concurrent_history_reads", points=args.points, readers=args.readers,
-             wall_seconds=round(wall, 2), slowest_seconds=round(max(times), 2),
-             **mem)  # fmt: skip
+    with memory(pid) as mem:
+        threads = [threading.Thread(target=reader) for _ in range(args.readers)]
+        t0 = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        wall = time.perf_counter() - t0
+    assert not errors, errors
+    emit(figure="concurrent_history_reads", points=args.points, readers=args.readers,
+         wall_seconds=round(wall, 2), slowest_seconds=round(max(times), 2),
+         **mem)  # fmt: skip
 
-        def chart() -> int:  # what a portal chart asks for: the history reduced
-            url = f"/api/v1/series/urn:modelyard:run:{run.id}/reduced"
-            body = http.get(url, params={"key": "loss", "points": 1500}).json()
-            assert body["total"] == args.points, body["total"]
+
+def charts(args: argparse.Namespace, pid: int, http: httpx.Client, run_id: str) -> None:
+    """A portal chart of the history (reduced to 1,500 points), whole and zoomed in on its
+    last 1,000,000 steps."""
+    url = f"/api/v1/series/urn:modelyard:run:{run_id}/reduced"
+    zoom = {"x0": args.points - 1_000_000, "x1": args.points}
+    for figure, extra, expected in (
+        ("reduced_chart_seconds", {}, args.points),
+        ("reduced_chart_zoomed_seconds", zoom, min(args.points, 1_000_001)),
+    ):
+
+        def chart(extra: dict[str, int] = extra, expected: int = expected) -> int:
+            body = http.get(url, params={"key": "loss", "points": 1500, **extra}).json()
+            assert body["total"] == expected, body["total"]
             return int(body["total"])
 
         with memory(pid) as mem:
-            seconds = timed(chart, args.points)
-        emit(figure="reduced_chart_seconds", points=args.points, seconds=round(seconds, 2),
-             **mem)  # fmt: skip
-
-        http.close()
-        client.close()
+            seconds = timed(chart, expected)
+        emit(figure=figure, points=args.points, seconds=round(seconds, 2), **mem)
 
 
 if __name__ == "__main__":

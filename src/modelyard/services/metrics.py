@@ -18,7 +18,7 @@ from modelyard.metadata import tables as t
 from modelyard.metadata.store import Store, Tx
 from modelyard.schemas import MetricPointIn
 from modelyard.services import series_store
-from modelyard.services.series_store import History, Page, PageRequest, Points, run_owner
+from modelyard.services.series_store import Page, PageRequest, Points, run_owner
 
 MetricColumns = Points
 
@@ -207,11 +207,6 @@ def insert_points(tx: Tx, store: Store, run_pk: int, cols: MetricColumns) -> Non
 def encode_value(value: float, is_nan: bool) -> float | str:
     """A stored value (NaN kept as a flag) as JSON can carry it."""
     return encode_float(math.nan if is_nan else value)
-
-
-def read_history(conn: Connection, run_pk: int, key: str) -> History:
-    """Every point of a run's metric, ordered by step then timestamp (then arrival)."""
-    return series_store.read_history(conn, run_owner(run_pk), key)
 
 
 def read_page(conn: Connection, run_pk: int, key: str, req: PageRequest) -> Page:

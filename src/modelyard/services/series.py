@@ -9,22 +9,29 @@ a few thousand points instead of millions. Zooming asks again for the visible ra
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from sqlalchemy import Connection
 
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.metadata.store import Store
-from modelyard.services.metrics import read_history, read_page
+from modelyard.services import series_store
+from modelyard.services.metrics import read_page
 from modelyard.services.runs import run_row
 from modelyard.services.series_store import (
     Axis,
+    Extent,
     Floats,
     Format,
-    History,
     Ints,
+    Owner,
     Page,
     page_request,
+    run_owner,
 )
 
 MAX_RUNS = 20
@@ -81,21 +88,11 @@ def reduce_indices(y: Floats, points: int) -> Ints:
     return np.unique(picks[picks < n])
 
 
-def x_axis(hists: list[History]) -> Axis:
+def x_axis(extents: list[Extent]) -> Axis:
     """Steps, or time when every point of every history was logged at one step."""
-    one_step = all(len(h.steps) < 2 or h.steps[0] == h.steps[-1] for h in hists)
-    many = any(len(h.steps) > 1 for h in hists)
+    one_step = all(e.points < 2 or e.min_step == e.max_step for e in extents)
+    many = any(e.points > 1 for e in extents)
     return "time" if one_step and many else "step"
-
-
-def along(h: History, axis: Axis) -> tuple[History, Ints]:
-    """The history ordered along the x axis, and its x values."""
-    if axis == "step":
-        return h, h.steps
-    if not bool(np.all(np.diff(h.timestamps) >= 0)):
-        order = np.argsort(h.timestamps, kind="stable")
-        h = History(h.key, h.steps[order], h.timestamps[order], h.values[order])
-    return h, h.timestamps
 
 
 def check_reduction(
@@ -103,29 +100,199 @@ def check_reduction(
 ) -> tuple[float | None, float | None]:
     if not 10 <= points <= 20_000:
         raise InvalidInput("points must be between 10 and 20000")
+    if any(x is not None and math.isnan(x) for x in (x0, x1)):
+        raise InvalidInput("x0 and x1 must be numbers, not NaN")
     if x0 is not None and x1 is not None and x0 > x1:
         x0, x1 = x1, x0
     return x0, x1
 
 
-def reduce(h: History, xs: Ints, x0: float | None, x1: float | None, points: int) -> Reduced:
-    """The points of ``h`` (ordered by ``xs``) within [x0, x1], reduced to about ``points``;
-    NaN and infinities are counted, not drawn."""
-    lo = 0 if x0 is None else int(np.searchsorted(xs, x0, side="left"))
-    hi = len(xs) if x1 is None else int(np.searchsorted(xs, x1, side="right"))
-    # one point beyond each edge, so the line runs to the edges of a zoomed view
-    lo, hi = max(0, lo - 1), min(len(xs), hi + 1)
-    x, y = xs[lo:hi], h.values[lo:hi]
+# A history is reduced in two walks through it, a chunk of points at a time (see
+# ``series_store.stream``): the first finds which points the range [x0, x1] covers and how many
+# of them are finite, which sets the buckets' size; the second keeps each bucket's first,
+# lowest and highest point. The result is what ``reduce_indices`` picks from the whole
+# history at once; memory is one chunk plus the buckets, however long the history.
+
+Chunks = Callable[[], Iterator[tuple[Ints, Floats]]]  # (x, value) pieces in history order
+_FINITE, _NAN, _POS_INF, _NEG_INF = range(4)
+
+
+def _classes(y: Floats) -> Ints:
+    """How many of ``y`` are finite, NaN, +inf and -inf."""
     finite = np.isfinite(y)
-    out = Reduced(h.key, x, y, total=len(y))
-    if not finite.all():
-        out.nan = int(np.isnan(y).sum())
-        out.pos_inf = int(np.isposinf(y).sum())
-        out.neg_inf = int(np.isneginf(y).sum())
-        x, y = x[finite], y[finite]
-    keep = reduce_indices(y, points)
-    out.x, out.y = x[keep], y[keep]
+    fin = int(finite.sum())
+    if fin == len(y):
+        return np.array([fin, 0, 0, 0], dtype=np.int64)
+    counts = [fin, int(np.isnan(y).sum()), int(np.isposinf(y).sum()), int(np.isneginf(y).sum())]
+    return np.array(counts, dtype=np.int64)
+
+
+def _finite(x: Ints, y: Floats) -> tuple[Ints, Floats]:
+    keep = np.isfinite(y)
+    return (x, y) if keep.all() else (x[keep], y[keep])
+
+
+@dataclass(slots=True)
+class _Span:
+    """Where the range lies in a history: positions [start, stop) in history order (one
+    point beyond each edge of [x0, x1]), the finite, NaN, +inf and -inf points there, and the
+    finite points themselves when there are at most ``points`` of them."""
+
+    start: int
+    stop: int
+    counts: Ints
+    drawn: tuple[Ints, Floats] | None
+
+
+def _span(chunks: Chunks, x0: float | None, x1: float | None, points: int) -> _Span:
+    """The first walk; it ends at the first point beyond x1."""
+    pos = lo = 0  # points walked; points before x0
+    hi: int | None = None  # points up to x1, once a point beyond it is seen
+    seen = np.zeros(4, dtype=np.int64)  # classes of the points walked
+    at_lo = np.zeros(4, dtype=np.int64)  # ... of those before the range's first position
+    at_hi = seen
+    before: tuple[Ints, Floats] | None = None  # the point just before x0 and just after x1
+    after: tuple[Ints, Floats] | None = None
+    held: list[tuple[Ints, Floats]] | None = []  # finite points within [x0, x1] while few
+    count = 0
+    for xs, ys in chunks():
+        n = len(xs)
+        a = 0 if x0 is None else int(np.searchsorted(xs, x0, side="left"))
+        b = n if x1 is None else int(np.searchsorted(xs, x1, side="right"))
+        if a > 0:
+            lo = pos + a
+            at_lo = seen + _classes(ys[: a - 1])
+            before = (xs[a - 1 : a].copy(), ys[a - 1 : a].copy())
+        if held is not None and b > a:
+            x, y = _finite(xs[a:b], ys[a:b])
+            count += len(x)
+            if count <= points:
+                held.append((x.copy(), y.copy()))
+            else:
+                held = None
+        if b < n:
+            hi = pos + b
+            at_hi = seen + _classes(ys[: b + 1])
+            after = (xs[b : b + 1].copy(), ys[b : b + 1].copy())
+            break
+        seen = seen + _classes(ys)
+        pos += n
+    else:
+        at_hi = seen
+    start = max(0, lo - 1)
+    stop = pos if hi is None else hi + 1
+    counts = at_hi - at_lo
+    drawn = None
+    if held is not None and counts[_FINITE] <= points:
+        parts = [p for p in (before, *held, after) if p is not None]
+        x, y = _finite(
+            np.concatenate([p[0] for p in parts] or [np.empty(0, dtype=np.int64)]),
+            np.concatenate([p[1] for p in parts] or [np.empty(0)]),
+        )
+        drawn = (x, y)
+    return _Span(start, stop, counts, drawn)
+
+
+class _Buckets:
+    """The first, lowest and highest point of each of ``points // 3`` equal buckets of ``m``
+    finite points (and the last point), gathered from consecutive pieces of them."""
+
+    def __init__(self, m: int, points: int) -> None:
+        self.m = m
+        self.buckets = max(1, points // 3)
+        self.size = -(-m // self.buckets)
+        nb = self.buckets
+        # per bucket and kind (first, lowest, highest): the point's index among the finite
+        # points (-1: none yet), its x and its value
+        self.index = np.full((3, nb), -1, dtype=np.int64)
+        self.x = np.zeros((3, nb), dtype=np.int64)
+        self.y = np.zeros((3, nb), dtype=np.float64)
+        self.y[1], self.y[2] = np.inf, -np.inf
+        self.last: tuple[int, int, float] | None = None
+        self.taken = 0  # finite points seen so far
+
+    def add(self, x: Ints, y: Floats) -> None:
+        """The next finite points, in order."""
+        j0 = self.taken
+        k = min(len(y), self.m - j0)  # never more than the first walk counted
+        if k <= 0:
+            return
+        x, y = x[:k], y[:k]
+        self.taken += k
+        self.last = (j0 + k - 1, int(x[-1]), float(y[-1]))
+        size = self.size
+        bs = np.arange(j0 // size, (j0 + k - 1) // size + 1)
+        starts = np.maximum(bs * size - j0, 0)  # where each bucket starts in this piece
+        lows = np.minimum.reduceat(y, starts)
+        highs = np.maximum.reduceat(y, starts)
+        lens = np.diff(np.append(starts, k))
+        segment = np.repeat(np.arange(len(bs)), lens)
+        at = {
+            0: starts,
+            1: _first_hit(y == np.repeat(lows, lens), segment, len(bs)),
+            2: _first_hit(y == np.repeat(highs, lens), segment, len(bs)),
+        }
+        new = self.index[0, bs] < 0
+        better = {0: new, 1: lows < self.y[1, bs], 2: highs > self.y[2, bs]}
+        for kind, where in at.items():  # a tie keeps the earlier point
+            sel, pick = bs[better[kind]], where[better[kind]]
+            self.index[kind, sel] = j0 + pick
+            self.x[kind, sel] = x[pick]
+            self.y[kind, sel] = y[pick]
+
+    def result(self) -> tuple[Ints, Floats]:
+        index, x, y = self.index.ravel(), self.x.ravel(), self.y.ravel()
+        if self.last is not None:
+            index = np.append(index, self.last[0])
+            x = np.append(x, self.last[1])
+            y = np.append(y, self.last[2])
+        ok = index >= 0
+        _, at = np.unique(index[ok], return_index=True)
+        return x[ok][at], y[ok][at]
+
+
+def _first_hit(hit: np.ndarray[Any, np.dtype[np.bool_]], segment: Ints, segments: int) -> Ints:
+    """The first position of each segment where ``hit`` holds (each has one)."""
+    where = np.flatnonzero(hit)
+    return where[np.searchsorted(segment[where], np.arange(segments))]
+
+
+def reduce_stream(
+    key: str, chunks: Chunks, x0: float | None, x1: float | None, points: int
+) -> Reduced:
+    """The points of a history (``chunks`` walks it in order, as x and value) within
+    [x0, x1] and one beyond each edge, reduced to about ``points``; NaN and infinities are
+    counted, not drawn. Two walks, one chunk held at a time."""
+    span = _span(chunks, x0, x1, points)
+    c = span.counts
+    out = Reduced(key, np.empty(0, dtype=np.int64), np.empty(0), total=int(c.sum()))
+    out.nan, out.pos_inf, out.neg_inf = int(c[_NAN]), int(c[_POS_INF]), int(c[_NEG_INF])
+    if span.drawn is not None:
+        out.x, out.y = span.drawn
+        return out
+    acc = _Buckets(int(c[_FINITE]), points)
+    pos = 0
+    for xs, ys in chunks():
+        a, b = max(span.start - pos, 0), min(span.stop - pos, len(xs))
+        pos += len(xs)
+        if a < b:
+            acc.add(*_finite(xs[a:b], ys[a:b]))
+        if pos >= span.stop:
+            break
+    out.x, out.y = acc.result()
     return out
+
+
+def series_chunks(
+    conn: Connection, owner: Owner, key: str, axis: Axis, what: str = "this run"
+) -> Chunks:
+    """Walks through a stored series in history order: (step or time, value) pieces."""
+
+    def walk() -> Iterator[tuple[Ints, Floats]]:
+        for h in series_store.stream(conn, owner, key, what=what):
+            yield (h.steps if axis == "step" else h.timestamps), h.values
+
+    return walk
 
 
 def metric_series(
@@ -138,31 +305,34 @@ def metric_series(
     points: int = 1500,
 ) -> SeriesSet:
     """One metric of one or more runs, reduced to about ``points`` points per run within
-    the x range [x0, x1] (steps, or epoch milliseconds when the metric has no steps)."""
+    the x range [x0, x1] (steps, or epoch milliseconds when the metric has no steps). The runs'
+    histories are walked one after another, a chunk at a time."""
     if not run_ids:
         raise InvalidInput("name at least one run")
     if len(run_ids) > MAX_RUNS:
         raise InvalidInput(f"at most {MAX_RUNS} runs in one chart; {len(run_ids)} were asked for")
     x0, x1 = check_reduction(points, x0, x1)
-    found: list[tuple[str, str, History]] = []
+    found: list[tuple[str, str, Owner, Extent]] = []
     missing = []
     with store.read() as conn:
         for run_id in dict.fromkeys(run_ids):
             row = run_row(conn, run_id)
+            owner = run_owner(row.pk)
             try:
-                found.append((run_id, row.name, read_history(conn, row.pk, key)))
+                found.append((run_id, row.name, owner, series_store.extent(conn, owner, key)))
             except NotFound:
                 missing.append(row.name)
-    if not found:
-        raise NotFound(
-            f"metric {key!r} was not logged in {'this run' if len(run_ids) == 1 else 'these runs'}"
-        )
-    axis = x_axis([h for _, _, h in found])
-    result = SeriesSet(key, axis, missing=missing)
-    for run_id, name, h in found:
-        r = reduce(*along(h, axis), x0, x1, points)
-        s = Series(r.key, r.x, r.y, r.total, r.nan, r.pos_inf, r.neg_inf, run_id, name)
-        result.series.append(s)
+        if not found:
+            runs = "this run" if len(run_ids) == 1 else "these runs"
+            raise NotFound(f"metric {key!r} was not logged in {runs}")
+        axis = x_axis([e for *_, e in found])
+        result = SeriesSet(key, axis, missing=missing)
+        for run_id, name, owner, _ in found:
+            r = reduce_stream(
+                key, series_chunks(conn, owner, key, axis, "this run"), x0, x1, points
+            )
+            s = Series(r.key, r.x, r.y, r.total, r.nan, r.pos_inf, r.neg_inf, run_id, name)
+            result.series.append(s)
     return result
 
 

@@ -605,6 +605,51 @@ def read_page(
     return Page(key, parts, nxt)
 
 
+@dataclass(frozen=True, slots=True)
+class Extent:
+    """What a series' block descriptions tell without reading its points."""
+
+    points: int
+    min_step: int
+    max_step: int
+
+
+def extent(conn: Connection, owner: Owner, key: str, *, what: str = "this run") -> Extent:
+    """How many points a series holds and its lowest and highest step, from its blocks'
+    descriptions alone."""
+    key_id = conn.execute(_KEY_ID, {"key": key}).scalar_one_or_none()
+    if key_id is None:
+        raise NotFound(f"metric {key!r} was never logged")
+    points, low, high = conn.execute(
+        select(func.sum(_SB.c.count), func.min(_SB.c.min_step), func.max(_SB.c.max_step)).where(
+            _owned(owner), _SB.c.key_id == key_id
+        )
+    ).one()
+    if points is None:
+        raise NotFound(f"metric {key!r} was not logged in {what}")
+    return Extent(int(points), int(low), int(high))
+
+
+STREAM_CHUNK = 262_144  # points held at a time by a walk through a whole history
+
+
+def stream(
+    conn: Connection, owner: Owner, key: str, *, chunk: int | None = None, what: str = "this run"
+) -> Iterator[History]:
+    """Every point of a series in history order (step, timestamp, arrival), as consecutive
+    pieces: read a page of at most ``chunk`` points at a time, so about one page is held
+    however long the history."""
+    size = chunk or STREAM_CHUNK
+    after = None
+    while True:
+        page = read_page(conn, owner, key, PageRequest(size, after=after), what=what)
+        for part in page.parts:
+            yield History(key, part.steps, part.stamps, part.values)
+        if page.next is None:
+            return
+        after = page.next
+
+
 def _empty() -> _Cols:
     none = np.empty(0, dtype=np.int64)
     return _Cols(none, none, np.empty(0), none, np.empty(0, dtype=np.int32))

@@ -19,11 +19,10 @@ from modelyard.schemas import SeriesLatest
 from modelyard.services import series_store
 from modelyard.services.idempotency import first_use
 from modelyard.services.runs import run_row
-from modelyard.services.series import along, check_reduction, reduce, x_axis
+from modelyard.services.series import check_reduction, reduce_stream, series_chunks, x_axis
 from modelyard.services.series_store import (
     Axis,
     Format,
-    History,
     Owner,
     Page,
     Points,
@@ -93,14 +92,11 @@ def _owner(conn: Connection, urn: str) -> Owner | None:
     return None if owner_id is None else Owner(t.SERIES_ENTITY, int(owner_id))
 
 
-def _read(
-    conn: Connection, urn: str, key: str, axis: Axis = "step", lo: int | None = None,
-    hi: int | None = None,
-) -> History:  # fmt: skip
+def _owner_of(conn: Connection, urn: str, key: str) -> Owner:
     owner = _owner(conn, urn)
     if owner is None:
         raise NotFound(f"metric {key!r} was not logged in {urn}")
-    return series_store.read_history(conn, owner, key, axis=axis, lo=lo, hi=hi, what=urn)
+    return owner
 
 
 def history(
@@ -120,10 +116,7 @@ def history(
     page when more remain."""
     req = page_request(fmt, axis=axis, start=start, end=end, limit=limit, page_token=page_token)
     with store.read() as conn:
-        owner = _owner(conn, urn)
-        if owner is None:
-            raise NotFound(f"metric {key!r} was not logged in {urn}")
-        return series_store.read_page(conn, owner, key, req, what=urn)
+        return series_store.read_page(conn, _owner_of(conn, urn, key), key, req, what=urn)
 
 
 def reduced(
@@ -139,9 +132,9 @@ def reduced(
     x axis is the step, or the time when every point was logged at one step."""
     x0, x1 = check_reduction(points, x0, x1)
     with store.read() as conn:
-        hist = _read(conn, urn, key)
-    axis = x_axis([hist])
-    r = reduce(*along(hist, axis), x0, x1, points)
+        owner = _owner_of(conn, urn, key)
+        axis = x_axis([series_store.extent(conn, owner, key, what=urn)])
+        r = reduce_stream(key, series_chunks(conn, owner, key, axis, urn), x0, x1, points)
     body: dict[str, Any] = {
         "key": key,
         "x_kind": axis,
