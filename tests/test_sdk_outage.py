@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from modelyard.cli import main
 from modelyard.sdk import client as client_module
 from modelyard.sdk.client import ActiveRun, Client, Terminated
-from modelyard.sdk.spool import END, MANIFEST, Spool
+from modelyard.sdk.spool import END, MANIFEST, Pending, Spool
 
 BATCH = 10
 
@@ -120,7 +120,7 @@ def test_an_outage_raises_nothing_into_the_loop_and_spills_past_the_memory_bound
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1, warnings  # said once, not once a batch
     assert f"cannot reach {client.uri}" in warnings[0]
-    assert "keeps its metrics" in warnings[0]
+    assert "keeps what it logs" in warnings[0]
     assert str(spool_dir / run.id) in warnings[0]
 
 
@@ -338,9 +338,9 @@ def test_the_spool_keeps_order_across_memory_and_disk(tmp_path: Path) -> None:
     assert spool.pending() == (5, 10)
     sent = []
     while (first := spool.first()) is not None:
-        sent.append(first)
-        spool.ack(first[0])
-        if first[0] == "k2":
+        sent.append((first.key, first.body))
+        spool.ack(first.key)
+        if first.key == "k2":
             spool.put("k5", b"body5", points=5)  # room in memory again, still sent last
     assert sent == [(f"k{n}", f"body{n}".encode()) for n in range(6)]
     assert not (tmp_path / "run").exists()  # the files went with their acknowledgements
@@ -352,6 +352,6 @@ def test_a_spool_that_cannot_write_keeps_batches_in_memory(tmp_path: Path) -> No
     spool = Spool(blocker / "run", memory=0, manifest={"run_id": "r", "uri": "u"})
     spool.put("k0", b"body0", points=1)
     assert spool.disk_error is not None
-    assert spool.first() == ("k0", b"body0")
+    assert spool.first() == Pending("k0", "batch", b"body0")
     spool.spill()
-    assert spool.first() == ("k0", b"body0")
+    assert spool.first() == Pending("k0", "batch", b"body0")
