@@ -565,3 +565,18 @@ def test_the_outage_warning_is_given_once_per_outage(
             wait_for(lambda: run._outage_since is None, "the server was not seen back")
     warnings = [r.getMessage() for r in caplog.records if "cannot reach" in r.getMessage()]
     assert len(warnings) == 2, warnings
+
+
+def test_spooled_files_sort_in_the_order_items_were_queued(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "run", memory=2, manifest={"run_id": "r", "uri": "u"})
+    for n in range(5):  # the first two stay in memory, the others go to disk at once
+        spool.put(f"k{n}", b"{}", kind="step" if n % 2 else "batch")
+    spool.spill()  # the oldest written last: their names still sort first
+    names = sorted(p.name for p in (tmp_path / "run").iterdir() if p.name != MANIFEST)
+    assert [name.rsplit("-", 1)[1] for name in names] == [
+        "k0.batch",
+        "k1.step",
+        "k2.batch",
+        "k3.step",
+        "k4.batch",
+    ]

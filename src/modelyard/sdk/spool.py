@@ -100,6 +100,7 @@ class _Item:
     kind: str
     points: int
     body: bytes | None  # None once it is in a file
+    number: int = 0  # its place in the queue, kept in its file's name (they sort that way)
     path: Path | None = None
     data: Path | None = None  # an artifact's content: its copy here, else the file logged
     merge: str | None = None  # a later item with the same tag may replace it (progress)
@@ -169,7 +170,7 @@ class Spool:
         with self._lock:
             if merge is not None and len(self._items) > 1 and self._items[-1].merge == merge:
                 self._forget(self._items.pop())
-            item = _Item(key, kind, points, body, data=data, merge=merge)
+            item = _Item(key, kind, points, body, next(self._counter), data=data, merge=merge)
             if data is not None or self._in_memory >= self.memory:
                 self._to_disk(item)
             if item.body is not None:
@@ -239,7 +240,8 @@ class Spool:
         """Move ``item`` into a file (an artifact's content into a second one); on a failed
         write it stays in memory (and the error is kept to be reported)."""
         assert item.body is not None
-        path = self.folder / f"{self._stamp:020d}-{next(self._counter):09d}-{item.key}.{item.kind}"
+        name = f"{self._stamp:020d}-{item.number:09d}-{item.key}.{item.kind}"
+        path = self.folder / name
         copy = path.with_suffix(DATA) if item.data is not None else None
         for attempt in range(2):
             try:
@@ -275,11 +277,7 @@ class Spool:
 
 def describe(batches: int, points: int, steps: int = 0, artifacts: int = 0) -> str:
     """What was sent or is waiting, in words: "3 batches (300 points) and 2 step updates"."""
-    parts = (
-        [f"{batches} batches ({points} points)"]
-        if batches or not (steps or artifacts)
-        else []
-    )
+    parts = [f"{batches} batches ({points} points)"] if batches or not (steps or artifacts) else []
     if steps:
         parts.append(f"{steps} step update{'s' if steps != 1 else ''}")
     if artifacts:
