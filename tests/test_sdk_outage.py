@@ -447,6 +447,7 @@ def test_step_updates_in_an_outage_are_queued_merged_and_sent_once_the_server_is
     assert [steps["prepare"].status, steps["train"].status] == ["finished", "finished"]
     assert steps["prepare"].message == "rows"  # kept through the merged updates
     assert steps["train"].depends_on == ["prepare"]
+    assert progress.urn == steps["prepare"].urn  # what the call returned in the outage
 
 
 def test_artifacts_logged_in_an_outage_are_copied_and_uploaded_once(
@@ -472,6 +473,7 @@ def test_artifacts_logged_in_an_outage_are_copied_and_uploaded_once(
     assert set(arts) == {"model/weights.bin", "model/later.bin"}
     assert arts["model/weights.bin"].step == "train"
     assert arts["model/weights.bin"].sha256 == art.sha256
+    assert arts["model/weights.bin"].urn == art.urn
     out = client.download_artifact(run.id, "model/weights.bin", tmp_path / "back.bin")
     assert out.read_bytes() == b"epoch 1"
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -32,7 +33,6 @@ import orjson
 
 from modelyard.floats import encode_float
 from modelyard.limits import MAX_KEY, TERMINAL_STATUSES
-from modelyard.metadata.urn import artifact_urn, step_urn
 from modelyard.schemas import (
     ArtifactPublic,
     EvaluationPublic,
@@ -671,12 +671,17 @@ class ActiveRun:
         self._steps[name] = step
         return step
 
+    def _urn_of(self, kind: str, name: str) -> str:
+        """The URN of the run's step or artifact ``name`` (the server's are the run's, with
+        its type and the name quoted after it)."""
+        return self.urn.replace(":run:", f":{kind}:", 1) + ":" + quote(name, safe="")
+
     def _expected_step(self, name: str, body: dict[str, Any]) -> StepPublic:
         """The step as the server will have it once the update queued is sent."""
         now = _now_ms()
         current = self._steps.get(name) or StepPublic(
             run_id=self.id,
-            urn=step_urn(self.id, name),
+            urn=self._urn_of("step", name),
             name=name,
             position=len(self._steps),
             depends_on=list(dict.fromkeys(body.get("depends_on") or [])),
@@ -725,7 +730,7 @@ class ActiveRun:
             sha256 = hashlib.file_digest(f, "sha256").hexdigest()
         return ArtifactPublic(
             run_id=self.id,
-            urn=artifact_urn(self.id, path),
+            urn=self._urn_of("artifact", path),
             path=path,
             step=step,
             size=size,
