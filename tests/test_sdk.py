@@ -317,8 +317,7 @@ def test_an_outage_loses_no_buffered_metrics(client: Client) -> None:
         while batch_posts(seen) < 2:  # the background flusher tried, failed, tried again
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        with pytest.raises(httpx.ConnectError):
-            run.flush()
+        assert run.flush(timeout=0.2) is False  # nothing raised: the points stay queued
         run.log_metric("loss", 0.25, step=1)  # no error: the flusher's failures were transient
         flaky.down = False
         while "loss" not in client.get_run(run.id).metrics:

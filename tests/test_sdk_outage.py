@@ -4,6 +4,7 @@ loop, batches are kept in memory and then in the spool folder with their Idempot
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -19,8 +20,9 @@ from click.testing import CliRunner
 
 from modelyard.cli import main
 from modelyard.sdk import client as client_module
-from modelyard.sdk.client import ActiveRun, Client, Terminated
-from modelyard.sdk.spool import END, MANIFEST, Spool
+from modelyard.sdk.client import ActiveRun, Client, RefusedInBackground, Terminated
+from modelyard.sdk.spool import END, MANIFEST, Pending, Spool
+from modelyard.sdk.transport import ModelyardAPIError
 
 BATCH = 10
 
@@ -36,6 +38,7 @@ class Switch(httpx.BaseTransport):
         self.lose_replies = False
         self.refuse_batches = False
         self.batches = 0  # batch requests that reached the server
+        self.seen: list[tuple[str, str, bytes]] = []  # method, path, body of those that did
         self.heartbeats: list[float] = []
         self.heartbeat_status = 200
 
@@ -49,6 +52,7 @@ class Switch(httpx.BaseTransport):
         if self.refuse_batches and request.url.path.endswith("/batch"):
             body = {"error": {"code": "INVALID_INPUT", "message": "refused"}}
             return httpx.Response(400, json=body, request=request)
+        self.seen.append((request.method, request.url.path, request.read()))
         response = self.inner.handle_request(request)
         if request.url.path.endswith("/batch"):
             self.batches += 1
@@ -120,7 +124,7 @@ def test_an_outage_raises_nothing_into_the_loop_and_spills_past_the_memory_bound
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1, warnings  # said once, not once a batch
     assert f"cannot reach {client.uri}" in warnings[0]
-    assert "keeps its metrics" in warnings[0]
+    assert "keeps what it logs" in warnings[0]
     assert str(spool_dir / run.id) in warnings[0]
 
 
@@ -338,9 +342,9 @@ def test_the_spool_keeps_order_across_memory_and_disk(tmp_path: Path) -> None:
     assert spool.pending() == (5, 10)
     sent = []
     while (first := spool.first()) is not None:
-        sent.append(first)
-        spool.ack(first[0])
-        if first[0] == "k2":
+        sent.append((first.key, first.body))
+        spool.ack(first.key)
+        if first.key == "k2":
             spool.put("k5", b"body5", points=5)  # room in memory again, still sent last
     assert sent == [(f"k{n}", f"body{n}".encode()) for n in range(6)]
     assert not (tmp_path / "run").exists()  # the files went with their acknowledgements
@@ -352,6 +356,229 @@ def test_a_spool_that_cannot_write_keeps_batches_in_memory(tmp_path: Path) -> No
     spool = Spool(blocker / "run", memory=0, manifest={"run_id": "r", "uri": "u"})
     spool.put("k0", b"body0", points=1)
     assert spool.disk_error is not None
-    assert spool.first() == ("k0", b"body0")
+    assert spool.first() == Pending("k0", "batch", b"body0")
     spool.spill()
-    assert spool.first() == ("k0", b"body0")
+    assert spool.first() == Pending("k0", "batch", b"body0")
+
+
+# --- params, tags, steps and artifacts through an outage
+
+
+def batch_bodies(server: Switch) -> list[dict[str, Any]]:
+    return [orjson.loads(body) for _, path, body in server.seen if path.endswith("/batch")]
+
+
+def test_params_and_tags_logged_in_an_outage_are_sent_after_the_metrics_before_them(
+    client: Client,
+) -> None:
+    server = switch(client)
+    with client.start_run("p", batch_size=BATCH, flush_interval=3600) as run:
+        for i in range(5):
+            run.log_metric("loss", i, step=i)
+        server.down = True
+        run.log_param("lr", 0.1)  # nothing raised: queued after the five points
+        run.set_tag("stage", "dev")
+        for i in range(5, 25):
+            run.log_metric("loss", i, step=i)
+        assert run._outage_since is not None
+        server.down = False
+        assert run.flush() is True
+    bodies = batch_bodies(server)
+    assert bodies[0]["columns"]["step"] == list(range(5))
+    assert bodies[1] == {"params": {"lr": "0.1"}}
+    assert bodies[2] == {"tags": {"stage": "dev"}}
+    got = client.get_run(run.id)
+    assert got.params == {"lr": "0.1"}
+    assert got.tags["stage"] == "dev"
+    assert steps_of(client, run.id) == list(range(25))
+
+
+def test_a_changed_param_is_raised_where_it_is_logged_or_by_the_next_call_after_an_outage(
+    client: Client,
+) -> None:
+    server = switch(client)
+    with client.start_run("p", params={"lr": 1}, flush_interval=0.01) as run:
+        with pytest.raises(ModelyardAPIError) as now:
+            run.log_param("lr", 2)  # the server answers: raised here, as ever
+        assert now.value.status == 409
+        server.down = True
+        run.log_param("lr", 3)  # the server is away: queued
+        run.log_metric("loss", 1.0, step=0)
+        server.down = False
+        wait_for(lambda: run._error is not None, "the refusal was not seen")
+        with pytest.raises(RefusedInBackground) as later:
+            run.log_metric("loss", 2.0, step=1)  # the next call says so
+        assert isinstance(later.value, ModelyardAPIError)
+        assert isinstance(later.value, RuntimeError)
+        assert later.value.status == 409
+        assert "immutable" in later.value.message
+        assert "in the background failed" in str(later.value)
+        run.log_metric("loss", 2.0, step=1)  # said once; what came after it was still sent
+    assert steps_of(client, run.id) == [0, 1]
+    got = client.get_run(run.id)
+    assert got.params == {"lr": "1"}
+    assert got.status == "finished"
+
+
+def test_step_updates_in_an_outage_are_queued_merged_and_sent_once_the_server_is_back(
+    client: Client,
+) -> None:
+    server = switch(client)
+    with client.start_run("p", flush_interval=0.01) as run:
+        run.plan({"prepare": [], "train": ["prepare"]})
+        server.down = True
+        with run.step("prepare") as step:
+            started = step.start()  # as the server will have it
+            assert (started.status, started.start_time is not None) == ("running", True)
+            for n in range(1, 10):
+                progress = step.set_progress(n / 10, "rows" if n == 5 else None)
+            assert (progress.progress, progress.message) == (0.9, "rows")
+        with run.step("train") as train:
+            train.set_progress(0.5)
+        assert train.finish().status == "finished"
+        server.down = False
+        assert run.flush() is True
+    puts = [path for method, path, _ in server.seen if method == "PUT"]
+    # Planned, started twice (idempotent), the progress updates as one, finished; train
+    # started, its progress, finished twice.
+    assert puts.count(f"/api/v1/runs/{run.id}/steps/prepare") == 5
+    assert puts.count(f"/api/v1/runs/{run.id}/steps/train") == 5
+    steps = {s.name: s for s in client.list_steps(run.id)}
+    assert [steps["prepare"].status, steps["train"].status] == ["finished", "finished"]
+    assert steps["prepare"].message == "rows"  # kept through the merged updates
+    assert steps["train"].depends_on == ["prepare"]
+    assert progress.urn == steps["prepare"].urn  # what the call returned in the outage
+
+
+def test_artifacts_logged_in_an_outage_are_copied_and_uploaded_once(
+    client: Client, spool_dir: Path, tmp_path: Path
+) -> None:
+    server = switch(client)
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"epoch 1")
+    with client.start_run("p", flush_interval=0.01) as run:
+        server.down = True
+        with run.step("train") as step:
+            art = step.log_artifact(weights, "model/weights.bin", kind="model")
+        assert (art.size, art.step) == (7, "train")
+        assert art.sha256 == hashlib.sha256(b"epoch 1").hexdigest()
+        assert len(files(spool_dir / run.id, ".data")) == 1
+        weights.write_bytes(b"epoch 2, rewritten in place")  # the copy is what was logged
+        server.down = False
+        assert run.flush() is True
+        assert not (spool_dir / run.id).exists()
+        again = run.log_artifact(weights, "model/later.bin")  # the server answers: as ever
+        assert again.size == len(b"epoch 2, rewritten in place")
+    arts = {a.path: a for a in client.list_artifacts(run.id)}
+    assert set(arts) == {"model/weights.bin", "model/later.bin"}
+    assert arts["model/weights.bin"].step == "train"
+    assert arts["model/weights.bin"].sha256 == art.sha256
+    assert arts["model/weights.bin"].urn == art.urn
+    out = client.download_artifact(run.id, "model/weights.bin", tmp_path / "back.bin")
+    assert out.read_bytes() == b"epoch 1"
+
+
+def test_a_run_ending_in_an_outage_leaves_params_steps_and_artifacts_for_sync(
+    client: Client, spool_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = switch(client)
+    client.exit_timeout = 1
+    caplog.set_level(logging.WARNING, logger="modelyard")
+    report = tmp_path / "report.html"
+    report.write_text("<p>done</p>")
+    with client.start_run("p", batch_size=BATCH, flush_interval=0.01) as run:
+        server.down = True
+        run.log_params({"lr": 0.1, "depth": 6})
+        run.set_tag("stage", "dev")
+        with run.step("train") as step:
+            for i in range(15):
+                run.log_metric("loss", i, step=i)
+                step.set_progress((i + 1) / 15)
+        run.log_artifact(report, media_type="text/html")
+    report.unlink()  # gone: the spool keeps its own copy
+    folder = spool_dir / run.id
+    said = caplog.records[-1].getMessage()
+    assert "step updates" in said
+    assert "1 artifact" in said
+    assert "and its end (finished)" in said
+    server.down = False
+    out = CliRunner().invoke(main, ["sync", str(folder)])
+    assert out.exit_code == 0, out.output
+    assert "(15 points)" in out.output
+    assert "1 artifact" in out.output
+    assert "ended as finished" in out.output
+    assert not folder.exists()
+    got = client.get_run(run.id)
+    assert (got.status, got.params, got.tags["stage"]) == (
+        "finished",
+        {"lr": "0.1", "depth": "6"},
+        "dev",
+    )
+    assert steps_of(client, run.id) == list(range(15))
+    (train,) = client.list_steps(run.id)
+    assert (train.status, train.progress) == ("finished", 1.0)
+    (art,) = client.list_artifacts(run.id)
+    assert (art.path, art.media_type) == ("report.html", "text/html")
+    again = CliRunner().invoke(main, ["sync", str(folder)])
+    assert "nothing to send" in again.output
+    assert len(client.list_artifacts(run.id)) == 1
+
+
+def test_flush_in_an_outage_returns_false_and_keeps_everything(client: Client) -> None:
+    server = switch(client)
+    with client.start_run("p", batch_size=BATCH, flush_interval=3600) as run:
+        run.log_metric("loss", 0.0, step=0)
+        assert run.flush() is True
+        server.down = True
+        run.log_metric("loss", 1.0, step=1)
+        assert run.flush(timeout=0.2) is False  # nothing raised into the loop
+        server.down = False
+        assert run.flush(timeout=10) is True
+    assert steps_of(client, run.id) == [0, 1]
+
+
+def test_ending_in_an_outage_keeps_to_exit_timeout_whatever_the_retries(
+    client: Client, spool_dir: Path
+) -> None:
+    server = switch(client)
+    client.exit_timeout = 1
+    run = client.start_run("p", batch_size=BATCH, flush_interval=3600)
+    run.log_metric("loss", 1.0, step=0)
+    server.down = True
+    client.transport.backoff = 2.0  # five retries would sleep for a minute
+    started = time.monotonic()
+    run.end()
+    assert time.monotonic() - started < 3  # exit_timeout (1 s), not the retries' minute
+    assert (spool_dir / run.id / END).exists()
+
+
+def test_the_outage_warning_is_given_once_per_outage(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = switch(client)
+    caplog.set_level(logging.WARNING, logger="modelyard")
+    with client.start_run("p", batch_size=BATCH, flush_interval=0.01) as run:
+        for outage in range(2):
+            server.down = True
+            for i in range(30):
+                run.log_metric("loss", i, step=100 * outage + i)
+            wait_for(lambda: run._outage_since is not None, "the outage was not noticed")
+            server.down = False
+            wait_for(lambda: run._outage_since is None, "the server was not seen back")
+    warnings = [r.getMessage() for r in caplog.records if "cannot reach" in r.getMessage()]
+    assert len(warnings) == 2, warnings
+
+
+def test_spooled_files_sort_in_the_order_items_were_queued(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "run", memory=2, manifest={"run_id": "r", "uri": "u"})
+    for n in range(5):  # the first two stay in memory, the others go to disk at once
+        spool.put(f"k{n}", b"{}", kind="step" if n % 2 else "batch")
+    spool.spill()  # the oldest written last: their names still sort first
+    names = sorted(p.name for p in (tmp_path / "run").iterdir() if p.name != MANIFEST)
+    assert [name.rsplit("-", 1)[1] for name in names] == [
+        "k0.batch",
+        "k1.step",
+        "k2.batch",
+        "k3.step",
+        "k4.batch",
+    ]

@@ -23,24 +23,36 @@ ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.slow
 
 # A client logging "loss" at steps 0, 1, 2, ... in phases; after phase n it touches
-# "phase<n>" in the barrier folder and waits for "go<n>". argv: url, spool, barrier, phases.
+# "phase<n>" in the barrier folder and waits for "go<n>". argv: url, spool, barrier, phases,
+# and "extras" to run each phase as a step "phase<n>" (with progress) that also logs a param
+# "param<n>", a tag "tag<n>" and an artifact "phase<n>.txt".
 CHILD = """
-import sys, time
+import contextlib, sys, time
 from pathlib import Path
 from modelyard.sdk import client as sdk
 
 sdk.FIRST_BACKOFF, sdk.MAX_BACKOFF = 0.05, 0.25
 url, spool, barrier = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 phases = [int(n) for n in sys.argv[4].split(",")]
+extras = sys.argv[5:] == ["extras"]
 client = sdk.Client(url, spool_dir=spool, memory_batches=2, exit_timeout=3,
                     heartbeat_interval=0.2)
 with client.start_run("outage", batch_size=100, flush_interval=0.05) as run:
     print(run.id, flush=True)
     step = 0
     for n, count in enumerate(phases):
-        for _ in range(count):
-            run.log_metric("loss", step / 7, step=step)
-            step += 1
+        with run.step(f"phase{n}") if extras else contextlib.nullcontext() as pipeline_step:
+            for i in range(count):
+                run.log_metric("loss", step / 7, step=step)
+                step += 1
+                if pipeline_step is not None and i % 50 == 0:
+                    pipeline_step.set_progress(i / count, f"at {i}")
+            if pipeline_step is not None:
+                run.log_param(f"param{n}", n)
+                run.set_tag(f"tag{n}", f"phase {n}")
+                made = barrier / f"artifact{n}.txt"
+                made.write_text(f"made in phase {n}")
+                pipeline_step.log_artifact(made, f"phase{n}.txt")
         (barrier / f"phase{n}").touch()
         while not (barrier / f"go{n}").exists():
             time.sleep(0.01)
@@ -95,12 +107,12 @@ def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
 class Logger:
     """The CHILD script in its own process."""
 
-    def __init__(self, tmp_path: Path, url: str, phases: list[int]) -> None:
+    def __init__(self, tmp_path: Path, url: str, phases: list[int], *more: str) -> None:
         self.barrier = tmp_path / "barrier"
         self.barrier.mkdir()
         self.spool = tmp_path / "client-spool"
         self.stderr = tmp_path / "client.err"
-        argv = [url, str(self.spool), str(self.barrier), ",".join(map(str, phases))]
+        argv = [url, str(self.spool), str(self.barrier), ",".join(map(str, phases)), *more]
         with self.stderr.open("w") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", CHILD, *argv],
@@ -173,7 +185,9 @@ def test_a_server_restarted_while_a_client_logs_gets_every_point_once(
 def test_a_client_that_exits_during_the_outage_leaves_a_spool_that_sync_sends_once(
     server: Server, tmp_path: Path
 ) -> None:
-    client = Logger(tmp_path, server.url, [500, 700])
+    # Phase 1 (a step with progress, a param, a tag, an artifact, 700 points) runs while the
+    # server is away; the client exits before it is back.
+    client = Logger(tmp_path, server.url, [500, 700], "extras")
     try:
         client.reach(0)
         server.kill()
@@ -189,18 +203,41 @@ def test_a_client_that_exits_during_the_outage_leaves_a_spool_that_sync_sends_on
     assert "Traceback" not in said
     assert f"are kept in {folder}" in said
     assert f"modelyard sync {folder}" in said
+    assert len(list(folder.glob("*.artifact"))) == 1
+    (client.barrier / "artifact1.txt").unlink()  # the spool has its own copy
 
     server.start()
     sync = [sys.executable, "-m", "modelyard.cli", "sync", str(folder)]
     first = subprocess.run(sync, env=environment(), capture_output=True, text=True, timeout=60)
     assert first.returncode == 0, first.stderr
     assert f"run {client.run_id}: sent " in first.stdout
+    assert "step updates and 1 artifact" in first.stdout
     assert "ended as finished" in first.stdout
     assert not folder.exists()
     second = subprocess.run(sync, env=environment(), capture_output=True, text=True, timeout=60)
     assert second.returncode == 0, second.stderr
     assert "nothing to send" in second.stdout
     assert run_state(server.url, client.run_id, 1_200) == "finished"
+    with Client(server.url, heartbeat_interval=None) as sdk:
+        run = sdk.get_run(client.run_id)
+        assert run.params == {"param0": "0", "param1": "1"}
+        assert {k: v for k, v in run.tags.items() if k.startswith("tag")} == {
+            "tag0": "phase 0",
+            "tag1": "phase 1",
+        }
+        steps = sdk.list_steps(client.run_id)
+        assert [(s.name, s.status, s.progress) for s in steps] == [
+            ("phase0", "finished", 1.0),
+            ("phase1", "finished", 1.0),
+        ]
+        assert steps[1].message == "at 650"  # the last progress sent, after the merged ones
+        artifacts = sdk.list_artifacts(client.run_id)
+        assert sorted((a.path, a.step) for a in artifacts) == [
+            ("phase0.txt", "phase0"),
+            ("phase1.txt", "phase1"),
+        ]
+        back = sdk.download_artifact(client.run_id, "phase1.txt", tmp_path / "back.txt")
+        assert back.read_text() == "made in phase 1"
 
 
 def test_sigterm_to_a_client_ends_its_run_as_killed(server: Server, tmp_path: Path) -> None:

@@ -325,12 +325,13 @@ def runs(
     "--uri", default=None, help="Send to this server (default: the one each run was logged to)."
 )
 def sync(folder: Path | None, uri: str | None) -> None:
-    """Send metric batches runs kept in a spool folder while the server was away.
+    """Send what runs kept in a spool folder while the server was away.
 
     FOLDER is one run's folder or a spool folder of several (default: MODELYARD_SPOOL_DIR,
-    else ~/.modelyard/spool). Each batch is sent under the Idempotency-Key it was first sent
-    with, so one the server already has is not stored twice; sent batches are deleted, then
-    the run's end is recorded if it was kept too."""
+    else ~/.modelyard/spool). Metric batches (with params and tags), step updates and
+    artifacts are sent in the order they were logged; each batch under the Idempotency-Key
+    it was first sent with, so one the server already has is not stored twice. Sent items
+    are deleted, then the run's end is recorded if it was kept too."""
     from modelyard.sdk.spool import default_spool_dir, run_folders, sync_folder
 
     where = folder or default_spool_dir()
@@ -347,14 +348,11 @@ def sync(folder: Path | None, uri: str | None) -> None:
             click.echo(f"{run_folder}: cannot read it: {exc}", err=True)
             failed = True
             continue
-        line = (
-            f"run {report.run_id}: sent {report.sent_batches} batches "
-            f"({report.sent_points} points) to {report.uri}"
-        )
+        line = f"run {report.run_id}: sent {report.sent} to {report.uri}"
         if report.ended:
             line += f", ended as {report.ended}"
-        if report.left_batches:
-            line += f"; {report.left_batches} batches left"
+        if report.left:
+            line += f"; {report.left} left to send"
         click.echo(line)
         for refused in report.refused:
             click.echo(f"  refused, kept as {refused}", err=True)

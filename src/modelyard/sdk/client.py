@@ -10,7 +10,9 @@ with client.start_run(project="churn", name="gbm-3", params={"max_depth": 6}) as
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
+import mimetypes
 import os
 import random
 import signal
@@ -23,13 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import numpy as np
 import orjson
 
 from modelyard.floats import encode_float
-from modelyard.limits import MAX_KEY
+from modelyard.limits import MAX_KEY, TERMINAL_STATUSES
 from modelyard.schemas import (
     ArtifactPublic,
     EvaluationPublic,
@@ -42,7 +45,16 @@ from modelyard.schemas import (
 from modelyard.sdk import models
 from modelyard.sdk.evaluations import Evaluation, evaluate
 from modelyard.sdk.models import ModelVersion
-from modelyard.sdk.spool import Spool, default_spool_dir, transient
+from modelyard.sdk.spool import (
+    ARTIFACT,
+    BATCH,
+    STEP,
+    Pending,
+    Spool,
+    default_spool_dir,
+    send_item,
+    transient,
+)
 from modelyard.sdk.transport import (
     ModelyardAPIError,
     local_transport,
@@ -55,6 +67,7 @@ __all__ = [
     "Client",
     "MetricSeries",
     "ModelyardAPIError",
+    "RefusedInBackground",
     "Terminated",
 ]
 
@@ -121,8 +134,9 @@ class Client:
         exit_timeout: float = 30.0,
         heartbeat_interval: float | None = 30.0,
     ) -> None:
-        """When the server cannot be reached, runs keep their metric batches: up to
-        ``memory_batches`` in memory, the rest in files under ``spool_dir`` (default
+        """When the server cannot be reached, runs keep what they log (metric batches,
+        params, tags, step updates, artifacts): up to ``memory_batches`` batches in memory,
+        the rest (and artifacts) in files under ``spool_dir`` (default
         ``MODELYARD_SPOOL_DIR``, else ``~/.modelyard/spool``), and try again with backoff for
         ``retry_for`` seconds (None: until the process ends). At the end of a run (or of the
         process) they spend at most ``exit_timeout`` seconds sending what is left; the rest
@@ -324,9 +338,14 @@ class ActiveRun:
     """A run being logged to. Metrics are buffered and sent in batches, in the background
     every ``flush_interval`` seconds and whenever ``batch_size`` points are waiting.
 
-    When the server cannot be reached, nothing is raised into the loop: batches are kept
-    (in memory, then in the client's spool folder) and sent again with backoff; see
-    :class:`Client`. A SIGTERM to the process ends the run as killed, like Ctrl-C."""
+    Params, tags, step updates and artifacts are sent at once while the server answers (so a
+    mistake, such as a param logged again with another value, is raised where it is made),
+    after whatever was logged before them. When the server cannot be reached, nothing is
+    raised into the loop: they are queued with the metric batches, in the order logged (in
+    memory, then in the client's spool folder), and sent again with backoff; see
+    :class:`Client`. What the server refuses later is raised by the run's next call as
+    :class:`RefusedInBackground`. A SIGTERM to the process ends the run as killed, like
+    Ctrl-C."""
 
     def __init__(
         self, client: Client, info: RunPublic, *, batch_size: int, flush_interval: float
@@ -346,14 +365,15 @@ class ActiveRun:
         )
         self._buffer_lock = threading.Lock()
         self._drained = threading.Condition(self._buffer_lock)  # points left the buffer
-        self._cut_lock = threading.Lock()  # batches enter the spool in the order they are cut
+        self._cut_lock = threading.RLock()  # items enter the spool in the order logged
         self._send_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._error: BaseException | None = None
         self._ended = False
         self._outage_since: float | None = None  # monotonic time of the first failed attempt
-        self._warned = False
+        self._warned = False  # this outage was reported
+        self._steps: dict[str, StepPublic] = {}  # as last known (or expected, in an outage)
         self._gave_up = False
         self._terminated = False
         self._heartbeat_interval = client.heartbeat_interval
@@ -367,22 +387,50 @@ class ActiveRun:
         )
         self._flusher.start()
 
-    # --- params and tags are sent at once: a conflicting param should fail where it is logged
+    # --- params and tags: sent at once, so a conflicting param fails where it is logged
     def log_param(self, key: str, value: Any) -> None:
         self.log_params({key: value})
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        self.client._call(
-            "POST",
-            f"/runs/{self.id}/params",
-            json={"params": {k: str(v) for k, v in params.items()}},
-        )
+        """Params are immutable: the same value again is a no-op, another value an error
+        (a 409, raised here, or by the next call when the server was away)."""
+        self._log_batch({"params": {k: str(v) for k, v in params.items()}})
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self.client._call("POST", f"/runs/{self.id}/tags", json={"tags": dict(tags)})
+        self._log_batch({"tags": dict(tags)})
 
     def set_tag(self, key: str, value: str) -> None:
         self.set_tags({key: value})
+
+    def _log_batch(self, body: dict[str, Any]) -> None:
+        """Params or tags as a batch of their own (after the metrics logged before them),
+        under an idempotency key: sent again after a lost reply or an outage, it is a no-op."""
+        item = Pending(uuid.uuid4().hex, BATCH, orjson.dumps(body))
+        self._now_or_later(item, cut_all=True)
+
+    def _now_or_later(
+        self, item: Pending, *, cut_all: bool, merge: str | None = None
+    ) -> httpx.Response | None:
+        """Send ``item`` now, after what waits before it, while the server answers (the
+        server's reply is returned, its refusal raised); else queue it (None)."""
+        self._check()
+        if self._ended:  # nothing sends in the background any more; the server says why not
+            return send_item(self.client.transport, self.id, item)
+        if self._outage_since is None and not self._gave_up:
+            with self._send_lock:
+                try:
+                    self._send_all(full_only=not cut_all)
+                    return send_item(self.client.transport, self.id, item)
+                except BaseException as exc:
+                    if not _transient(exc):
+                        raise
+                    self._unreachable(exc)
+        with self._cut_lock:
+            if cut_all:
+                self._to_spool(full_only=False, allow_disk=True)
+            self.spool.put(item.key, item.body, kind=item.kind, data=item.data, merge=merge)
+        self._wake.set()
+        return None
 
     # --- metrics
     def log_metric(
@@ -395,8 +443,7 @@ class ActiveRun:
     ) -> None:
         if self._ended:
             raise RuntimeError(f"run {self.id} has ended; start a new run to log more metrics")
-        if self._error is not None:
-            self._raise_background_error()
+        self._check()
         # Checked here, where a mistake is made, rather than when a whole batch is refused.
         stamp = _now_ms() if timestamp is None else int(timestamp)
         step_no = 0 if step is None else int(step)
@@ -456,49 +503,34 @@ class ActiveRun:
                 body = _json_batch(list(keys), list(values), list(steps), list(stamps))
                 self.spool.put(uuid.uuid4().hex, body, len(chunk))
 
-    def _post_batch(self, key: str, body: bytes, **kwargs: Any) -> None:
-        self.client.transport.request(
-            "POST",
-            f"/api/v1/runs/{self.id}/batch",
-            content=body,
-            headers={"Idempotency-Key": key, "Content-Type": "application/json"},
-            **kwargs,
-        )
-
     def _send_all(self, *, full_only: bool, deadline: float | None = None, **kwargs: Any) -> None:
-        """Send the spool's batches, oldest first, cutting more from the buffer as room
-        frees up. A batch the server cannot be reached for stays (with its key) and the
-        error is raised; a batch it refuses is dropped and the error raised."""
+        """Send the spool's items, oldest first, cutting more batches from the buffer as
+        room frees up. An item the server cannot be reached for stays (with its key) and the
+        error is raised; one it refuses is dropped and the error raised."""
         while True:
             self._to_spool(full_only=full_only, allow_disk=False)
             first = self.spool.first()
             if first is None:
                 return
-            key, body = first
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise httpx.TimeoutException("no time left to send before the run ends")
-                kwargs["timeout"] = min(left, self.client.transport.http.timeout.read or left)
             try:
-                self._post_batch(key, body, **kwargs)
+                send_item(self.client.transport, self.id, first, deadline=deadline, **kwargs)
             except BaseException as exc:
                 if _transient(exc):
                     self._unreachable(exc)
                 elif isinstance(exc, ModelyardAPIError):
-                    self.spool.ack(key)  # refused: the user's mistake, raised
+                    self.spool.ack(first.key)  # refused: the user's mistake, raised
                 raise
-            self.spool.ack(key)
+            self.spool.ack(first.key)
             self._reachable()
 
     def _unreachable(self, exc: BaseException) -> None:
         if self._outage_since is None:
             self._outage_since = time.monotonic()
-        if not self._warned:
+        if not self._warned:  # once an outage: again when the server came back and went
             self._warned = True
             log.warning(
-                "modelyard: cannot reach %s (%s); run %s keeps its metrics (up to %d batches "
-                "in memory, then in %s) and sends them when the server is back",
+                "modelyard: cannot reach %s (%s); run %s keeps what it logs (up to %d batches "
+                "in memory, then in %s) and sends it when the server is back",
                 self.client.uri, _describe(exc), self.id, self.spool.memory, self.spool.folder,
             )  # fmt: skip
 
@@ -506,6 +538,7 @@ class ActiveRun:
         if self._outage_since is not None:
             log.info("modelyard: %s answers again; run %s is sending", self.client.uri, self.id)
             self._outage_since = None
+            self._warned = False
 
     def _background(self) -> None:
         """Sends batches (every ``flush_interval`` seconds, or when a batch is full), retries
@@ -536,7 +569,11 @@ class ActiveRun:
                 backoff = FIRST_BACKOFF
             except BaseException as exc:
                 if not _transient(exc):
-                    self._error = exc  # points were refused: surfaced in the user's thread
+                    # Refused (and dropped): raised in the user's thread, by its next call;
+                    # what comes after it is still sent.
+                    self._error = self._error or exc
+                    if isinstance(exc, ModelyardAPIError):
+                        continue
                     return
                 next_try = time.monotonic() + backoff * (0.5 + random.random())
                 backoff = min(backoff * 2, MAX_BACKOFF)
@@ -551,8 +588,8 @@ class ActiveRun:
         self._to_spool(full_only=False, allow_disk=True)
         self.spool.spill()
         log.warning(
-            "modelyard: %s has not answered for %s s; run %s stops trying and keeps its "
-            "metrics in %s; send them when the server is back with: modelyard sync %s",
+            "modelyard: %s has not answered for %s s; run %s stops trying and keeps what it "
+            "logs in %s; send it when the server is back with: modelyard sync %s",
             self.client.uri, self.client.retry_for, self.id, self.spool.folder,
             self.spool.folder,
         )  # fmt: skip
@@ -574,21 +611,45 @@ class ActiveRun:
         except Exception:  # unreachable now, or the client was closed
             pass
 
+    def _check(self) -> None:
+        """Raise what the server refused in the background since the last call."""
+        if self._error is not None:
+            self._raise_background_error()
+
     def _raise_background_error(self) -> None:
         err, self._error = self._error, None
-        raise RuntimeError(f"sending metrics in the background failed: {err}") from err
+        if isinstance(err, ModelyardAPIError):
+            raise RefusedInBackground(err) from err
+        raise RuntimeError(f"sending in the background failed: {err}") from err
 
-    def flush(self, *, full_batches_only: bool = False) -> None:
-        """Send every buffered point now, ``batch_size`` points a request.
+    def flush(self, *, full_batches_only: bool = False, timeout: float | None = None) -> bool:
+        """Send every buffered point and queued item now, ``batch_size`` points a request;
+        True once the server has them all.
 
-        Each batch gets an idempotency key when it leaves the buffer. When the server cannot
-        be reached (even after retries) the error is raised, and the batch stays queued with
-        its key: it is sent first next time (by the background thread too), so a batch the
-        server did apply is not stored twice. A batch the server refuses is dropped, and the
-        error is raised.
+        When the server cannot be reached, it keeps trying with backoff for ``timeout``
+        seconds (None: the client's ``exit_timeout``), then returns False: nothing is lost,
+        everything stays queued (each batch with its idempotency key, so one the server did
+        apply is not stored twice) and is sent in the background when the server is back.
+        Something the server refuses is dropped and the error raised.
         """
-        with self._send_lock:
-            self._send_all(full_only=full_batches_only)
+        self._check()
+        deadline = time.monotonic() + (self.client.exit_timeout if timeout is None else timeout)
+        backoff = FIRST_BACKOFF
+        while True:
+            if self._send_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+                try:
+                    self._send_all(full_only=full_batches_only, deadline=deadline)
+                    return True
+                except BaseException as exc:
+                    if not _transient(exc):
+                        raise
+                finally:
+                    self._send_lock.release()
+            pause = backoff * (0.5 + random.random())
+            backoff = min(backoff * 2, MAX_BACKOFF)
+            if time.monotonic() + pause >= deadline:
+                return False
+            time.sleep(pause)
 
     # --- steps, artifacts, lineage
     def step(self, name: str, depends_on: Sequence[str] = ()) -> ActiveStep:
@@ -598,11 +659,61 @@ class ActiveRun:
     def plan(self, steps: Mapping[str, Sequence[str]]) -> None:
         """Declare the pipeline up front (step -> the steps it depends on), all pending."""
         for name, deps in steps.items():
-            self.client._call(
-                "PUT",
-                f"/runs/{self.id}/steps/{name}",
-                json={"depends_on": list(deps), "status": "pending"},
-            )
+            self._put_step(name, {"depends_on": list(deps), "status": "pending"})
+
+    def _put_step(self, name: str, body: dict[str, Any]) -> StepPublic:
+        """Create or update a step; in an outage it is queued and the step is returned as
+        it is expected to be. Progress updates queued one after another for the same step
+        are sent as one (the latest); a status change is never merged away."""
+        progress_only = body.get("status") is None and body.get("depends_on") is None
+        known = self._steps.get(name)
+        queued = self._outage_since is not None or self._gave_up  # it may replace another
+        if progress_only and queued and body.get("message") is None and known is not None:
+            body = {**body, "message": known.message}
+        item = Pending(uuid.uuid4().hex, STEP, orjson.dumps({"name": name, "body": body}))
+        merge = f"progress:{name}" if progress_only else None
+        resp = self._now_or_later(item, cut_all=False, merge=merge)
+        if resp is not None:
+            step = StepPublic.model_validate(resp.json())
+        else:
+            step = self._expected_step(name, body)
+        self._steps[name] = step
+        return step
+
+    def _urn_of(self, kind: str, name: str) -> str:
+        """The URN of the run's step or artifact ``name`` (the server's are the run's, with
+        its type and the name quoted after it)."""
+        return self.urn.replace(":run:", f":{kind}:", 1) + ":" + quote(name, safe="")
+
+    def _expected_step(self, name: str, body: dict[str, Any]) -> StepPublic:
+        """The step as the server will have it once the update queued is sent."""
+        now = _now_ms()
+        current = self._steps.get(name) or StepPublic(
+            run_id=self.id,
+            urn=self._urn_of("step", name),
+            name=name,
+            position=len(self._steps),
+            depends_on=list(dict.fromkeys(body.get("depends_on") or [])),
+            status="pending",
+            progress=None,
+            message=None,
+            start_time=None,
+            end_time=None,
+            error=None,
+        )
+        status = body.get("status") or current.status
+        progress = body["progress"] if body.get("progress") is not None else current.progress
+        return current.model_copy(
+            update={
+                "status": status,
+                "progress": 1.0 if status == "finished" else progress,
+                "message": body["message"] if body.get("message") is not None else current.message,
+                "error": body["error"] if body.get("error") is not None else current.error,
+                "start_time": current.start_time
+                or (None if status in ("pending", "skipped") else now),
+                "end_time": current.end_time or (now if status in TERMINAL_STATUSES else None),
+            }
+        )
 
     def log_artifact(
         self,
@@ -613,18 +724,30 @@ class ActiveRun:
         kind: str | None = None,
         media_type: str | None = None,
     ) -> ArtifactPublic:
+        """Upload a file as the run's artifact (made by ``step``). When the server cannot be
+        reached, a copy is kept in the spool folder and uploaded when it is back (or by
+        ``modelyard sync``); what is returned then is the artifact as it will be."""
         source = Path(local_path)
+        size = source.stat().st_size  # a missing file is the caller's mistake: raised here
         path = artifact_path or source.name
-        params = {k: v for k, v in (("step", step), ("kind", kind)) if v is not None}
-        headers = {"Content-Type": media_type} if media_type else {}
-        resp = self.client.transport.request(
-            "PUT",
-            f"/api/v1/runs/{self.id}/artifacts/{path}",
-            params=params,
-            headers=headers,
-            content_factory=source.read_bytes,
+        meta = {"path": path, "step": step, "kind": kind, "media_type": media_type}
+        item = Pending(uuid.uuid4().hex, ARTIFACT, orjson.dumps(meta), source)
+        resp = self._now_or_later(item, cut_all=False)
+        if resp is not None:
+            return ArtifactPublic.model_validate(resp.json())
+        with source.open("rb") as f:
+            sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+        return ArtifactPublic(
+            run_id=self.id,
+            urn=self._urn_of("artifact", path),
+            path=path,
+            step=step,
+            size=size,
+            sha256=sha256,
+            media_type=media_type or mimetypes.guess_type(path)[0] or "application/octet-stream",
+            kind=kind,
+            created_at=_now_ms(),
         )
-        return ArtifactPublic.model_validate(resp.json())
 
     def log_input(
         self,
@@ -678,11 +801,10 @@ class ActiveRun:
     # --- ending
     def detach(self) -> None:
         """Send what is buffered and stop sending in the background, leaving the run running
-        (another process may carry on with it)."""
-        self._stop_background(None)
-        self.flush()
-        self._ended = True
-        self._release()
+        (another process may carry on with it). What cannot be sent within the client's
+        ``exit_timeout`` is kept in the spool folder for ``modelyard sync``."""
+        self._check()
+        self._let_go()
 
     def _stop_background(self, deadline: float | None) -> None:
         self._stop.set()
@@ -693,7 +815,7 @@ class ActiveRun:
 
     def _send_before_exit(self, deadline: float) -> bool:
         """Send what is left within ``deadline``; what cannot be sent is written to the
-        spool folder. True when the server has everything. A batch the server refuses does
+        spool folder. True when the server has everything. An item the server refuses does
         not stop the others: the first refusal is raised once they are sent."""
         refused: ModelyardAPIError | None = None
         try:
@@ -722,13 +844,13 @@ class ActiveRun:
                 raise refused
 
     def _tell_where(self, end: str | None = None) -> None:
-        batches, points = self.spool.pending()
-        what = f"{batches} metric batches ({points} points)"
+        items, _ = self.spool.pending()
+        what = self.spool.summary()
         if end is not None:
-            what = f"{what} and its end ({end})" if batches else f"its end ({end})"
+            what = f"{what} and its end ({end})" if items else f"its end ({end})"
         problem = ""
         if self.spool.disk_error is not None:
-            problem = f" ({self.spool.on_disk} of the batches; the others could not be written: "
+            problem = f" ({self.spool.on_disk} of them; the others could not be written: "
             problem += f"{self.spool.disk_error}, and are lost when the process ends)"
         log.warning(
             "modelyard: %s could not be reached; %s of run %s are kept in %s%s. Send them "
@@ -737,9 +859,9 @@ class ActiveRun:
         )  # fmt: skip
 
     def end(self, status: str = "finished", error: str | None = None) -> RunPublic:
-        """End the run. When the server cannot be reached, the metrics left and the end are
-        kept in the spool folder (the log says where and what to run) and the run is
-        returned as last known."""
+        """End the run. When the server cannot be reached, what is left and the end are kept
+        in the spool folder (the log says where and what to run) and the run is returned as
+        last known. It takes at most the client's ``exit_timeout``."""
         if self._ended:
             return self.client.get_run(self.id)
         if self._terminated and status == "finished":
@@ -770,13 +892,12 @@ class ActiveRun:
         batches still there, which a run no longer running would refuse)."""
         if sent:
             try:
-                left = max(deadline - time.monotonic(), 1.0)
                 return RunPublic.model_validate(
                     self.client.transport.request(
                         "PATCH",
                         f"/api/v1/runs/{self.id}",
                         json={"status": status, "error": error},
-                        timeout=min(left, self.client.transport.http.timeout.read or left),
+                        deadline=deadline,
                     ).json()
                 )
             except BaseException as exc:
@@ -865,6 +986,16 @@ class ActiveRun:
             traceback.print_exc()
 
 
+class RefusedInBackground(ModelyardAPIError, RuntimeError):
+    """The server refused something a run sent in the background (a metric batch, a param
+    logged again with another value, a step update, an artifact): raised by the run's next
+    call, or when it ends. ``status``, ``code`` and ``message`` are the server's."""
+
+    def __init__(self, err: ModelyardAPIError) -> None:
+        super().__init__(err.status, err.code, err.message, err.details, retried=err.retried)
+        self.args = (f"sending in the background failed: {err}",)
+
+
 class Terminated(SystemExit):
     """Raised in the main thread by a run's SIGTERM handler: the process exits (status
     128 + 15) after the run was ended as killed."""
@@ -887,9 +1018,8 @@ class ActiveStep:
         self.depends_on = depends_on
 
     def _put(self, **body: Any) -> StepPublic:
-        return StepPublic.model_validate(
-            self.run.client._call("PUT", f"/runs/{self.run.id}/steps/{self.name}", json=body)
-        )
+        """Idempotent PUTs: never raised for an outage (queued, see :class:`ActiveRun`)."""
+        return self.run._put_step(self.name, body)
 
     def start(self) -> StepPublic:
         # Without depends_on here, a step planned with run.plan() keeps its planned ones.

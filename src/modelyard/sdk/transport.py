@@ -67,23 +67,42 @@ class Transport:
         *,
         content_factory: Callable[[], Any] | None = None,
         retries: int | None = None,
+        deadline: float | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        """``retries`` overrides the transport's own count (0: a single attempt)."""
+        """``retries`` overrides the transport's own count (0: a single attempt). With a
+        ``deadline`` (a ``time.monotonic()`` value) no attempt runs past it and no pause
+        between attempts does: the last failure is raised instead."""
         retries = self.retries if retries is None else retries
+        timeout = kwargs.pop("timeout", None)
+        if timeout is not None:
+            kwargs["timeout"] = timeout
         for attempt in range(retries + 1):
             if content_factory is not None:
                 kwargs["content"] = content_factory()
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise httpx.TimeoutException(f"no time left to send {method} {path}")
+                most = timeout if timeout is not None else self.http.timeout.read
+                kwargs["timeout"] = left if most is None else min(left, most)
+            failure: httpx.TransportError | None = None
             try:
                 resp = self.http.request(method, path, **kwargs)
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
                 if attempt == retries:
                     raise
+                failure = exc
             else:
                 if resp.status_code not in RETRY_STATUSES or attempt == retries:
                     raise_for_error(resp, retried=attempt > 0)
                     return resp
-            time.sleep(self.backoff * 2**attempt * (0.5 + random.random()))
+            pause = self.backoff * 2**attempt * (0.5 + random.random())
+            if deadline is not None and time.monotonic() + pause >= deadline:
+                if failure is not None:
+                    raise failure
+                raise_for_error(resp, retried=attempt > 0)
+            time.sleep(pause)
         raise AssertionError("unreachable")
 
     def close(self) -> None:
