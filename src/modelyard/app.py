@@ -21,6 +21,7 @@ from modelyard.routing import (
     ErrorRenderer,
     Routes,
     add_fallback,
+    add_options,
     install_error_handlers,
     json_errors,
     mount,
@@ -71,6 +72,7 @@ def mount_routes(app: FastAPI, families: list[Routes]) -> None:
             fallbacks.setdefault(family.router.prefix, own or renderer)
     for prefix, renderer in fallbacks.items():
         add_fallback(app, prefix, renderer)
+    add_options(app, "/{rest:anypath}")
 
 
 def make_dispatcher(store: Store, app: FastAPI, settings: Settings) -> Dispatcher:
