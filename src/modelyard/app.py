@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from modelyard._version import __version__
+from modelyard.api.openapi import install_openapi
 from modelyard.artifacts.base import make_artifact_store
 from modelyard.metadata.engine import ensure_schema, make_engine
 from modelyard.metadata.store import Store
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.dispatcher = make_dispatcher(app.state.store, app, settings)
     install_error_handlers(app, default=page_errors)
     install_docs(app)
+    install_openapi(app)
     install_web(app)
     mount_routes(app, app.state.plugins.routes)
     return app

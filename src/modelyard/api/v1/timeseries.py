@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from modelyard.api.deps import Actor, IdempotencyKey, SettingsDep, StoreDep
-from modelyard.api.openapi import batch_body
+from modelyard.api.openapi import SeriesUrnPath, UrnPath, batch_body
 from modelyard.schemas import (
     Int64,
     MetricHistory,
@@ -30,7 +30,7 @@ JSON = "application/json"
     openapi_extra=batch_body(SeriesBatch),
 )
 async def record_batch(
-    urn: str,
+    urn: SeriesUrnPath,
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
@@ -50,7 +50,7 @@ async def record_batch(
 
 @router.get("/{urn:path}/history", response_model=MetricHistory)
 def history(
-    urn: str,
+    urn: UrnPath,
     key: Key,
     store: StoreDep,
     format: Literal["json", "arrow"] = "json",
@@ -68,7 +68,7 @@ def history(
 
 @router.get("/{urn:path}/reduced", response_model=SeriesReduced)
 def reduced(
-    urn: str,
+    urn: UrnPath,
     key: Key,
     store: StoreDep,
     x0: float | None = None,
@@ -83,7 +83,7 @@ def reduced(
 
 @router.get("/{urn:path}/latest")
 def latest(
-    urn: str, store: StoreDep, key: Annotated[list[str] | None, Query()] = None
+    urn: UrnPath, store: StoreDep, key: Annotated[list[str] | None, Query()] = None
 ) -> dict[str, SeriesLatest]:
     """The latest point of each series of an entity (highest step, then latest time)."""
     return timeseries.latest(store, urn=urn, keys=key)
