@@ -152,6 +152,8 @@ Count = Annotated[int, NoCoercion(), Field(ge=0, le=INT64_MAX)]
 Int64 = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
 Natural = Annotated[int, Field(ge=0, le=INT64_MAX)]
 Serial = Annotated[int, Field(ge=1, le=INT64_MAX)]
+# A model's version number, stored as a 32-bit integer.
+Version = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class Strict(BaseModel):
