@@ -529,6 +529,21 @@ def test_wrong_method_is_405_in_the_error_shape(api: httpx.Client) -> None:
     assert "PUT" in assert_error(api.put(f"{API}/runs/{run['run_id']}", json={}), 405)
 
 
+def test_options_names_the_methods_of_the_resource(api: httpx.Client) -> None:
+    run = new_run(api)
+    for path, methods in (
+        (f"{API}/projects", "GET, POST"),
+        (f"{API}/runs/{run['run_id']}", "GET, PATCH"),
+        (f"{API}/runs/search", "POST"),  # the search, not a run called "search"
+        (f"{API}/runs/{run['run_id']}/steps/a/b", "GET, PUT"),
+    ):
+        resp = api.options(path)
+        assert (resp.status_code, resp.headers.get("allow"), resp.content) == (204, methods, b"")
+    # A method the resource does not take names the same methods.
+    assert api.delete(f"{API}/runs/search").headers["allow"] == "POST"
+    assert_error(api.options(f"{API}/nothing-here"), 404, "NOT_FOUND")
+
+
 def test_malformed_bodies_are_422_in_the_error_shape(api: httpx.Client) -> None:
     headers = {"content-type": "application/json"}
     for content in (b"[]", b'"run"'):

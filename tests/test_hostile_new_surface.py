@@ -151,7 +151,7 @@ def test_a_path_with_a_line_break_gets_a_json_error_under_the_api(
 
 
 @pytest.mark.parametrize(
-    "num_rows", [INT64_MAX + 1, 10**30, -1, True, 1.5, "5"]
+    "num_rows", [INT64_MAX + 1, 10**30, -1, True, False, 1.5, "5"]
 )  # fmt: skip
 def test_a_dataset_row_count_that_is_no_64_bit_count_is_refused_and_nothing_is_recorded(
     api: httpx.Client, num_rows: object

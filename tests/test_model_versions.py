@@ -99,3 +99,15 @@ def test_a_model_without_versions_has_a_page_saying_so(api: httpx.Client) -> Non
     assert page.status_code == 200
     assert "No versions of this model are registered yet" in page.text
     assert api.get("/models/never-made").status_code == 404
+
+
+def test_a_version_beyond_what_is_stored_is_refused_not_a_server_error(api: httpx.Client) -> None:
+    # Versions are 32-bit integers in the database (PostgreSQL raised on a larger one).
+    big = 2**31
+    for resp in (
+        api.get(f"{API}/models/m/versions/{big}"),
+        api.get(f"{API}/models/m/versions/{big}/evaluations"),
+        api.post(f"{API}/models/m/versions/{big}/evaluations", json={"y_true": [], "y_score": []}),
+    ):
+        assert "version" in assert_error(resp, 422)
+    assert_error(api.get(f"{API}/models/m/versions/{big - 1}"), 404)

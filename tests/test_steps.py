@@ -94,7 +94,7 @@ def test_steps_of_different_runs_are_separate(api: httpx.Client) -> None:
     a, b = new_run(api, "pipelines"), new_run(api, "pipelines")
     ok(api, a, "load")
     assert steps(api, b) == []
-    assert_error(put(api, b, "train", depends_on=["load"]), 400, "INVALID_INPUT")
+    assert_error(put(api, b, "train", depends_on=["load"]), 409, "INVALID_STATE")
     ok(api, b, "load", status="running")
     assert get(api, a, "load")["status"] == "pending"
     assert get(api, b, "load")["position"] == 0
@@ -104,8 +104,9 @@ def test_depends_on_an_unknown_step_is_refused_and_creates_nothing(api: httpx.Cl
     rid = new_run(api, "pipelines")
     ok(api, rid, "load")
     for deps in (["featurize"], ["load", "featurize"], ["train"]):
+        # Well formed, but the run has no such step yet: a conflict with its state.
         resp = put(api, rid, "train", depends_on=deps, status="running")
-        assert_error(resp, 400, "INVALID_INPUT")
+        assert_error(resp, 409, "INVALID_STATE")
         assert "depends on" in resp.json()["error"]["message"]
     assert [s["name"] for s in steps(api, rid)] == ["load"]
     assert api.get(step_path(rid, "train")).status_code == 404
@@ -469,3 +470,10 @@ def test_step_names_may_hold_slashes(api: httpx.Client) -> None:
     got = api.get(f"{API}/runs/{run_id}/steps/{quote(name, safe='')}")
     assert got.status_code == 200
     assert got.json()["name"] == name
+
+
+@pytest.mark.parametrize("progress", [False, True, "0.5"])
+def test_a_progress_that_is_no_json_number_is_refused(api: httpx.Client, progress: object) -> None:
+    rid = new_run(api, "pipelines")
+    assert "progress" in assert_error(put(api, rid, "load", progress=progress), 422)
+    assert steps(api, rid) == []

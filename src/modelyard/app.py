@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI, Request
 
 from modelyard._version import __version__
+from modelyard.api.openapi import install_openapi
 from modelyard.artifacts.base import make_artifact_store
 from modelyard.body_limits import BoundedBodies
 from modelyard.guards import install_guards
@@ -19,6 +20,7 @@ from modelyard.routing import (
     ErrorRenderer,
     Routes,
     add_fallback,
+    add_options,
     install_error_handlers,
     json_errors,
     mount,
@@ -53,6 +55,7 @@ def mount_routes(app: FastAPI, families: list[Routes]) -> None:
             fallbacks.setdefault(family.router.prefix, own or renderer)
     for prefix, renderer in fallbacks.items():
         add_fallback(app, prefix, renderer)
+    add_options(app, "/{rest:anypath}")
 
 
 def make_dispatcher(store: Store, app: FastAPI, settings: Settings) -> Dispatcher:
@@ -112,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.dispatcher = make_dispatcher(app.state.store, app, settings)
     install_guards(app, settings)
     install_error_handlers(app, default=page_errors)
+    install_openapi(app)
     install_web(app)
     mount_routes(app, app.state.plugins.routes)
     return app

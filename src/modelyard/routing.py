@@ -174,16 +174,62 @@ def add_fallback(app: FastAPI, prefix: str, renderer: ErrorRenderer) -> None:
         route_class_override=route_class(renderer),
     )
     app.router.routes[-1].is_fallback = True  # type: ignore[attr-defined]
+    add_options(app, f"{prefix}/{{rest:anypath}}", renderer)
+
+
+def add_options(app: FastAPI, path: str, renderer: ErrorRenderer | None = None) -> None:
+    """Answer ``OPTIONS`` on every path matching ``path``: 204 with ``Allow`` naming the
+    methods of the resource the path names, or 404 (in the shape of ``renderer``, the app's
+    default when ``None``) when nothing is served there."""
+
+    async def options(request: Request) -> Response:
+        allowed = allowed_methods(request)
+        if not allowed:
+            raise HTTPException(404)
+        return Response(status_code=204, headers={"Allow": allowed})
+
+    base = route_class(renderer) if renderer else ShapedRoute
+
+    def matches(self: APIRoute, scope: Any) -> tuple[Match, Any]:
+        # Only OPTIONS: another method must not match in part (a 405 instead of a 404).
+        if scope.get("method") != "OPTIONS":
+            return Match.NONE, {}
+        return base.matches(self, scope)
+
+    app.router.add_api_route(
+        path,
+        options,
+        methods=["OPTIONS"],
+        include_in_schema=False,
+        route_class_override=type("OptionsRoute", (base,), {"matches": matches}),
+    )
+    app.router.routes[-1].is_fallback = True  # type: ignore[attr-defined]
+
+
+def _served_routes(routes: Iterable[Any]) -> Iterable[Any]:
+    """Every route in serving order, with included routers' prefixes applied (FastAPI 0.16x
+    keeps an included router whole; its effective candidates carry the full path)."""
+    for route in routes:
+        expand = getattr(route, "effective_candidates", None)
+        yield from _served_routes(expand()) if expand is not None else (route,)
 
 
 def allowed_methods(request: Request) -> str:
-    """Every method some route takes on this path; Starlette's 405 names one route's only."""
-    routes = [r for r in request.app.router.routes if not getattr(r, "is_fallback", False)]
-    return ", ".join(
-        method
-        for method in METHODS
-        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
-    )
+    """The methods of the resource this path names: those of every route sharing the path of
+    the first route (in serving order) that takes this path with any method. ``/runs/search``
+    names the search, not a run called "search", so its ``Allow`` is POST only. Starlette's
+    405 names one route's methods only."""
+    routes = [
+        r
+        for r in _served_routes(request.app.router.routes)
+        if getattr(r, "methods", None) and not getattr(r, "is_fallback", False)
+    ]
+    for route in routes:
+        probe = {**request.scope, "method": next(iter(route.methods))}
+        if route.matches(probe)[0] == Match.FULL:
+            taken = {m for r in routes if r.path == route.path for m in r.methods}
+            return ", ".join(m for m in METHODS if m in taken)
+    return ""
 
 
 def _http_error(request: Request, exc: HTTPException) -> ErrorInfo:

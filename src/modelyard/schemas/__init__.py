@@ -24,6 +24,7 @@ from modelyard.schemas._common import (
     Strict,
     TagValue,
     Urn,
+    Version,
 )
 from modelyard.schemas.artifacts import ArtifactPublic
 from modelyard.schemas.changes import AspectVersion, ChangePublic
@@ -110,4 +111,5 @@ __all__ = [
     "TagsSet",
     "ThresholdPoint",
     "Urn",
+    "Version",
 ]

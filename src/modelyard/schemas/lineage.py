@@ -6,8 +6,22 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from modelyard.limits import MAX_NAME, MAX_URI
-from modelyard.schemas._common import Count, Description, Name, Strict, Urn
+from modelyard.limits import MAX_NAME, MAX_URI, MAX_URN
+from modelyard.schemas._common import (
+    Count,
+    Description,
+    DocumentedPattern,
+    Name,
+    Strict,
+    urn_pattern,
+)
+
+# What a run can consume besides new datasets: an existing artifact, dataset or model.
+ConsumedUrn = Annotated[
+    str,
+    StringConstraints(max_length=MAX_URN),
+    DocumentedPattern(lambda: urn_pattern("artifact", "dataset", "model")),
+]
 
 
 class DatasetIn(Strict):
@@ -20,7 +34,7 @@ class DatasetIn(Strict):
 
 class RunInputs(Strict):
     datasets: list[DatasetIn] = Field(default_factory=list, max_length=1000)
-    artifacts: list[Urn] = Field(
+    artifacts: list[ConsumedUrn] = Field(
         default_factory=list, max_length=1000, description="URNs of artifacts the run consumed."
     )
 

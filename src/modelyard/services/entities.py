@@ -38,6 +38,9 @@ def put_model(tx: Tx, m: ModelIn) -> str:
     return urn
 
 
+ASPECT_NAMES = sorted(ASPECTS)  # what an entity's aspects may be called
+
+
 def get_aspect_history(store: Store, *, urn: str, aspect: str) -> list[AspectVersion]:
     parse_urn(urn)
     if aspect not in ASPECTS:

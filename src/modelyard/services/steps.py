@@ -61,8 +61,8 @@ def _create(tx: Tx, run_pk: int, run_id: str, name: str, body: StepUpsert) -> No
     deps = list(dict.fromkeys(body.depends_on or []))
     known = set(tx.conn.execute(select(t.step.c.name).where(t.step.c.run_pk == run_pk)).scalars())
     unknown = [d for d in deps if d not in known]
-    if unknown:
-        raise InvalidInput(
+    if unknown:  # the request is well formed; the run is not there yet
+        raise InvalidState(
             f"step {name!r} depends on {unknown[0]!r}, which is not a step of this run yet; "
             "create the steps it depends on first"
         )

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from modelyard.api.deps import Actor, ArtifactsDep, PluginsDep, SettingsDep, StoreDep
 from modelyard.body_limits import TABLES, body_limit
-from modelyard.schemas import EvaluationCreate, EvaluationPublic, Name, Serial
+from modelyard.schemas import EvaluationCreate, EvaluationPublic, Name, Version
 from modelyard.services import evaluation_upload, evaluations, models
 from modelyard.services.evaluation_upload import Upload
 
@@ -90,7 +90,7 @@ async def evaluate(
 @body_limit(TABLES)
 async def evaluate_version(
     model: str,
-    version: Serial,
+    version: Version,
     request: Request,
     q: QueryDep,
     store: StoreDep,
@@ -109,7 +109,7 @@ async def evaluate_version(
 
 @router.get("/models/{model:path}/versions/{version}/evaluations")
 def list_version_evaluations(
-    model: str, version: Serial, store: StoreDep
+    model: str, version: Version, store: StoreDep
 ) -> list[EvaluationPublic]:
     return models.version_evaluations(store, model=model, version=version)
 

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from modelyard.api.deps import Actor, StoreDep
+from modelyard.api.openapi import UrnQuery
 from modelyard.schemas import LineagePublic, RunInputs, RunOutputs
 from modelyard.services import lineage
 
@@ -25,7 +26,7 @@ def log_outputs(run_id: str, body: RunOutputs, store: StoreDep, actor: Actor) ->
 
 @router.get("/lineage")
 def get_lineage(
-    urn: str,
+    urn: UrnQuery,
     store: StoreDep,
     upstream: Annotated[int, Query(ge=0, le=20)] = 3,
     downstream: Annotated[int, Query(ge=0, le=20)] = 3,

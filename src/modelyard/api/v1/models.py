@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from modelyard.api.deps import Actor, StoreDep
-from modelyard.schemas import ModelPublic, ModelVersionCreate, ModelVersionPublic, Serial
+from modelyard.schemas import ModelPublic, ModelVersionCreate, ModelVersionPublic, Version
 from modelyard.services import models
 
 router = APIRouter(tags=["models"])
@@ -23,7 +23,7 @@ def list_models(store: StoreDep) -> list[ModelPublic]:
 
 
 @router.get("/models/{model:path}/versions/{version}")
-def get_version(model: str, version: Serial, store: StoreDep) -> ModelVersionPublic:
+def get_version(model: str, version: Version, store: StoreDep) -> ModelVersionPublic:
     return models.get_version(store, model=model, version=version)
 
 

@@ -18,7 +18,7 @@ from modelyard.api.history import (
     Start,
     history_response,
 )
-from modelyard.api.openapi import batch_body
+from modelyard.api.openapi import SeriesUrnPath, UrnPath, batch_body
 from modelyard.schemas import (
     MetricHistory,
     SeriesBatch,
@@ -39,7 +39,7 @@ JSON = "application/json"
     openapi_extra=batch_body(SeriesBatch),
 )
 async def record_batch(
-    urn: str,
+    urn: SeriesUrnPath,
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
@@ -59,7 +59,7 @@ async def record_batch(
 
 @router.get("/{urn:path}/history", response_model=MetricHistory, responses=HISTORY_RESPONSES)
 def history(
-    urn: str, key: Key, request: Request, store: StoreDep, format: FormatQ = "json",
+    urn: UrnPath, key: Key, request: Request, store: StoreDep, format: FormatQ = "json",
     axis: AxisQ = "step", start: Start = None, end: End = None, limit: Limit = None,
     page_token: PageToken = None,
 ) -> Response:  # fmt: skip
@@ -75,7 +75,7 @@ def history(
 
 @router.get("/{urn:path}/reduced", response_model=SeriesReduced)
 def reduced(
-    urn: str,
+    urn: UrnPath,
     key: Key,
     store: StoreDep,
     x0: float | None = None,
@@ -90,7 +90,7 @@ def reduced(
 
 @router.get("/{urn:path}/latest")
 def latest(
-    urn: str, store: StoreDep, key: Annotated[list[str] | None, Query()] = None
+    urn: UrnPath, store: StoreDep, key: Annotated[list[str] | None, Query()] = None
 ) -> dict[str, SeriesLatest]:
     """The latest point of each series of an entity (highest step, then latest time)."""
     return timeseries.latest(store, urn=urn, keys=key)
