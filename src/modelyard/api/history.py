@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import WithJsonSchema
 
 from modelyard.schemas import Int64, MetricHistory
 from modelyard.services.series_store import ARROW, MAX_PAGE, Format, Page, arrow_stream, page_json
@@ -29,8 +30,13 @@ Start = Annotated[
 End = Annotated[
     Int64 | None, Query(description="Only points whose step (or time) is at most this.")
 ]
+# The bounds are stated in the document and checked in code, whose 400 says which maximum
+# applies to the format asked for.
+PageSize = Annotated[
+    int, WithJsonSchema({"type": "integer", "minimum": 1, "maximum": max(MAX_PAGE.values())})
+]
 Limit = Annotated[
-    Int64 | None,
+    PageSize | None,
     Query(
         description=(
             f"Most points in this response; at most {MAX_PAGE['arrow']:,} for Arrow and "
