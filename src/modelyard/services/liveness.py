@@ -9,7 +9,6 @@ running again as soon as its client is heard from.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from sqlalchemy import select, update
@@ -20,6 +19,7 @@ from modelyard.metadata.aspects import RunState
 from modelyard.metadata.store import Store, Tx, now_ms
 from modelyard.metadata.urn import run_urn
 from modelyard.schemas import RunPublic
+from modelyard.services.periodic import Periodic
 from modelyard.services.runs import TERMINAL, get_run, locked_run, sign_of_life
 
 log = logging.getLogger("modelyard.runs")
@@ -85,45 +85,26 @@ def sweep_interval(lost_after_s: float) -> float:
     return min(SWEEP_EVERY_S, lost_after_s / 4)
 
 
-class LostRunSweeper:
-    """A daemon thread marking silent runs lost, at start and every
-    ``min(60 s, lost_after / 4)`` until stopped; nothing at all when ``lost_after_s`` is 0.
-    A failing sweep is logged and tried again later."""
+class LostRunSweeper(Periodic):
+    """Marks silent runs lost at start and every ``min(60 s, lost_after / 4)``; nothing at
+    all when ``lost_after_s`` is 0."""
+
+    name = "modelyard-liveness"
+    failure = "could not look for runs whose client stopped answering"
 
     def __init__(
         self, store: Store, lost_after_s: float, clock: Callable[[], int] = now_ms
     ) -> None:
+        super().__init__(sweep_interval(lost_after_s) if lost_after_s > 0 else SWEEP_EVERY_S)
         self.store, self.lost_after_s, self.clock = store, lost_after_s, clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self.lost_after_s <= 0:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="modelyard-liveness", daemon=True)
-        self._thread.start()
+    def enabled(self) -> bool:
+        return self.lost_after_s > 0
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def sweep(self) -> int:
-        try:
-            lost = sweep_lost_runs(
-                self.store, lost_after_ms=int(self.lost_after_s * 1000), now=self.clock()
-            )
-        except Exception:
-            log.exception("could not look for runs whose client stopped answering")
-            return 0
+    def work(self) -> int:
+        lost = sweep_lost_runs(
+            self.store, lost_after_ms=int(self.lost_after_s * 1000), now=self.clock()
+        )
         if lost:
             log.info("%d run(s) not heard from for %g s are now lost", lost, self.lost_after_s)
         return lost
-
-    def _loop(self) -> None:
-        interval = sweep_interval(self.lost_after_s)
-        while not self._stop.is_set():
-            self.sweep()
-            self._stop.wait(interval)

@@ -3,48 +3,29 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 from modelyard.artifacts.base import ArtifactStore
+from modelyard.services.periodic import Periodic
 
 log = logging.getLogger("modelyard.artifacts")
 
 SWEEP_INTERVAL_S = 600.0
 
 
-class UploadSweeper:
-    """A daemon thread calling ``store.sweep_incomplete(grace_s)`` now and every
-    ``interval_s`` seconds until stopped; a failing sweep is logged and tried again later."""
+class UploadSweeper(Periodic):
+    """Calls ``store.sweep_incomplete(grace_s)`` at start and every ``interval_s`` seconds."""
+
+    name = "modelyard-sweeper"
 
     def __init__(
         self, store: ArtifactStore, grace_s: float, interval_s: float = SWEEP_INTERVAL_S
     ) -> None:
-        self.store, self.grace_s, self.interval_s = store, grace_s, interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(interval_s)
+        self.store, self.grace_s = store, grace_s
+        self.failure = f"could not remove unfinished uploads from {store.description}"
 
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="modelyard-sweeper", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def sweep(self) -> int:
-        try:
-            removed = self.store.sweep_incomplete(self.grace_s)
-        except Exception:
-            log.exception("could not remove unfinished uploads from %s", self.store.description)
-            return 0
+    def work(self) -> int:
+        removed = self.store.sweep_incomplete(self.grace_s)
         if removed:
             log.info("removed %d unfinished upload(s) from %s", removed, self.store.description)
         return removed
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.sweep()
-            self._stop.wait(self.interval_s)
