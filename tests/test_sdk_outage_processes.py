@@ -156,6 +156,9 @@ def run_state(url: str, run_id: str, points: int) -> str:
         return client.get_run(run_id).status
 
 
+OUTAGE_S = 40.0
+
+
 def test_a_server_restarted_while_a_client_logs_gets_every_point_once(
     server: Server, tmp_path: Path
 ) -> None:
@@ -163,10 +166,15 @@ def test_a_server_restarted_while_a_client_logs_gets_every_point_once(
     try:
         client.reach(0)
         server.kill()
+        down_at = time.monotonic()
         client.go(0)  # 1,000 points while nothing answers: ten batches, two fit in memory
         client.reach(1)
         spilled = list((client.spool / client.run_id).glob("*.batch"))
         assert len(spilled) >= 5
+        # The server stays away as long as in the outage that once cost points (40 s), while
+        # the client keeps retrying in the background.
+        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
+        assert client.proc.poll() is None
         server.start()
         client.go(1)
         client.go(2)
