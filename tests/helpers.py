@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 API = "/api/v1"
+
+
+T = TypeVar("T")
+
+
+def run_async(make: Callable[[], Awaitable[T]]) -> T:
+    """``asyncio.run`` on a thread of its own, so an async client in a test never depends on
+    what the test process's main thread holds (a test once found it marked as running a loop);
+    ``make`` builds the coroutine there, so none is left un-awaited if the run cannot start."""
+
+    async def main() -> T:
+        return await make()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()
 
 
 def assert_error(

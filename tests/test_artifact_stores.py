@@ -5,7 +5,6 @@ and never an artifact row pointing at content that was not written."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import socket
@@ -26,7 +25,7 @@ from modelyard.errors import InvalidInput
 from modelyard.sdk.client import Client
 from modelyard.services import artifacts as artifact_service
 from tests.conftest import MotoServer, ServerThread, free_port, in_process_client
-from tests.helpers import API, assert_error, new_run
+from tests.helpers import API, assert_error, new_run, run_async
 from tests.stores import assert_nothing_pending, read_stored, store_of, stored
 
 MIB = 1024 * 1024
@@ -139,7 +138,7 @@ def test_a_failed_commit_leaves_no_content_and_no_row(
 
     monkeypatch.setattr(files, "publish", publish_then_fail)
     with pytest.raises(RuntimeError):
-        asyncio.run(_upload(app, rid, "lost.txt", b"never recorded"))
+        run_async(lambda: _upload(app, rid, "lost.txt", b"never recorded"))
     assert listing(api, rid) == ["kept.txt"]
     assert stored(app) == {f"{rid}/kept.txt"}
     assert_nothing_pending(app)
@@ -334,7 +333,7 @@ def test_a_completion_retried_after_a_timeout_takes_the_finished_object(app: Fas
         yield data
 
     rid = "0" * 32
-    staged = asyncio.run(files.stage(rid, "m.bin", body(), max_bytes=20 * MIB))
+    staged = run_async(lambda: files.stage(rid, "m.bin", body(), max_bytes=20 * MIB))
     pending = staged.handle
     files.client.complete_multipart_upload(
         Bucket=files.bucket, Key=pending.key, UploadId=pending.upload_id,

@@ -3,7 +3,6 @@ artifact root (paths and symlinks), the size limit, and their records on the bac
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -20,7 +19,7 @@ from modelyard.errors import PayloadTooLarge
 from modelyard.metadata.urn import artifact_urn, run_urn, step_urn
 from modelyard.services import artifacts as artifact_service
 from tests.conftest import ServerThread, in_process_client
-from tests.helpers import assert_error, new_run
+from tests.helpers import assert_error, new_run, run_async
 from tests.stores import (
     assert_nothing_pending,
     delete_stored,
@@ -573,7 +572,7 @@ def test_the_stream_limit_cleans_up_its_temporary_file(small_app: FastAPI) -> No
         await files.stage("0" * 32, "big.bin", body(), max_bytes=1024)
 
     with pytest.raises(PayloadTooLarge):
-        asyncio.run(stage())
+        run_async(stage)
     assert_nothing_pending(small_app)
     assert stored(small_app) == set()
 
@@ -602,7 +601,7 @@ def test_the_service_refuses_an_oversized_stream(
         )
 
     with pytest.raises(PayloadTooLarge):
-        asyncio.run(run())
+        run_async(run)
     assert listing(small_api, rid) == []
     assert not run_has_files(small_app, rid)
     assert_nothing_pending(small_app)

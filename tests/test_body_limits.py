@@ -3,10 +3,10 @@ a huge body cannot hold the server up or fill its memory."""
 
 from __future__ import annotations
 
-import asyncio
 import select
 import socket
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 import httpx
@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import ServerThread, in_process_client
-from tests.helpers import API, assert_error, new_run
+from tests.helpers import API, assert_error, new_run, run_async
 
 CAP = 4_000
 JSON = [(b"content-type", b"application/json")]
@@ -66,8 +66,8 @@ def test_a_declared_length_over_the_cap_is_a_413_before_the_body_is_read(
     with in_process_client(app) as api:
         run_id = new_run(api, "caps")
         for path in (f"{API}/runs/{run_id}/batch", f"{API}/runs", f"{API}/series/urn:x:1/batch"):
-            status, headers, body, asked = asyncio.run(
-                _asgi(app, "POST", path, _declaring(100 * 1024**2), b"")
+            status, headers, body, asked = run_async(
+                partial(_asgi, app, "POST", path, _declaring(100 * 1024**2), b"")
             )
             assert (status, asked) == (413, 0), body
             assert headers["content-type"] == "application/json"
@@ -107,7 +107,7 @@ def test_a_body_streamed_without_a_length_is_refused_once_it_passes_the_cap(
     with in_process_client(app) as api:
         run_id = new_run(api, "caps")
         assert "MODELYARD_MAX_BODY_BYTES" in assert_error(
-            asyncio.run(send(run_id)), 413, "PAYLOAD_TOO_LARGE"
+            run_async(lambda: send(run_id)), 413, "PAYLOAD_TOO_LARGE"
         )
         assert sent < 200  # refused while the body was arriving, not after all of it
         assert api.get(f"{API}/runs/{run_id}").json()["metrics"] == {}
@@ -144,8 +144,8 @@ def test_a_portal_form_over_its_cap_is_a_page(app_with: Callable[..., FastAPI]) 
         run_id = new_run(api, "caps")
         headers = [(b"content-type", b"multipart/form-data; boundary=x")]
         headers.append((b"content-length", str(10 * 1024**2).encode()))
-        status, got, body, asked = asyncio.run(
-            _asgi(app, "POST", f"/runs/{run_id}/evaluations", headers, b"")
+        status, got, body, asked = run_async(
+            lambda: _asgi(app, "POST", f"/runs/{run_id}/evaluations", headers, b"")
         )
         assert (status, asked) == (413, 0)
         assert got["content-type"].startswith("text/html")

@@ -3,7 +3,6 @@ same use case refuses them the same way and stores nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -15,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import in_process_client
-from tests.helpers import API, assert_error, new_run
+from tests.helpers import API, assert_error, new_run, run_async
 
 LIMIT = 2_000
 
@@ -100,5 +99,5 @@ def test_a_streamed_api_upload_with_no_declared_length_is_refused_past_the_limit
 
     with in_process_client(app) as api:
         run_id = new_run(api, "limits")
-        assert_error(asyncio.run(upload(run_id)), 413)
+        assert_error(run_async(lambda: upload(run_id)), 413)
         assert api.get(f"{API}/runs/{run_id}/evaluations").json() == []

@@ -214,6 +214,18 @@ def test_a_refused_batch_still_raises_and_is_not_spooled(client: Client, spool_d
     assert not (spool_dir / run.id).exists()
 
 
+def test_closing_a_client_frees_its_connection_even_when_a_refusal_is_raised(
+    client: Client,
+) -> None:
+    server = switch(client)
+    run = client.start_run("p", batch_size=BATCH, flush_interval=3600)
+    run.log_metric("loss", 2.0, step=0)  # held until the client closes
+    server.refuse_batches = True
+    with pytest.raises(ModelyardAPIError, match="refused"):
+        client.close()  # the run lets go, sends what it holds, and the refusal is raised
+    assert client.transport.http.is_closed  # and the connection (a local engine) is freed
+
+
 def test_retrying_stops_after_retry_for_and_says_where_the_batches_are(
     client: Client, spool_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -166,9 +166,11 @@ class Client:
     def close(self) -> None:
         """Close the connection; runs still active send what they hold first (see
         ``exit_timeout``) and stop sending in the background, left running."""
-        for run in list(self._active):
-            run._let_go()
-        self.transport.close()
+        try:
+            for run in list(self._active):
+                run._let_go()
+        finally:  # a refusal raised as a run lets go still closes (and frees) the transport
+            self.transport.close()
 
     def __enter__(self) -> Client:
         return self
