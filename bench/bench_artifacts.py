@@ -23,7 +23,7 @@ from pathlib import Path
 import boto3
 import httpx
 
-from bench.common import free_port
+from bench.common import free_port, proc_mb
 
 CHUNK = 1024 * 1024
 RSS_LIMIT_MB = 300
@@ -41,14 +41,6 @@ def expected_sha256(total: int) -> str:
     for chunk in chunks(total):
         digest.update(chunk)
     return digest.hexdigest()
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The process's peak resident memory so far (VmHWM), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc")
 
 
 def wait_until_up(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -105,7 +97,7 @@ def round_trip(url: str, pid: int, total: int, sha: str) -> dict[str, float]:
         up = time.perf_counter() - started
         resp.raise_for_status()
         assert resp.json()["sha256"] == sha, "the stored artifact differs from what was sent"
-        rss_up = peak_rss_mb(pid)
+        rss_up = proc_mb(pid, "VmHWM")
         digest, got = hashlib.sha256(), 0
         started = time.perf_counter()
         with http.stream("GET", path) as body:
@@ -120,7 +112,7 @@ def round_trip(url: str, pid: int, total: int, sha: str) -> dict[str, float]:
         "upload_MB_s": round(mb / up, 1),
         "download_MB_s": round(mb / down, 1),
         "peak_rss_MB_after_upload": round(rss_up, 1),
-        "peak_rss_MB": round(peak_rss_mb(pid), 1),
+        "peak_rss_MB": round(proc_mb(pid, "VmHWM"), 1),
     }
 
 

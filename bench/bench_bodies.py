@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bench.common import server_process, summary
+from bench.common import proc_mb, server_process, summary
 
 PIECE = 256 * 1024
 
@@ -43,14 +43,6 @@ def emit(**fields: object) -> None:
 
 def rows_body(row: bytes, n: int) -> bytes:
     return b'{"metrics":[' + b",".join([row] * n) + b"]}"
-
-
-def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _status(sock: socket.socket) -> int | None:
@@ -122,10 +114,10 @@ def scenario(
 
     def sample() -> None:
         while not done.is_set():
-            rss.append(rss_mb(proc.pid))
+            rss.append(proc_mb(proc.pid))
             time.sleep(0.01)
 
-    before = rss_mb(proc.pid)
+    before = proc_mb(proc.pid)
     watchers = [threading.Thread(target=poll), threading.Thread(target=sample)]
     for w in watchers:
         w.start()
@@ -157,7 +149,7 @@ def scenario(
         healthz_max_ms=round(max(latencies) * 1000, 1),
         rss_before_mb=round(before, 1),
         rss_peak_mb=round(max(rss), 1),
-        server_hwm_mb=round(rss_mb(proc.pid, "VmHWM"), 1),
+        server_hwm_mb=round(proc_mb(proc.pid, "VmHWM"), 1),
     )
 
 

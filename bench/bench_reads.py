@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import threading
 import time
@@ -28,10 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import numpy as np
-import pyarrow as pa
 
-from bench.common import server
+from bench.common import arrow_batches, proc_mb, server_process
 from modelyard import Client
 
 MB = 1024 * 1024
@@ -41,42 +38,18 @@ def emit(**fields: object) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def server_pid() -> int:
-    """The `modelyard serve` process this script started (a child of it)."""
-    me = str(os.getpid())
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = stat.rsplit(")", 1)[1].split()[1]
-        if ppid == me and b"serve" in cmdline:
-            return int(entry.name)
-    raise RuntimeError("no server process found")
-
-
-def status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
 @contextmanager
 def memory(pid: int) -> Iterator[dict[str, float]]:
     """Samples the process's RSS while the block runs; yields a dict filled in at the end
     with the RSS before, the highest sample and the kernel's peak (VmHWM) in MB."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-    out: dict[str, float] = {"rss_before_mb": status_kb(pid, "VmRSS") / 1024}
-    peak = [0]
+    out: dict[str, float] = {"rss_before_mb": proc_mb(pid)}
+    peak = [0.0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], status_kb(pid, "VmRSS"))
+            peak[0] = max(peak[0], proc_mb(pid))
             done.wait(0.01)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -86,31 +59,18 @@ def memory(pid: int) -> Iterator[dict[str, float]]:
     finally:
         done.set()
         sampler.join()
-        out["rss_peak_sampled_mb"] = round(peak[0] / 1024, 1)
-        out["vm_hwm_mb"] = round(status_kb(pid, "VmHWM") / 1024, 1)
+        out["rss_peak_sampled_mb"] = round(peak[0], 1)
+        out["vm_hwm_mb"] = round(proc_mb(pid, "VmHWM"), 1)
         out["rss_before_mb"] = round(out["rss_before_mb"], 1)
 
 
 def log_history(http: httpx.Client, run_id: str, points: int, batch: int) -> float:
     """Send a history of ``points`` steps as Arrow batches; returns seconds."""
-    rng = np.random.default_rng(0)
     t0 = time.perf_counter()
-    for start in range(0, points, batch):
-        n = min(batch, points - start)
-        table = pa.table(
-            {
-                "key": pa.array(["loss"] * n).dictionary_encode(),
-                "value": rng.random(n),
-                "step": np.arange(start, start + n, dtype=np.int64),
-                "timestamp": np.full(n, 1_700_000_000_000 + start, dtype=np.int64),
-            }
-        )
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
+    for body in arrow_batches(points, batch):
         r = http.post(
             f"/api/v1/runs/{run_id}/batch",
-            content=sink.getvalue().to_pybytes(),
+            content=body,
             headers={"content-type": "application/vnd.apache.arrow.stream"},
         )
         assert r.status_code == 204, r.text
@@ -143,8 +103,8 @@ def main() -> None:
     ap.add_argument("--skip-json", action="store_true", help="no JSON figure (old trees)")
     ap.add_argument("--charts-only", action="store_true", help="only the chart figures")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp) / "data") as url:
-        pid = server_pid()
+    with tempfile.TemporaryDirectory() as tmp, server_process(Path(tmp) / "data") as (url, proc):
+        pid = proc.pid
         client = Client(url, timeout=600)
         http = httpx.Client(base_url=url, timeout=600)
         run = client.start_run("bench", "long-history")

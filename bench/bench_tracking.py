@@ -17,9 +17,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pyarrow as pa
 
-from bench.common import server, summary
+from bench.common import arrow_batches, server, summary
 from modelyard import Client
 
 
@@ -45,23 +44,7 @@ def json_bodies(points: int, batch: int) -> list[bytes]:
 
 def arrow_bodies(points: int, batch: int) -> list[bytes]:
     """The same batches as Arrow IPC streams."""
-    rng = np.random.default_rng(0)
-    bodies = []
-    for start in range(0, points, batch):
-        n = min(batch, points - start)
-        table = pa.table(
-            {
-                "key": pa.array(["loss"] * n).dictionary_encode(),
-                "value": rng.random(n),
-                "step": np.arange(start, start + n, dtype=np.int64),
-                "timestamp": np.full(n, 1_700_000_000_000 + start, dtype=np.int64),
-            }
-        )
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        bodies.append(sink.getvalue().to_pybytes())
-    return bodies
+    return list(arrow_batches(points, batch))
 
 
 def post_all(http: httpx.Client, run_id: str, bodies: list[bytes], content_type: str) -> float:

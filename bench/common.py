@@ -13,6 +13,36 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pyarrow as pa
+
+
+def proc_mb(pid: int, field: str = "VmRSS") -> float:
+    """A memory figure of a process from /proc (``VmRSS`` now, ``VmHWM`` its peak), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(f"no {field} for process {pid}")
+
+
+def arrow_batches(points: int, batch: int) -> Iterator[bytes]:
+    """A ``loss`` history of ``points`` steps as Arrow IPC stream bodies of ``batch`` points,
+    made one at a time (seeded values, a timestamp per step)."""
+    rng = np.random.default_rng(0)
+    for start in range(0, points, batch):
+        n = min(batch, points - start)
+        table = pa.table(
+            {
+                "key": pa.array(["loss"] * n).dictionary_encode(),
+                "value": rng.random(n),
+                "step": np.arange(start, start + n, dtype=np.int64),
+                "timestamp": np.full(n, 1_700_000_000_000 + start, dtype=np.int64),
+            }
+        )
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        yield sink.getvalue().to_pybytes()
 
 
 def free_port() -> int:

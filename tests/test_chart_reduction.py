@@ -13,10 +13,10 @@ import httpx
 import numpy as np
 import pytest
 
-from modelyard.floats import encode_float
 from modelyard.services import series_store
 from modelyard.services.series import Reduced, reduce_indices, reduce_stream
 from tests.helpers import new_run
+from tests.test_history_pages import log_blocks
 
 API = "/api/v1"
 T0 = 1_700_000_000_000
@@ -155,20 +155,8 @@ def test_every_bucket_spanning_many_chunks_keeps_its_first_lowest_and_highest() 
 
 
 def log(api: httpx.Client, url: str, blocks: list[tuple[Arr, Arr, Arr]]) -> tuple[Arr, Arr, Arr]:
-    """Send each (steps, stamps, values) as one batch; returns the history in order (step,
-    time, then the order points were sent in)."""
-    for steps, stamps, values in blocks:
-        columns = {
-            "key": "loss",
-            "value": [encode_float(v) for v in values.tolist()],
-            "step": steps.tolist(),
-            "timestamp": stamps.tolist(),
-        }
-        resp = api.post(url, json={"columns": columns})
-        assert resp.status_code == 204, resp.text
-    steps, stamps, values = (np.concatenate([b[i] for b in blocks]) for i in range(3))
-    order = np.lexsort((stamps, steps))
-    return steps[order], stamps[order], values[order]
+    """Send each (steps, stamps, values) as one batch; returns the history in order."""
+    return log_blocks(api, url, blocks, 204)
 
 
 def overlapping_blocks(rng: np.random.Generator, n_blocks: int, size: int) -> list[Any]:

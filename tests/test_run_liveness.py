@@ -21,21 +21,11 @@ from modelyard.metadata.urn import run_urn
 from modelyard.services.liveness import SWEEP_ACTOR, sweep_interval, sweep_lost_runs
 from modelyard.times import utc_text
 from tests.helpers import API, assert_error, get_page, new_run
+from tests.test_api_metrics import get_run, now_ms
 from tests.test_events import lifespan
 from tests.test_web_pages import text_of
 
 MINUTE_MS = 60_000
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def get_run(api: httpx.Client, run_id: str) -> dict[str, Any]:
-    resp = api.get(f"{API}/runs/{run_id}")
-    assert resp.status_code == 200, resp.text
-    run: dict[str, Any] = resp.json()
-    return run
 
 
 def store_of(app: FastAPI) -> Store:
