@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Page, expect
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
 
 from modelyard.demo import CANCER, CHURN
 from tests.browser.conftest import Problems
@@ -131,3 +133,20 @@ def test_theme_switch_sticks_across_pages(page: Page) -> None:
     assert after != before
     page.goto("/projects")
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == after
+
+
+@pytest.mark.parametrize("width", [390, 1440])
+def test_a_run_with_250_character_names_does_not_widen_the_page(
+    browser: Browser, portal: str, width: int
+) -> None:
+    project, name = "long-project-" + "p" * 237, "r" * 250
+    resp = httpx.post(f"{portal}/api/v1/runs", json={"project": project, "name": name})
+    assert resp.status_code == 201, resp.text
+    context = browser.new_context(base_url=portal, viewport={"width": width, "height": 900})
+    tab = context.new_page()
+    try:
+        for path in (f"/runs/{resp.json()['run_id']}", "/", "/projects", "/no-such-page"):
+            tab.goto(path)
+            assert tab.evaluate("document.documentElement.scrollWidth") <= width, path
+    finally:
+        context.close()
