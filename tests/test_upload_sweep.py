@@ -14,11 +14,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from modelyard.app import create_app
 from modelyard.artifacts.local import LocalArtifactStore
 from modelyard.artifacts.s3 import S3ArtifactStore
 from modelyard.services.upload_sweeper import UploadSweeper
-from modelyard.settings import Settings
 from tests.conftest import in_process_client
 from tests.helpers import API, new_run
 from tests.stores import read_stored, store_of
@@ -45,8 +43,7 @@ def wait_until(done: Callable[[], bool], seconds: float = 10) -> bool:
     return True
 
 
-def test_a_stale_upload_is_removed_at_start_and_a_fresh_one_kept(settings: Settings) -> None:
-    app = create_app(settings)
+def test_a_stale_upload_is_removed_at_start_and_a_fresh_one_kept(app: FastAPI) -> None:
     store = store_of(app)
     assert isinstance(store, LocalArtifactStore)
     incoming = store.root / ".incoming"
@@ -61,8 +58,8 @@ def test_a_stale_upload_is_removed_at_start_and_a_fresh_one_kept(settings: Setti
     assert fresh.read_bytes() == b"x" * 1000
 
 
-def test_the_sweep_runs_again_periodically(settings: Settings) -> None:
-    store = store_of(create_app(settings))
+def test_the_sweep_runs_again_periodically(app: FastAPI) -> None:
+    store = store_of(app)
     assert isinstance(store, LocalArtifactStore)
     sweeper = UploadSweeper(store, grace_s=HOUR, interval_s=0.05)
     sweeper.start()
