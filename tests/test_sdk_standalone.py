@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -182,7 +181,6 @@ def _clean_env() -> dict[str, str]:
 
 @pytest.mark.slow
 def test_a_client_only_install_logs_to_a_server(tmp_path: Path, server: ServerThread) -> None:
-    started = time.monotonic()
     python = _client_only_venv(tmp_path)
 
     absent = subprocess.run(
@@ -242,4 +240,3 @@ with modelyard.Client({server.url!r}) as client:
     )
     assert refused.returncode == 1
     assert "pip install 'modelyard[server]'" in refused.stderr
-    assert time.monotonic() - started < 120
