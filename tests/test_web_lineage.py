@@ -165,12 +165,19 @@ def graph_nodes(doc: Element) -> dict[str, Element]:
 
 
 def graph_edges(doc: Element) -> set[tuple[str, str, str]]:
-    """The SVG graph's edges as (upstream, relationship, downstream), read off the hover text."""
-    out = set()
-    for g in doc.find("svg").find_all("g", cls="edge-group"):
-        relationship = g.find("title").text().split(":")[0]
-        out.add((g.attrs["data-from"], relationship, g.attrs["data-to"]))
-    return out
+    """The SVG graph's edges as (upstream, relationship type, downstream)."""
+    return {
+        (g.attrs["data-from"], g.attrs["data-type"], g.attrs["data-to"])
+        for g in doc.find("svg").find_all("g", cls="edge-group")
+    }
+
+
+def edge_words(doc: Element) -> set[tuple[str, str, str]]:
+    """The SVG graph's edges as (upstream, the words on the edge, downstream)."""
+    return {
+        (g.attrs["data-from"], g.find("text", cls="edge-label").text(), g.attrs["data-to"])
+        for g in doc.find("svg").find_all("g", cls="edge-group")
+    }
 
 
 def api_lineage(api: httpx.Client, urn: str, up: int, down: int) -> dict[str, Any]:
@@ -195,7 +202,9 @@ def test_lineage_of_a_run_shows_its_inputs_left_and_outputs_right(
     assert [n for n in nodes.values() if "root" in n.attrs["class"]] == [nodes[u["train"]]]
     assert x_of(nodes[u["features"]]) < x_of(nodes[u["train"]]) < x_of(nodes[u["churn"]])
     # each node shows its type and name, and links to its page
-    assert nodes[u["train"]].find("a").text().startswith("run train")
+    shown = [t.text() for t in nodes[u["train"]].find("a").find_all("text")]
+    assert shown == ["run", "train"]
+    assert nodes[u["train"]].find("title").text() == f"run: train (root) {u['train']}"
     assert nodes[u["churn"]].find("a").attrs["href"] == "/models/churn"  # a model's own page
     assert nodes[u["train"]].find("a").attrs["href"] == f"/runs/{chain.train}"
     assert "model" in nodes[u["churn"]].text()
@@ -204,6 +213,10 @@ def test_lineage_of_a_run_shows_its_inputs_left_and_outputs_right(
         (u["features"], "Consumes", u["train"]),
         (u["train"], "Produces", u["churn"]),
     }
+    assert edge_words(doc) == {
+        (u["features"], "consumed by", u["train"]),
+        (u["train"], "produced", u["churn"]),
+    }
     table = doc.find("table", id="lineage-nodes").rows()
     assert {(r[0], r[1], r[2]) for r in table} == {
         ("dataset", "features", "1 upstream"),
@@ -211,8 +224,8 @@ def test_lineage_of_a_run_shows_its_inputs_left_and_outputs_right(
         ("model", "churn", "1 downstream"),
     }
     assert doc.find("table", id="lineage-edges").rows() == [
-        ["features", "Consumes", "train"],
-        ["train", "Produces", "churn"],
+        ["features", "consumed by", "train"],
+        ["train", "produced", "churn"],
     ]
 
 
