@@ -16,6 +16,8 @@ from modelyard.metadata.urn import parse_urn
 from modelyard.schemas import LineagePublic
 from modelyard.services import changes, entities, lineage
 from modelyard.services.entities import EntityName
+from modelyard.web.aspect_fields import aspect_fields, urns_in
+from modelyard.web.change_rows import change_rows
 from modelyard.web.diff import pretty
 from modelyard.web.graph import Layout, layered
 from modelyard.web.templating import render
@@ -194,17 +196,19 @@ def lineage_context(store: Store, urn: str, up: int, down: int) -> dict[str, Any
 
 def entity_context(store: Store, urn: str) -> dict[str, Any]:
     aspects = entities.list_aspects(store, urn=urn)
-    recent = changes.labelled_changes(store, urn=urn, limit=RECENT_CHANGES)
-    labels = {**recent.labels, **entities.entity_labels(store, urns=[urn])}
+    recent = changes.labelled_changes(store, urn=urn, limit=RECENT_CHANGES, values=True)
+    shown = [(name, aspect_fields(value), pretty(value)) for name, value in sorted(aspects.items())]
+    linked = [u for _, fields, _ in shown for u in urns_in(fields)]
+    labels = {**recent.labels, **entities.entity_labels(store, urns=[urn, *linked])}
     page = entity_page(urn)
     return {
         "urn": urn,
         "type": parse_urn(urn).type,
         "label": labels[urn],
-        "aspects": [(name, pretty(value)) for name, value in sorted(aspects.items())],
+        "aspects": shown,
         "richer_page": None if page.startswith("/entities/") else page,
         "lineage_href": lineage_url(urn, DEFAULT_HOPS, DEFAULT_HOPS),
-        "changes": recent.changes,
+        "rows": change_rows(recent.changes, recent.values),
         "labels": labels,
         "more_changes": len(recent.changes) == RECENT_CHANGES,
     }
