@@ -12,6 +12,7 @@ from modelyard.web.diff import KeyChange, changed_keys, readable
 
 FIELDS_SHOWN = 4  # per change; the diff link shows the rest
 STEPS_SHOWN = 4  # per folded line's summary
+EMPTY = frozenset({"null", "[]", "{}", '""'})
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,8 @@ def change_row(change: ChangePublic, values: dict[tuple[str, str, int], Any]) ->
     if change.previous_version is not None:
         old = values.get((change.urn, change.aspect, change.previous_version))
     fields = changed_keys(readable(old) if old is not None else {}, readable(new))
+    if old is None:  # a new aspect: what it was set to, not every empty default
+        fields = [f for f in fields if f.new not in EMPTY]
     return ChangeRow(change, fields[:FIELDS_SHOWN], max(0, len(fields) - FIELDS_SHOWN))
 
 
