@@ -8,7 +8,7 @@ from typing import Any
 
 from modelyard.metadata.urn import parse_urn, run_urn
 from modelyard.schemas import ChangePublic
-from modelyard.web.diff import KeyChange, changed_keys, readable
+from modelyard.web.diff import KeyChange, changed_keys, readable, show
 
 FIELDS_SHOWN = 4  # per change; the diff link shows the rest
 STEPS_SHOWN = 4  # per folded line's summary
@@ -28,7 +28,7 @@ class ChangeRow:
 
 @dataclass(frozen=True, slots=True)
 class FoldedRows:
-    """Consecutive step-state changes of one run, shown as one line that opens."""
+    """Consecutive changes to one run's steps (mostly their states), as one line that opens."""
 
     run_urn: str
     rows: list[ChangeRow]
@@ -44,16 +44,29 @@ def change_row(change: ChangePublic, values: dict[tuple[str, str, int], Any]) ->
     old = None
     if change.previous_version is not None:
         old = values.get((change.urn, change.aspect, change.previous_version))
-    fields = changed_keys(readable(old) if old is not None else {}, readable(new))
-    if old is None:  # a new aspect: what it was set to, not every empty default
-        fields = [f for f in fields if f.new not in EMPTY]
+    if old is None:  # a new aspect: what it was set to, field by field, not empty defaults
+        fields = [f for f in set_fields(readable(new)) if f.new not in EMPTY]
+    else:
+        fields = changed_keys(readable(old), readable(new))
     return ChangeRow(change, fields[:FIELDS_SHOWN], max(0, len(fields) - FIELDS_SHOWN))
 
 
+def set_fields(value: Any, path: str = "") -> list[KeyChange]:
+    """Every leaf of a new value as an added field, by dotted path ("metrics.binary.auc")."""
+    if isinstance(value, dict) and value:
+        return [
+            f
+            for key in sorted(value, key=str)
+            for f in set_fields(value[key], f"{path}.{key}" if path else str(key))
+        ]
+    return [KeyChange("added", path or "(value)", "", show(value))]
+
+
 def _run_of_step(change: ChangePublic) -> str | None:
-    if change.aspect != "step_state":
-        return None
-    return run_urn(parse_urn(change.urn).parts[0])
+    """The run a change to one of its steps belongs to (a step's properties come with its
+    first state, so both fold)."""
+    urn = parse_urn(change.urn)
+    return run_urn(urn.parts[0]) if urn.type == "step" else None
 
 
 def _summary(rows: list[ChangeRow], values: dict[tuple[str, str, int], Any]) -> str:
@@ -62,6 +75,8 @@ def _summary(rows: list[ChangeRow], values: dict[tuple[str, str, int], Any]) -> 
     chains: dict[str, list[str]] = {}
     for row in reversed(rows):
         c = row.change
+        if c.aspect != "step_state":
+            continue
         step = parse_urn(c.urn).parts[-1]
         chain = chains.setdefault(step, [])
         if not chain and c.previous_version is not None:
@@ -72,13 +87,15 @@ def _summary(rows: list[ChangeRow], values: dict[tuple[str, str, int], Any]) -> 
             chain.append(status)
     parts = [f"{step} {' → '.join(chain)}" for step, chain in list(chains.items())[:STEPS_SHOWN]]
     more = ", …" if len(chains) > STEPS_SHOWN else ""
-    return f"{len(rows)} step state changes: {', '.join(parts)}{more}"
+    only_states = all(row.change.aspect == "step_state" for row in rows)
+    what = "step state changes" if only_states else "step changes"
+    return f"{len(rows)} {what}: {', '.join(parts)}{more}"
 
 
 def change_rows(
     changes: list[ChangePublic], values: dict[tuple[str, str, int], Any]
 ) -> list[ChangeRow | FoldedRows]:
-    """The changes newest first, runs of two or more step-state changes of one run folded."""
+    """The changes newest first, runs of two or more changes to one run's steps folded."""
     out: list[ChangeRow | FoldedRows] = []
     group: list[ChangeRow] = []
     group_run: str | None = None
