@@ -230,6 +230,13 @@ def test_hostile_names_are_escaped_on_activity_and_history(api: httpx.Client) ->
     assert_escaped(filtered)
     form = parse_html(filtered.text).find("form", id="activity-filters")
     assert form.find("input", name="actor").attrs["value"] == script
+    for typed, expected in (("<script>", f"{script} (run in xss)"), ('"><img', f"{img} (dataset)")):
+        offered = api.get("/activity/entities", params={"entity": typed})  # the box's suggestions
+        assert offered.status_code == 200
+        assert script not in offered.text
+        assert img not in offered.text
+        options = parse_html(offered.text).find_all("option")
+        assert expected in [o.attrs["value"] for o in options]
     resp = api.get("/activity", params={"since": img})
     assert resp.status_code == 400
     assert img not in resp.text

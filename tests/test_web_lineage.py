@@ -10,8 +10,10 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
-from modelyard.metadata.urn import dataset_urn, model_urn, run_urn
+from modelyard.metadata.urn import artifact_urn, dataset_urn, model_urn, model_version_urn, run_urn
+from modelyard.services import entities
 from tests.helpers import get_page, new_run
 
 API = "/api/v1"
@@ -357,3 +359,24 @@ def test_hostile_names_are_escaped(api: httpx.Client) -> None:
         assert set(graph_nodes(doc)) == {run, data, model}
     for urn in (run, data, model):
         assert_escaped(api.get(f"/entities/{quote(urn, safe='')}"), script, img)
+
+
+def test_labels_tell_files_of_one_run_apart_and_show_version_numbers(
+    api: httpx.Client, app: FastAPI
+) -> None:
+    rid = new_run(api, "labels", name="gbm-3")
+    urns = [
+        artifact_urn(rid, "model.pkl"),
+        artifact_urn(rid, "left/result.json"),
+        artifact_urn(rid, "right/result.json"),
+        model_version_urn("churn", 3),
+    ]
+    labels = entities.entity_labels(app.state.store, urns=urns)
+    assert [labels[u] for u in urns] == [
+        "gbm-3 › model.pkl",  # a file name alone when no other file of its run shares it
+        "gbm-3 › left/result.json",
+        "gbm-3 › right/result.json",
+        "churn v3",
+    ]
+    alone = entities.entity_labels(app.state.store, urns=urns[1:2])
+    assert alone == {urns[1]: "gbm-3 › result.json"}

@@ -114,33 +114,44 @@ def names_of(conn: Connection, urns: list[str]) -> dict[str, EntityName]:
             select(t.project.c.id, t.project.c.name).where(t.project.c.id.in_(project_ids))
         ).all()
     )
-    tails = Counter(
-        (p.parts[0], _tail(p.parts[1]))
-        for p in parsed.values()
-        if p.type == "artifact" and len(p.parts) > 1
+    tails = Counter(_tail_key(p) for p in parsed.values())
+    return {
+        urn: _name(p, run_names, project_names, evaluations, unique=tails[_tail_key(p)] == 1)
+        for urn, p in parsed.items()
+    }
+
+
+def _tail_key(p: Urn) -> tuple[str, str]:
+    return (
+        (p.parts[0], _tail(p.parts[1])) if p.type == "artifact" and len(p.parts) > 1 else ("", "")
     )
-    names = {}
-    for urn, p in parsed.items():
-        parts = p.parts
-        run = run_names.get(parts[0], parts[0])
-        if p.type == "project":
-            names[urn] = EntityName(project_names.get(int(p.id), p.id) if p.id.isdigit() else p.id)
-        elif p.type == "run":
-            names[urn] = EntityName(run)
-        elif p.type == "step" and len(parts) > 1:
-            names[urn] = EntityName(parts[1], run)
-        elif p.type == "artifact" and len(parts) > 1:
-            path = parts[1]
-            unique = tails[(parts[0], _tail(path))] == 1
-            names[urn] = EntityName(_tail(path) if unique else _named_path(path, evaluations), run)
-        elif p.type == "model_version" and len(parts) > 1:
-            names[urn] = EntityName(f"{parts[0]} v{parts[1]}")
-        elif p.type == "evaluation" and p.id in evaluations:
-            run_id, name, _ = evaluations[p.id]
-            names[urn] = EntityName(name, run_names.get(run_id, run_id))
-        else:
-            names[urn] = EntityName(":".join(parts))
-    return names
+
+
+def _name(
+    p: Urn,
+    run_names: dict[str, str],
+    project_names: dict[int, str],
+    evaluations: dict[str, tuple[str, str, int]],
+    *,
+    unique: bool,
+) -> EntityName:
+    """One entity's name; ``unique``: no other artifact of its run in view has its file name."""
+    parts = p.parts
+    run = run_names.get(parts[0], parts[0])
+    if p.type == "project":
+        return EntityName(project_names.get(int(p.id), p.id) if p.id.isdigit() else p.id)
+    if p.type == "run":
+        return EntityName(run)
+    if p.type == "step" and len(parts) > 1:
+        return EntityName(parts[1], run)
+    if p.type == "artifact" and len(parts) > 1:
+        return EntityName(_tail(parts[1]) if unique else _named_path(parts[1], evaluations), run)
+    if p.type == "model_version" and len(parts) > 1:
+        return EntityName(f"{parts[0]} v{parts[1]}")
+    if p.type == "evaluation" and p.id in evaluations:
+        run_id, name, _ = evaluations[p.id]
+        return EntityName(name, run_names.get(run_id, run_id))
+    return EntityName(":".join(parts))
 
 
 def _tail(path: str) -> str:
