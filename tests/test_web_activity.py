@@ -230,6 +230,13 @@ def test_hostile_names_are_escaped_on_activity_and_history(api: httpx.Client) ->
     assert_escaped(filtered)
     form = parse_html(filtered.text).find("form", id="activity-filters")
     assert form.find("input", name="actor").attrs["value"] == script
+    for typed, expected in (("<script>", f"{script} (run in xss)"), ('"><img', f"{img} (dataset)")):
+        offered = api.get("/activity/entities", params={"entity": typed})  # the box's suggestions
+        assert offered.status_code == 200
+        assert script not in offered.text
+        assert img not in offered.text
+        options = parse_html(offered.text).find_all("option")
+        assert expected in [o.attrs["value"] for o in options]
     resp = api.get("/activity", params={"since": img})
     assert resp.status_code == 400
     assert img not in resp.text
@@ -366,3 +373,34 @@ def test_line_diff_of_pretty_json() -> None:
         ("add", "+    3"),
     ]
     assert line_diff({"a": 1}, {"a": 1}) == []
+
+
+# --- what changed, and folded step states
+
+
+def test_activity_folds_a_runs_step_states_and_shows_old_and_new_values(
+    api: httpx.Client,
+) -> None:
+    rid = new_run(api, "fold", name="nightly", tags={"stage": "dev"})
+    for name, states in (("prepare", ["running", "finished"]), ("train", ["running", "failed"])):
+        for status in states:
+            resp = api.put(f"{API}/runs/{rid}/steps/{name}", json={"status": status})
+            assert resp.status_code in (200, 201), resp.text
+    set_tags(api, rid, stage="prod")
+    doc = page(api, "/activity", urn=run_urn(rid))
+    fields = doc.find("ul", cls="change-fields").find_all("li")
+    assert [" ".join(li.text().split()) for li in fields] == ["tags.stage dev → prod"]
+    everything = page(api, "/activity")
+    fold = everything.find("tr", cls="change-fold")
+    assert fold.find("summary").text() == (
+        "6 step changes: prepare running → finished, train running → failed"
+    )
+    inner = [
+        " ".join(tr.text().split())
+        for tr in fold.find("table", cls="folded").find_all("tr", cls="change")
+    ]
+    assert len(inner) == 6  # each step's properties, first state and second state
+    assert "status running → failed" in inner[0]
+    assert "step_state created (v1)" in inner[-2]  # prepare's first state
+    assert inner[-2].endswith("status running diff")
+    assert fold.find("a").text() == "nightly"

@@ -10,8 +10,10 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
-from modelyard.metadata.urn import dataset_urn, model_urn, run_urn
+from modelyard.metadata.urn import artifact_urn, dataset_urn, model_urn, model_version_urn, run_urn
+from modelyard.services import entities
 from tests.helpers import get_page, new_run
 
 API = "/api/v1"
@@ -165,12 +167,19 @@ def graph_nodes(doc: Element) -> dict[str, Element]:
 
 
 def graph_edges(doc: Element) -> set[tuple[str, str, str]]:
-    """The SVG graph's edges as (upstream, relationship, downstream), read off the hover text."""
-    out = set()
-    for g in doc.find("svg").find_all("g", cls="edge-group"):
-        relationship = g.find("title").text().split(":")[0]
-        out.add((g.attrs["data-from"], relationship, g.attrs["data-to"]))
-    return out
+    """The SVG graph's edges as (upstream, relationship type, downstream)."""
+    return {
+        (g.attrs["data-from"], g.attrs["data-type"], g.attrs["data-to"])
+        for g in doc.find("svg").find_all("g", cls="edge-group")
+    }
+
+
+def edge_words(doc: Element) -> set[tuple[str, str, str]]:
+    """The SVG graph's edges as (upstream, the words on the edge, downstream)."""
+    return {
+        (g.attrs["data-from"], g.find("text", cls="edge-label").text(), g.attrs["data-to"])
+        for g in doc.find("svg").find_all("g", cls="edge-group")
+    }
 
 
 def api_lineage(api: httpx.Client, urn: str, up: int, down: int) -> dict[str, Any]:
@@ -195,7 +204,9 @@ def test_lineage_of_a_run_shows_its_inputs_left_and_outputs_right(
     assert [n for n in nodes.values() if "root" in n.attrs["class"]] == [nodes[u["train"]]]
     assert x_of(nodes[u["features"]]) < x_of(nodes[u["train"]]) < x_of(nodes[u["churn"]])
     # each node shows its type and name, and links to its page
-    assert nodes[u["train"]].find("a").text().startswith("run train")
+    shown = [t.text() for t in nodes[u["train"]].find("a").find_all("text")]
+    assert shown == ["run", "train"]
+    assert nodes[u["train"]].find("title").text() == f"run: train (root) {u['train']}"
     assert nodes[u["churn"]].find("a").attrs["href"] == "/models/churn"  # a model's own page
     assert nodes[u["train"]].find("a").attrs["href"] == f"/runs/{chain.train}"
     assert "model" in nodes[u["churn"]].text()
@@ -204,6 +215,10 @@ def test_lineage_of_a_run_shows_its_inputs_left_and_outputs_right(
         (u["features"], "Consumes", u["train"]),
         (u["train"], "Produces", u["churn"]),
     }
+    assert edge_words(doc) == {
+        (u["features"], "consumed by", u["train"]),
+        (u["train"], "produced", u["churn"]),
+    }
     table = doc.find("table", id="lineage-nodes").rows()
     assert {(r[0], r[1], r[2]) for r in table} == {
         ("dataset", "features", "1 upstream"),
@@ -211,8 +226,8 @@ def test_lineage_of_a_run_shows_its_inputs_left_and_outputs_right(
         ("model", "churn", "1 downstream"),
     }
     assert doc.find("table", id="lineage-edges").rows() == [
-        ["features", "Consumes", "train"],
-        ["train", "Produces", "churn"],
+        ["features", "consumed by", "train"],
+        ["train", "produced", "churn"],
     ]
 
 
@@ -344,3 +359,24 @@ def test_hostile_names_are_escaped(api: httpx.Client) -> None:
         assert set(graph_nodes(doc)) == {run, data, model}
     for urn in (run, data, model):
         assert_escaped(api.get(f"/entities/{quote(urn, safe='')}"), script, img)
+
+
+def test_labels_tell_files_of_one_run_apart_and_show_version_numbers(
+    api: httpx.Client, app: FastAPI
+) -> None:
+    rid = new_run(api, "labels", name="gbm-3")
+    urns = [
+        artifact_urn(rid, "model.pkl"),
+        artifact_urn(rid, "left/result.json"),
+        artifact_urn(rid, "right/result.json"),
+        model_version_urn("churn", 3),
+    ]
+    labels = entities.entity_labels(app.state.store, urns=urns)
+    assert [labels[u] for u in urns] == [
+        "gbm-3 › model.pkl",  # a file name alone when no other file of its run shares it
+        "gbm-3 › left/result.json",
+        "gbm-3 › right/result.json",
+        "churn v3",
+    ]
+    alone = entities.entity_labels(app.state.store, urns=urns[1:2])
+    assert alone == {urns[1]: "gbm-3 › result.json"}

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
+from sqlalchemy import Connection, select, tuple_
+
+from modelyard.metadata import tables as t
 from modelyard.metadata.store import Store, change_log_page
+from modelyard.metadata.urn import parse_urn, run_urn
 from modelyard.schemas import ChangePublic
 from modelyard.services.entities import labels_of
 
@@ -15,6 +21,8 @@ class LabelledChanges:
 
     changes: list[ChangePublic]
     labels: dict[str, str]
+    # (urn, aspect, version) -> that version's value, for each change and the one before it
+    values: dict[tuple[str, str, int], Any] = field(default_factory=dict)
 
 
 def list_changes(
@@ -44,12 +52,47 @@ def labelled_changes(
     since: int | None = None,
     until: int | None = None,
     before_id: int | None = None,
+    values: bool = False,
 ) -> LabelledChanges:
-    """A page of the change log (as ``list_changes``) with its entities' labels, read at once."""
+    """A page of the change log (as ``list_changes``) with its entities' labels, and with
+    ``values`` the aspect's value before and after each change, read at once."""
     with store.read() as conn:
         rows = change_log_page(
             conn, urn=urn, actor=actor, since=since, until=until, before_id=before_id, limit=limit
         )
         changes = [ChangePublic(**r) for r in rows]
-        labels = labels_of(conn, [c.urn for c in changes])
-    return LabelledChanges(changes, labels)
+        labels = labels_of(conn, [c.urn for c in changes] + step_runs(changes))
+        found = versions_of(conn, changes) if values else {}
+    return LabelledChanges(changes, labels, found)
+
+
+def step_runs(changes: list[ChangePublic]) -> list[str]:
+    """The runs whose steps the changes are to (a run's step changes fold under its name)."""
+    return [
+        run_urn(parse_urn(c.urn).parts[0])
+        for c in changes
+        if c.urn.startswith("urn:modelyard:step:")
+    ]
+
+
+def versions_of(conn: Connection, changes: list[ChangePublic]) -> dict[tuple[str, str, int], Any]:
+    """The values of the versions the changes wrote and replaced, in one query. Version N of
+    an aspect is stored as N while it is history and as 0 while it is the latest."""
+    wanted = {(c.urn, c.aspect, c.version) for c in changes}
+    wanted |= {(c.urn, c.aspect, c.previous_version) for c in changes if c.previous_version}
+    if not wanted:
+        return {}
+    keys = wanted | {(urn, aspect, 0) for urn, aspect, _ in wanted}
+    a = t.aspect
+    rows = conn.execute(
+        select(a.c.urn, a.c.aspect, a.c.version, a.c.payload).where(
+            tuple_(a.c.urn, a.c.aspect, a.c.version).in_(sorted(keys))
+        )
+    ).all()
+    stored = {(r.urn, r.aspect, r.version): r.payload for r in rows}
+    out: dict[tuple[str, str, int], Any] = {}
+    for urn, aspect, version in wanted:
+        payload = stored.get((urn, aspect, version)) or stored.get((urn, aspect, 0))
+        if payload is not None:
+            out[(urn, aspect, version)] = orjson.loads(payload)
+    return out

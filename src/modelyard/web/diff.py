@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from modelyard.times import is_time_field, utc_text
+
 LineKind = Literal["add", "del", "hunk", "same"]
 ChangeKind = Literal["added", "removed", "changed"]
 
@@ -36,6 +38,18 @@ class KeyChange:
 def pretty(value: Any) -> str:
     """The canonical text of a value: JSON with sorted keys, indented by 2."""
     return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False)
+
+
+def readable(value: Any, key: str = "") -> Any:
+    """A value with its time fields (start_time, created_at, …) as UTC text to the second, for
+    people to read; everything else as it is."""
+    if isinstance(value, dict):
+        return {k: readable(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [readable(v) for v in value]
+    if is_time_field(key, value):
+        return utc_text(value, "%Y-%m-%d %H:%M:%S UTC")
+    return value
 
 
 def line_diff(old: Any, new: Any, *, context: int = 3) -> list[DiffLine]:

@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from modelyard._version import __version__
-from modelyard.times import utc_moment, utc_text
+from modelyard.times import ago as times_ago
+from modelyard.times import utc_iso, utc_text
 from modelyard.web.assets import Assets
 from modelyard.web.urls import entity_page
 
@@ -25,20 +26,8 @@ def when(ms: int | None) -> str:
     return "—" if ms is None else utc_text(ms)
 
 
-def when_iso(ms: int | None) -> str:
-    moment = None if ms is None else utc_moment(ms)
-    return "" if moment is None else moment.isoformat(timespec="seconds")
-
-
-def ago(ms: int | None, now: float | None = None) -> str:
-    """How long ago, in the largest unit that fits: "5 min ago"."""
-    if ms is None:
-        return "—"
-    seconds = max(0.0, (now if now is not None else time.time()) - ms / 1000)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit} ago"
-    return "just now"
+when_iso = utc_iso
+ago = times_ago
 
 
 def duration(start: int | None, end: int | None, now: float | None = None) -> str:

@@ -14,8 +14,9 @@ from modelyard.errors import InvalidInput, NotFound
 from modelyard.metadata.store import Store
 from modelyard.metadata.urn import parse_urn
 from modelyard.schemas import AspectVersion, Serial
-from modelyard.services import changes, entities
-from modelyard.web.diff import changed_keys, line_diff
+from modelyard.services import changes, entities, suggestions
+from modelyard.web.change_rows import change_rows
+from modelyard.web.diff import changed_keys, line_diff, readable
 from modelyard.web.templating import render
 
 router = APIRouter()
@@ -64,16 +65,34 @@ def read_filters(urn: str, since: str, until: str) -> tuple[dict[str, int | None
 
 
 def page_link(filters: dict[str, str], before: int | None = None) -> str:
-    pairs = [(k, v) for k, v in filters.items() if v]
+    pairs = [(k, v) for k, v in filters.items() if v and k != "entity"]
     if before is not None:
         pairs.append(("before", str(before)))
     return "/activity" + ("?" + urlencode(pairs) if pairs else "")
 
 
+def pick_entity(store: Store, filters: dict[str, str]) -> str | None:
+    """The URN the entity box names (a URN typed in, or a name picked from its suggestions),
+    set into ``filters``; what is wrong when it names none or several."""
+    text = filters["entity"]
+    if filters["urn"] or not text:
+        return None
+    if text.startswith("urn:"):
+        filters["urn"] = text
+        return None
+    found = suggestions.resolve_entity(store, text=text)
+    if found is None:
+        return f"Entity: pick one from the suggestions; {text!r} names no one entity."
+    filters["urn"] = found.urn
+    return None
+
+
 def activity_context(store: Store, filters: dict[str, str], before: int | None) -> dict[str, Any]:
     """A page of the change log as the filters ask, with links to the older and newest pages;
     filters that cannot be read are reported and show nothing."""
+    picked = pick_entity(store, filters)
     window, errors = read_filters(filters["urn"], filters["since"], filters["until"])
+    errors += [picked] if picked else []
     found = changes.LabelledChanges([], {})
     if not errors:
         found = changes.labelled_changes(
@@ -84,13 +103,16 @@ def activity_context(store: Store, filters: dict[str, str], before: int | None) 
             until=window["until"],
             before_id=before,
             limit=PAGE_SIZE + 1,
+            values=True,
         )
     more = len(found.changes) > PAGE_SIZE
+    if filters["urn"] and not errors and not filters["entity"]:
+        filters["entity"] = entities.entity_labels(store, urns=[filters["urn"]])[filters["urn"]]
     return {
         "nav": "activity",
         "filters": filters,
         "errors": errors,
-        "changes": found.changes[:PAGE_SIZE],
+        "rows": change_rows(found.changes[:PAGE_SIZE], found.values),
         "labels": found.labels,
         "older": page_link(filters, found.changes[PAGE_SIZE - 1].id) if more else None,
         "newest": page_link(filters) if before is not None else None,
@@ -103,15 +125,32 @@ def activity(
     request: Request,
     store: StoreDep,
     urn: Annotated[str, Query(max_length=4096)] = "",
+    entity: Annotated[str, Query(max_length=4096)] = "",
     actor: Annotated[str, Query(max_length=250)] = "",
     since: Annotated[str, Query(max_length=40)] = "",
     until: Annotated[str, Query(max_length=40)] = "",
     before: Serial | None = None,
 ) -> HTMLResponse:
-    """The change log, newest first, filtered by entity, actor and time; "Older" pages on."""
-    filters = {"urn": urn.strip(), "actor": actor.strip(), "since": since, "until": until}
+    """The change log, newest first, filtered by entity (a URN, or a name picked from the
+    suggestions), actor and time; "Older" pages on."""
+    filters = {
+        "urn": urn.strip(),
+        "entity": entity.strip(),
+        "actor": actor.strip(),
+        "since": since,
+        "until": until,
+    }
     context = activity_context(store, filters, before)
     return render(request, "activity.html", context, status=400 if context["errors"] else 200)
+
+
+@router.get("/activity/entities", response_class=HTMLResponse)
+def entity_suggestions(
+    request: Request, store: StoreDep, entity: Annotated[str, Query(max_length=250)] = ""
+) -> HTMLResponse:
+    """The entity box's suggestions for what has been typed: <option>s for its <datalist>."""
+    found = suggestions.suggest_entities(store, text=entity)
+    return render(request, "_entity_options.html", {"suggestions": found})
 
 
 def pick(versions: list[AspectVersion], number: int | None, what: str) -> AspectVersion | None:
@@ -135,8 +174,10 @@ def diff_context(
     return {
         "new": new,
         "old": old,
-        "lines": line_diff(old.value if old else None, new.value),
-        "summary": [str(c) for c in changed_keys(old.value, new.value)] if old else [],
+        "lines": line_diff(readable(old.value) if old else None, readable(new.value)),
+        "summary": [str(c) for c in changed_keys(readable(old.value), readable(new.value))]
+        if old
+        else [],
     }
 
 

@@ -12,6 +12,7 @@ from modelyard.metadata.store import Store
 from modelyard.schemas import RunSearch
 from modelyard.services import changes, projects, search, steps
 from modelyard.services.search_grammar import quote_string
+from modelyard.web.change_rows import change_rows
 from modelyard.web.templating import render
 
 router = APIRouter()
@@ -24,14 +25,14 @@ RECENT_CHANGES = 15
 
 def home_context(store: Store, actor: str) -> dict[str, Any]:
     mine = RunSearch(filter=f"attributes.created_by = {quote_string(actor)}", page_size=MY_RUNS)
-    recent = changes.labelled_changes(store, limit=RECENT_CHANGES)
+    recent = changes.labelled_changes(store, limit=RECENT_CHANGES, values=True)
     return {
         "nav": "home",
         "actor": actor,
         "my_runs": search.search_runs(store, req=mine).runs,
         **running_context(store),
         "projects": projects.list_projects(store),
-        "changes": recent.changes,
+        "rows": change_rows(recent.changes, recent.values),
         "labels": recent.labels,
     }
 
