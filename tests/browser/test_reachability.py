@@ -162,7 +162,9 @@ def test_run_page_lists_its_model_version_and_its_artifact_links_to_it(page: Pag
     badge = artifacts.locator("tr[data-artifact='model.pkl'] .version-badge")
     expect(badge).to_have_text(f"{CHURN_MODEL} v2")
     # the evaluation the version was given is listed with the run's, marked as the version's
-    expect(page.locator("#evaluations-table [data-of=version]")).to_have_text(f"{CHURN_MODEL} v2")
+    # (the list comes in by htmx after the page: given time on a busy machine)
+    of_version = page.locator("#evaluations-table [data-of=version]")
+    expect(of_version).to_have_text(f"{CHURN_MODEL} v2", timeout=15_000)
     badge.click()
     expect(page.get_by_role("heading", name=f"{CHURN_MODEL} v2")).to_be_visible()
     expect(page.locator(".header-line")).to_contain_text("from artifact model.pkl")
