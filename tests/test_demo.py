@@ -12,7 +12,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from modelyard.demo import CANCER, CHURN, NIGHTLY, PIPELINE, build_demo
+from modelyard.demo import CANCER, CHURN, LATER_CHURN, NIGHTLY, PIPELINE, build_demo
 from modelyard.sdk.client import Client
 from modelyard.settings import Settings
 
@@ -114,7 +114,7 @@ def test_finished_runs_are_evaluated_with_fairness_where_there_is_a_group(
             if run.status != "finished":
                 assert evaluations == []
                 continue
-            (ev,) = evaluations
+            (ev,) = [e for e in evaluations if e.public.model is None]  # the run's own
             assert ev.public.task == "binary"
             assert ev.metrics["binary"]["roc_auc"] == pytest.approx(
                 run.metrics["auc"].value, abs=1e-12
@@ -128,3 +128,15 @@ def test_every_finished_pipeline_registered_a_model_version(demo_client: Client)
         versions = demo_client._call("GET", f"/models/{project}-classifier/versions")
         assert sorted(v["run_id"] for v in versions) == sorted(r.run_id for r in finished)
         assert sorted(v["version"] for v in versions) == list(range(1, len(finished) + 1))
+        assert {v["source"] for v in versions} == {"model.pkl"}  # the artifact each run exported
+
+
+def test_later_churn_versions_are_evaluated_on_the_next_month(demo_client: Client) -> None:
+    evaluated = {
+        v: [
+            e.public.dataset
+            for e in demo_client.get_model_version(f"{CHURN}-classifier", v).evaluations()
+        ]
+        for v in (1, 2, 3)
+    }
+    assert evaluated == {1: [], 2: [LATER_CHURN], 3: [LATER_CHURN]}

@@ -7,7 +7,7 @@ import io
 import json
 import pickle
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from modelyard.sdk.client import ActiveRun, Client
+from modelyard.sdk.models import ModelVersion
 from modelyard.sdk.transport import ModelyardAPIError
 
 PIPELINE = {
@@ -36,6 +37,7 @@ PIPELINE = {
 CANCER = "breast-cancer"
 CHURN = "customer-churn"
 NIGHTLY = "gbm-nightly"
+LATER_CHURN = "churn-2026-11"  # the model versions' own evaluations are on this month
 
 
 def build_demo(client: Client) -> bool:
@@ -74,8 +76,9 @@ def build_demo(client: Client) -> bool:
             dataset="breast-cancer-wisconsin",
         )
     x, y, group = churn_table(np.random.default_rng(7))
+    x_later, y_later, group_later = churn_table(np.random.default_rng(11), n=2000)
     for n, params in enumerate(sweep[:3]):
-        _pipeline(
+        version, score = _pipeline(
             client,
             CHURN,
             f"{params['model']}-{n + 1}",
@@ -85,6 +88,10 @@ def build_demo(client: Client) -> bool:
             dataset="churn-2026-10",
             groups={"gender": group},
         )
+        if n > 0:  # the later versions, checked on the next month's customers
+            version.evaluate(
+                y_later, score(x_later), dataset=LATER_CHURN, groups={"gender": group_later}
+            )
     _failed_run(client, x, y)
     _running_run(client, x, y)
     return True
@@ -129,7 +136,8 @@ def _pipeline(
     *,
     dataset: str,
     groups: dict[str, Any] | None = None,
-) -> None:
+) -> tuple[ModelVersion, Callable[[Any], Any]]:
+    """Run the pipeline; the model version it registered and its scoring of new rows."""
     with (
         _scratch() as tmp,
         client.start_run(project, name, params=params, tags={"team": "demo"}) as run,
@@ -179,7 +187,10 @@ def _pipeline(
             (tmp / "model.pkl").write_bytes(pickle.dumps(model))
             step.log_artifact(tmp / "model.pkl", kind="model")
             run.log_model(f"{project}-classifier")
-            run.register_model(f"{project}-classifier", f"{name}: {params['model']}")
+            version = run.register_model(
+                f"{project}-classifier", f"{name}: {params['model']}", source="model.pkl"
+            )
+    return version, lambda rows: model.predict_proba(scaler.transform(rows))[:, 1]
 
 
 def _ingest(run: ActiveRun, tmp: Path, x: Any, y: Any, dataset: str) -> list[Any]:

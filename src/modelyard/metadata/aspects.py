@@ -92,6 +92,7 @@ class ModelVersionProperties(Aspect):
     version: int
     run_id: str
     description: str = ""
+    source: str | None = None  # path of the run's artifact that is this version, if named
 
 
 class EvaluationProperties(Aspect):
@@ -197,10 +198,13 @@ def _evaluation_edges(urn: str, a: Aspect) -> list[Edge]:
 
 def _model_version_edges(urn: str, a: Aspect) -> list[Edge]:
     assert isinstance(a, ModelVersionProperties)
-    return [
+    edges: list[Edge] = [
         (urn, "ChildOf", make_urn("model", a.model), False),
         (urn, "TrainedBy", run_urn(a.run_id), True),
     ]
+    if a.source is not None:
+        edges.append((urn, "DerivedFrom", make_urn("artifact", a.run_id, a.source), True))
+    return edges
 
 
 EDGE_DERIVERS: dict[str, Callable[[str, Aspect], list[Edge]]] = {

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Annotated
 
+from pydantic import BaseModel, StringConstraints
+
+from modelyard.limits import MAX_ARTIFACT_PATH
 from modelyard.schemas._common import Description, Name, Strict
+
+ArtifactPath = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ARTIFACT_PATH)]
 
 
 class ModelVersionCreate(Strict):
     model: Name
     description: Description = ""
+    # The path of the run's artifact that is this version (e.g. "model.pkl"), if there is one.
+    source: ArtifactPath | None = None
 
 
 class ModelVersionPublic(BaseModel):
@@ -22,6 +29,7 @@ class ModelVersionPublic(BaseModel):
     description: str
     created_at: int
     created_by: str
+    source: str | None = None  # the path of the run's artifact that is this version
 
 
 class ModelPublic(BaseModel):

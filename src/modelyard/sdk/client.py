@@ -787,9 +787,12 @@ class ActiveRun:
             weights=weights, task=task, classes=classes, threshold=threshold,
         )  # fmt: skip
 
-    def register_model(self, model: str, description: str = "") -> ModelVersion:
-        """Register this run's model as the next version of ``model``."""
-        return models.register(self.client, self.id, model, description)
+    def register_model(
+        self, model: str, description: str = "", *, source: str | None = None
+    ) -> ModelVersion:
+        """Register this run's model as the next version of ``model``; ``source`` names the
+        run's artifact that is the model (e.g. "model.pkl"), which must be logged first."""
+        return models.register(self.client, self.id, model, description, source=source)
 
     def log_model(self, name: str, description: str = "") -> str:
         """Record a model this run produced; returns its URN."""

@@ -46,8 +46,12 @@ class ModelVersion:
         return f"ModelVersion({self.model!r}, {self.version})"
 
 
-def register(client: Client, run_id: str, model: str, description: str = "") -> ModelVersion:
-    body = {"model": model, "description": description}
+def register(
+    client: Client, run_id: str, model: str, description: str = "", *, source: str | None = None
+) -> ModelVersion:
+    body: dict[str, Any] = {"model": model, "description": description}
+    if source is not None:
+        body["source"] = source
     public = client._call("POST", f"/runs/{run_id}/model-versions", json=body)
     return ModelVersion(client, ModelVersionPublic.model_validate(public))
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from modelyard.errors import NotFound
 from modelyard.metadata import tables as t
@@ -31,12 +32,27 @@ _VERSIONS = (
 )  # fmt: skip
 
 
-def _public(row: Any) -> ModelVersionPublic:
-    return ModelVersionPublic(
-        model=row.model, version=row.version, urn=model_version_urn(row.model, row.version),
-        run_id=row.run_id, run_name=row.run_name, project=row.project,
-        description=row.description, created_at=row.created_at, created_by=row.created_by,
-    )  # fmt: skip
+_PROPERTIES = select(t.aspect.c.urn, t.aspect.c.payload).where(
+    t.aspect.c.urn.in_(bindparam("urns", expanding=True)),
+    t.aspect.c.aspect == "model_version_properties",
+    t.aspect.c.version == 0,
+)
+
+
+def _public(conn: Connection, rows: Sequence[Any]) -> list[ModelVersionPublic]:
+    """Versions for index rows, their properties (the source artifact) read in one query."""
+    urns = [model_version_urn(r.model, r.version) for r in rows]
+    found = dict(conn.execute(_PROPERTIES, {"urns": urns}).all()) if urns else {}
+    return [
+        ModelVersionPublic(
+            model=row.model, version=row.version, urn=urn, run_id=row.run_id,
+            run_name=row.run_name, project=row.project, description=row.description,
+            created_at=row.created_at, created_by=row.created_by,
+            source=ModelVersionProperties.model_validate_json(found[urn]).source
+            if urn in found else None,
+        )
+        for urn, row in zip(urns, rows, strict=True)
+    ]  # fmt: skip
 
 
 def register_version(
@@ -47,6 +63,11 @@ def register_version(
 
     def work(tx: Tx) -> int:
         run = locked_run(tx, run_id)
+        if body.source is not None and not _has_artifact(tx.conn, run.pk, body.source):
+            raise NotFound(
+                f"run {run_id} has no artifact {body.source!r} to register as a model version; "
+                "log it before registering it"
+            )
         put_model(tx, ModelIn(name=body.model))
         # Writers registering versions of one model queue on the model's entity row.
         tx.lock(t.entity, t.entity.c.urn == model_urn(body.model))
@@ -65,7 +86,11 @@ def register_version(
         tx.put_aspect(
             urn,
             ModelVersionProperties(
-                model=body.model, version=version, run_id=run_id, description=body.description
+                model=body.model,
+                version=version,
+                run_id=run_id,
+                description=body.description,
+                source=body.source,
             ),
         )
         return version
@@ -74,15 +99,23 @@ def register_version(
     return get_version(store, model=body.model, version=version)
 
 
+def _has_artifact(conn: Connection, run_pk: int, path: str) -> bool:
+    a = t.artifact
+    return (
+        conn.execute(select(a.c.path).where(a.c.run_pk == run_pk, a.c.path == path)).first()
+        is not None
+    )
+
+
 def get_version(store: Store, *, model: str, version: int) -> ModelVersionPublic:
     model = typed_name(model)
     with store.read() as conn:
         row = conn.execute(
             _VERSIONS.where(t.model_version.c.model == model, t.model_version.c.version == version)
         ).first()
-    if row is None:
-        raise NotFound(f"model {model!r} has no version {version}")
-    return _public(row)
+        if row is None:
+            raise NotFound(f"model {model!r} has no version {version}")
+        return _public(conn, [row])[0]
 
 
 def version_evaluations(store: Store, *, model: str, version: int) -> list[EvaluationPublic]:
@@ -100,9 +133,20 @@ def list_versions(store: Store, *, model: str) -> list[ModelVersionPublic]:
             )
         ).all()
         known = bool(rows) or bool(entity_exists(conn, [model_urn(model)]))
-    if not known:
-        raise NotFound(f"there is no model {model!r}")
-    return [_public(r) for r in rows]
+        if not known:
+            raise NotFound(f"there is no model {model!r}")
+        return _public(conn, rows)
+
+
+def versions_made_by(store: Store, *, run_id: str) -> list[ModelVersionPublic]:
+    """The model versions a run registered, in the order it registered them."""
+    with store.read() as conn:
+        rows = conn.execute(
+            _VERSIONS.where(t.run.c.id == run_id).order_by(
+                t.model_version.c.created_at, t.model_version.c.model, t.model_version.c.version
+            )
+        ).all()
+        return _public(conn, rows)
 
 
 def list_models(store: Store) -> list[ModelPublic]:

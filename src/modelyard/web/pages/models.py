@@ -10,8 +10,8 @@ from starlette.responses import HTMLResponse
 from modelyard.api.deps import StoreDep
 from modelyard.metadata.store import Store
 from modelyard.schemas import Serial
-from modelyard.services import evaluations, models
-from modelyard.web.pages.evaluations import KEY_METRICS
+from modelyard.services import comparisons, models
+from modelyard.web.pages.evaluations import KEY_METRICS, MAX_COMPARED
 from modelyard.web.templating import render
 
 router = APIRouter()
@@ -23,22 +23,27 @@ def model_list(request: Request, store: StoreDep) -> HTMLResponse:
 
 
 def version_context(store: Store, model: str, version: int) -> dict[str, Any]:
+    found = comparisons.for_version(store, model=model, version=version, limit=MAX_COMPARED)
     return {
         "nav": "models",
-        "model_version": models.get_version(store, model=model, version=version),
-        "evaluations": evaluations.list_version_evaluations(store, model=model, version=version),
+        "model_version": found.version,
+        "evaluations": found.evaluations,
+        "evaluation_of": found.version,
+        "comparisons": found.datasets,
         "key_metrics": KEY_METRICS,
     }
 
 
 @router.get("/models/{model:path}/versions/{version}", response_class=HTMLResponse)
 def version_page(request: Request, model: str, version: Serial, store: StoreDep) -> HTMLResponse:
-    """A model version: the run that made it and its evaluations."""
+    """A model version: the run that made it, its evaluations and its run's, and comparisons
+    with the model's other versions."""
     return render(request, "model_version.html", version_context(store, model, version))
 
 
 @router.get("/models/{model:path}", response_class=HTMLResponse)
 def model_page(request: Request, model: str, store: StoreDep) -> HTMLResponse:
-    versions = models.list_versions(store, model=model)
-    context = {"nav": "models", "model": model, "versions": versions}
+    """A model's versions and the comparisons of their evaluations on offer."""
+    versions, comparable = comparisons.for_model(store, model=model, limit=MAX_COMPARED)
+    context = {"nav": "models", "model": model, "versions": versions, "comparable": comparable}
     return render(request, "model.html", context)

@@ -12,7 +12,7 @@ from modelyard.api.deps import ArtifactsDep, StoreDep
 from modelyard.artifacts.base import ArtifactStore
 from modelyard.metadata.store import Store
 from modelyard.schemas import RunPublic, StepPublic
-from modelyard.services import artifacts, previews, runs, steps
+from modelyard.services import artifacts, models, previews, runs, steps
 from modelyard.web.graph import Layout, layered, longest_path_layers
 from modelyard.web.templating import render
 
@@ -58,6 +58,7 @@ def run_context(store: Store, run_id: str) -> dict[str, Any]:
         "tags": sorted(run.tags.items()),
         "metrics": sorted(run.metrics.items()),
         "artifacts": artifacts.list_artifacts(store, run_id=run_id),
+        "model_versions": models.versions_made_by(store, run_id=run_id),
         "oob": False,
         **pipeline_context(store, run),
     }

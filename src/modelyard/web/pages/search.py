@@ -12,9 +12,10 @@ from modelyard.api.deps import StoreDep
 from modelyard.errors import InvalidInput
 from modelyard.metadata.store import Store
 from modelyard.schemas import RunPublic, RunSearch
-from modelyard.services import entities, projects, runs, search
+from modelyard.services import comparisons, entities, projects, runs, search
 from modelyard.services.search_grammar import quote_string
 from modelyard.services.series import MAX_RUNS
+from modelyard.web.pages.evaluations import MAX_COMPARED
 from modelyard.web.templating import render
 from modelyard.web.urls import entity_page
 
@@ -101,6 +102,7 @@ def compare_context(store: Store, run_ids: list[str], only_diff: bool) -> dict[s
         "metrics": metric_rows(compared),
         "projects": sorted({r.project for r in compared}),
         "run_query": "&".join(f"run={r.run_id}" for r in compared),
+        "evaluations": comparisons.for_runs(store, runs=compared, limit=MAX_COMPARED),
     }
 
 
