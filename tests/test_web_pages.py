@@ -197,6 +197,7 @@ def test_compare_shows_deltas_and_the_better_run(api: httpx.Client) -> None:
         run_id = new_run(api, "cmp", name=f"m{i}", params={"lr": lr, "depth": "6"})
         loss_history = [{"key": "loss", "value": loss + 0.1 * s, "step": 1 - s} for s in (1, 0)]
         log(api, run_id, metrics=[{"key": "auc", "value": auc}, *loss_history])
+        assert api.patch(f"{API}/runs/{run_id}", json={"status": "finished"}).status_code == 200
         ids.append(run_id)
     doc = get_page(api, "/compare?" + "&".join(f"run={r}" for r in ids))
     rows = {
@@ -224,6 +225,29 @@ def test_compare_shows_deltas_and_the_better_run(api: httpx.Client) -> None:
     assert 'id="values-only"' in doc
     figure = api.get(html.unescape(srcs[0])).json()
     assert sorted(t["name"] for t in figure["data"]) == ["m0", "m1", "m2"]
+
+
+def test_a_running_runs_lead_is_best_so_far_never_plain_best(api: httpx.Client) -> None:
+    ids = []
+    for i, (loss, status) in enumerate([(0.3, "finished"), (0.4, "finished"), (0.2, None)]):
+        run_id = new_run(api, "cmp-live", name=f"r{i}")
+        log(api, run_id, metrics=[{"key": "loss", "value": loss}])
+        if status:
+            assert api.patch(f"{API}/runs/{run_id}", json={"status": status}).status_code == 200
+        ids.append(run_id)
+    doc = get_page(api, "/compare?" + "&".join(f"run={r}" for r in ids))
+    (row,) = rows_of(doc, "compare-metrics")
+    cells = re.findall(r"<td.*?</td>", row, re.S)
+    # the best of the ended runs is r0's 0.3; the running r2 leads with a partial 0.2
+    assert ["data-best" in c for c in cells] == [True, False, False]
+    assert ["data-lead-so-far" in c for c in cells] == [False, False, True]
+    assert "best so far (running)" in text_of(cells[2])
+    # once it has ended, its value is the best
+    assert api.patch(f"{API}/runs/{ids[2]}", json={"status": "finished"}).status_code == 200
+    doc = get_page(api, "/compare?" + "&".join(f"run={r}" for r in ids))
+    cells = re.findall(r"<td.*?</td>", rows_of(doc, "compare-metrics")[0], re.S)
+    assert ["data-best" in c for c in cells] == [False, False, True]
+    assert "best so far" not in doc
 
 
 def test_compare_needs_two_runs(api: httpx.Client) -> None:

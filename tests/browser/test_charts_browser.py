@@ -140,6 +140,7 @@ def test_run_comparison_marks_differing_params_and_a_running_runs_lead(
     row = page.locator("#compare-metrics tr[data-metric='train_loss'] td")
     nightly = row.nth(2)
     assert nightly.get_attribute("data-best") is None
+    assert nightly.get_attribute("data-lead-so-far") is not None
     expect(nightly).to_contain_text(re.compile(r"best so far \((running|lost)\)"))
     assert [row.nth(i).get_attribute("data-best") is not None for i in range(3)] == [
         True,
