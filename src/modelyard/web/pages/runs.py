@@ -14,7 +14,6 @@ from modelyard.artifacts.base import ArtifactStore
 from modelyard.metadata.store import Store
 from modelyard.schemas import LatestMetric, RunPublic, StepPublic
 from modelyard.services import artifacts, previews, runs, series, steps
-from modelyard.web.colors import run_color
 from modelyard.web.graph import Layout, layered, longest_path_layers
 from modelyard.web.templating import render
 
@@ -87,7 +86,6 @@ def run_context(store: Store, run_id: str) -> dict[str, Any]:
         "params": sorted(run.params.items()),
         "tags": sorted(run.tags.items()),
         "metrics": metrics,
-        "run_color": run_color(run.run_id),
         "artifacts": artifacts.list_artifacts(store, run_id=run_id),
         "oob": False,
         **pipeline_context(store, run),
