@@ -195,7 +195,9 @@ def test_compare_shows_deltas_and_the_better_run(api: httpx.Client) -> None:
     ids = []
     for i, (auc, loss, lr) in enumerate(values):
         run_id = new_run(api, "cmp", name=f"m{i}", params={"lr": lr, "depth": "6"})
-        log(api, run_id, metrics=[{"key": "auc", "value": auc}, {"key": "loss", "value": loss}])
+        loss_history = [{"key": "loss", "value": loss + 0.1 * s, "step": 1 - s} for s in (1, 0)]
+        log(api, run_id, metrics=[{"key": "auc", "value": auc}, *loss_history])
+        assert api.patch(f"{API}/runs/{run_id}", json={"status": "finished"}).status_code == 200
         ids.append(run_id)
     doc = get_page(api, "/compare?" + "&".join(f"run={r}" for r in ids))
     rows = {
@@ -215,11 +217,37 @@ def test_compare_shows_deltas_and_the_better_run(api: httpx.Client) -> None:
     assert [re.search(r"<th>(\w+)</th>", r).group(1) for r in rows_of(only, "compare-params")] == [
         "lr"
     ]
-    # one overlaid chart per metric, fetched with every run
+    # one overlaid chart per metric with a history, fetched with every run; a metric logged
+    # once is a value in the table, not a chart
     srcs = re.findall(r'data-chart-src="([^"]+)"', doc)
-    assert len(srcs) == 2
+    assert len(srcs) == 1
+    assert "key=loss" in srcs[0]
+    assert 'id="values-only"' in doc
     figure = api.get(html.unescape(srcs[0])).json()
     assert sorted(t["name"] for t in figure["data"]) == ["m0", "m1", "m2"]
+
+
+def test_a_running_runs_lead_is_best_so_far_never_plain_best(api: httpx.Client) -> None:
+    ids = []
+    for i, (loss, status) in enumerate([(0.3, "finished"), (0.4, "finished"), (0.2, None)]):
+        run_id = new_run(api, "cmp-live", name=f"r{i}")
+        log(api, run_id, metrics=[{"key": "loss", "value": loss}])
+        if status:
+            assert api.patch(f"{API}/runs/{run_id}", json={"status": status}).status_code == 200
+        ids.append(run_id)
+    doc = get_page(api, "/compare?" + "&".join(f"run={r}" for r in ids))
+    (row,) = rows_of(doc, "compare-metrics")
+    cells = re.findall(r"<td.*?</td>", row, re.S)
+    # the best of the ended runs is r0's 0.3; the running r2 leads with a partial 0.2
+    assert ["data-best" in c for c in cells] == [True, False, False]
+    assert ["data-lead-so-far" in c for c in cells] == [False, False, True]
+    assert "best so far (running)" in text_of(cells[2])
+    # once it has ended, its value is the best
+    assert api.patch(f"{API}/runs/{ids[2]}", json={"status": "finished"}).status_code == 200
+    doc = get_page(api, "/compare?" + "&".join(f"run={r}" for r in ids))
+    cells = re.findall(r"<td.*?</td>", rows_of(doc, "compare-metrics")[0], re.S)
+    assert ["data-best" in c for c in cells] == [False, False, True]
+    assert "best so far" not in doc
 
 
 def test_compare_needs_two_runs(api: httpx.Client) -> None:
@@ -326,7 +354,7 @@ def test_metric_chart_is_reduced_but_keeps_every_extreme(api: httpx.Client) -> N
     assert min(trace["y"]) == -1e6
     assert trace["x"][0] == 0
     assert trace["x"][-1] == n - 1
-    note = figure["layout"]["annotations"][0]["text"]
+    note = figure["meta"]["note"]
     assert f"of {n + 1:,} points shown" in note
     assert "1 NaN not drawn" in note
     # zoomed in far enough, every point in the window is drawn exactly
@@ -364,7 +392,10 @@ def test_chart_of_an_unlogged_metric_is_a_json_404(api: httpx.Client) -> None:
 
 # --- static assets
 def test_assets_carry_their_content_hash_and_are_cached_for_good(api: httpx.Client) -> None:
-    doc = get_page(api, "/compare?run=" + new_run(api) + "&run=" + new_run(api))
+    ids = [new_run(api), new_run(api)]
+    for run_id in ids:  # a history to chart, so the page loads Plotly
+        log(api, run_id, metrics=[{"key": "loss", "value": 1.0 / s, "step": s} for s in (1, 2)])
+    doc = get_page(api, "/compare?run=" + ids[0] + "&run=" + ids[1])
     urls = re.findall(r'(?:href|src)="(/static/[0-9a-f]{12}/[^"]+)"', doc)
     names = {u.rsplit("/", 1)[1] for u in urls}
     assert {"modelyard.css", "modelyard.js", "plotly.min.js", "htmx-2.0.11.min.js"} <= names

@@ -181,6 +181,28 @@ def test_metric_charts_load_lazily_one_per_key(api: httpx.Client) -> None:
     assert figure.json()["data"][0]["y"][:3] == [0.0, 1.0, 2.0]
 
 
+def test_metrics_logged_at_one_step_are_values_and_histories_are_charts(
+    api: httpx.Client,
+) -> None:
+    rid = new_run(api, "charts")
+    points = [
+        {"key": "auc", "value": 0.912345, "step": 0},
+        {"key": "acc", "value": 0.5, "step": 3},  # twice at one step: still a value
+        {"key": "acc", "value": 0.75, "step": 3},
+        {"key": "loss", "value": 1.0, "step": 0},
+        {"key": "loss", "value": 0.5, "step": 1},
+    ]
+    log_metrics(api, rid, points)
+    text = get_page(api, f"/runs/{rid}")
+    charts = Page(text).having("data-chart-src")
+    assert [c["id"] for c in charts] == ["metric-3"]  # loss, third in key order
+    assert "key=loss" in charts[0]["data-chart-src"]
+    tiles = re.findall(r'<div class="metric-tile" id="([^"]+)" data-metric="([^"]+)"', text)
+    assert tiles == [("metric-1", "acc"), ("metric-2", "auc")]
+    assert ">0.9123<" in text  # four significant digits
+    assert "2 points at this step" in text
+
+
 def test_unknown_run_is_a_friendly_404(api: httpx.Client) -> None:
     for path in ("/runs/nope", "/runs/nope/pipeline", "/runs/nope/artifacts/a.txt"):
         text = get_page(api, path, status=404)

@@ -109,10 +109,11 @@ def test_selecting_runs_leads_to_their_comparison(page: Page) -> None:
     page.goto(f"/projects/{CANCER}")
     button = page.get_by_role("button", name="Compare selected")
     expect(button).to_be_disabled()
-    boxes = page.locator("#runs-table tbody input[name=run]")
-    boxes.nth(0).check()
+    # two runs with a training curve, so the comparison has a history to chart
+    rows = page.locator("#runs-table tbody tr")
+    rows.filter(has_text="gbm-1").locator("input[name=run]").check()
     expect(button).to_be_disabled()
-    boxes.nth(1).check()
+    rows.filter(has_text="gbm-2").locator("input[name=run]").check()
     expect(button).to_be_enabled()
     button.click()
     expect(page).to_have_url(re.compile(r"/compare\?run=\w+&run=\w+"))
@@ -120,7 +121,7 @@ def test_selecting_runs_leads_to_their_comparison(page: Page) -> None:
     # the overlaid metric charts load as they scroll into view
     first_chart = page.locator(".chart-plot").first
     first_chart.scroll_into_view_if_needed()
-    expect(first_chart).to_have_attribute("data-loaded", "1")
+    expect(first_chart).to_have_attribute("data-loaded", "1", timeout=15_000)
     traces = first_chart.evaluate("(el) => el.data.length")
     assert traces == 2
 

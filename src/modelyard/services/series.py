@@ -10,7 +10,7 @@ a few thousand points instead of millions. Zooming asks again for the visible ra
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -293,6 +293,18 @@ def series_chunks(
             yield (h.steps if axis == "step" else h.timestamps), h.values
 
     return walk
+
+
+def metric_extents(store: Store, *, run_ids: Sequence[str]) -> dict[str, dict[str, Extent]]:
+    """How many points each metric of each run holds and the steps they span, read at once
+    from the blocks' descriptions: what tells a history (a chart) from a value logged once."""
+    with store.read() as conn:
+        return series_store.run_extents(conn, run_ids)
+
+
+def has_history(extent: Extent | None) -> bool:
+    """Whether a metric was logged at two or more steps, so that a line has a shape."""
+    return extent is not None and extent.points > 1 and extent.max_step > extent.min_step
 
 
 def metric_series(

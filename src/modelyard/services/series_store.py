@@ -630,6 +630,28 @@ def extent(conn: Connection, owner: Owner, key: str, *, what: str = "this run") 
     return Extent(int(points), int(low), int(high))
 
 
+def run_extents(conn: Connection, run_ids: Sequence[str]) -> dict[str, dict[str, Extent]]:
+    """Per run id, per metric key: the metric's extent, for every metric of every run named,
+    in one query over the blocks' descriptions."""
+    query = (
+        select(
+            t.run.c.id,
+            t.series_key.c.name,
+            func.sum(_SB.c.count),
+            func.min(_SB.c.min_step),
+            func.max(_SB.c.max_step),
+        )
+        .join(_SB, and_(_SB.c.owner_kind == t.SERIES_RUN, _SB.c.owner_id == t.run.c.pk))
+        .join(t.series_key, t.series_key.c.id == _SB.c.key_id)
+        .where(t.run.c.id.in_(list(run_ids)))
+        .group_by(t.run.c.id, t.series_key.c.name)
+    )
+    out: dict[str, dict[str, Extent]] = {run_id: {} for run_id in run_ids}
+    for run_id, key, points, low, high in conn.execute(query):
+        out[run_id][key] = Extent(int(points), int(low), int(high))
+    return out
+
+
 STREAM_CHUNK = 262_144  # points held at a time by a walk through a whole history
 
 

@@ -5,11 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelyard.services.series import SeriesSet
-
-PALETTE = [
-    "#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c",
-    "#0891b2", "#c026d3", "#65a30d", "#b45309", "#4f46e5",
-]  # fmt: skip
+from modelyard.web.colors import series_colors
 
 
 def _not_drawn(s: Any) -> str:
@@ -21,11 +17,14 @@ def _not_drawn(s: Any) -> str:
     return ", ".join(parts)
 
 
-def metric_figure(data: SeriesSet) -> dict[str, Any]:
-    """Line chart of one metric for one or more runs; notes what could not be drawn."""
+def metric_figure(data: SeriesSet, run_ids: list[str] | None = None) -> dict[str, Any]:
+    """Line chart of one metric for one or more runs, each in its run's colour among
+    ``run_ids`` (the runs of the page, in its order); notes what could not be drawn."""
+    order = list(dict.fromkeys([*(run_ids or []), *(s.run_id for s in data.series)]))
+    colors = dict(zip(order, series_colors(order), strict=True))
     traces = []
     notes = []
-    for i, s in enumerate(data.series):
+    for s in data.series:
         traces.append(
             {
                 "type": "scatter",
@@ -33,7 +32,7 @@ def metric_figure(data: SeriesSet) -> dict[str, Any]:
                 "name": s.run_name,
                 "x": s.x,
                 "y": s.y,
-                "line": {"width": 1.6, "color": PALETTE[i % len(PALETTE)]},
+                "line": {"width": 1.6, "color": colors[s.run_id]},
                 "marker": {"size": 4},
                 "hovertemplate": "%{y:.6g}<extra>" + s.run_name.replace("<", "&lt;") + "</extra>",
             }
@@ -52,24 +51,8 @@ def metric_figure(data: SeriesSet) -> dict[str, Any]:
     }
     if data.x_kind == "time":
         layout["xaxis"]["type"] = "date"
-    annotation = "; ".join(notes)
     if shown < total:
-        annotation = (
-            f"{shown:,} of {total:,} points shown, zoom for detail; " + annotation
-        ).rstrip("; ")
-    if annotation:
-        layout["annotations"] = [
-            {
-                "text": annotation,
-                "xref": "paper",
-                "yref": "paper",
-                "x": 1,
-                "y": 1.02,
-                "xanchor": "right",
-                "yanchor": "bottom",
-                "showarrow": False,
-                "font": {"size": 10},
-            }
-        ]
-        layout["margin"] = {"t": 24}
-    return {"data": traces, "layout": layout, "meta": {"shown": shown, "total": total}}
+        notes.insert(0, f"{shown:,} of {total:,} points shown, zoom for detail")
+    # The note goes under the chart (modelyard.js), where it cannot cover the legend.
+    meta = {"shown": shown, "total": total, "note": "; ".join(notes)}
+    return {"data": traces, "layout": layout, "meta": meta}

@@ -18,6 +18,7 @@ from modelyard._version import __version__
 from modelyard.times import ago as times_ago
 from modelyard.times import utc_iso, utc_text
 from modelyard.web.assets import Assets
+from modelyard.web.colors import run_color
 from modelyard.web.urls import entity_page
 
 
@@ -115,6 +116,7 @@ def make_environment(assets: Assets, extra_template_dirs: list[Path] | None = No
     env.globals.update(
         asset=assets.url,
         entity_page=entity_page,
+        run_color=run_color,  # one colour per run on every page (web/colors.py)
         version=__version__,
         urlencode=lambda pairs: urlencode(list(pairs), doseq=True),
     )

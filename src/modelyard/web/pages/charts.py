@@ -28,6 +28,6 @@ def metric_chart(
 ) -> Response:
     """One metric's history for one or more runs, with ``x0``/``x1`` for a zoomed range."""
     data = metric_series(store, run_ids=run, key=key, x0=x0, x1=x1, points=points)
-    body = orjson.dumps(metric_figure(data), option=orjson.OPT_SERIALIZE_NUMPY)
+    body = orjson.dumps(metric_figure(data, run), option=orjson.OPT_SERIALIZE_NUMPY)
     headers = {"Cache-Control": "no-store"}
     return compressed(request, body, Response, headers=headers, media_type="application/json")

@@ -24,13 +24,13 @@ from modelyard.metadata.store import Store
 from modelyard.plugins import Plugins
 from modelyard.schemas import EvaluationPublic
 from modelyard.services import evaluations, runs
+from modelyard.web.colors import series_colors
 from modelyard.web.templating import compressed, render
 
 router = APIRouter()
 chart_router = APIRouter()  # JSON for the pages' scripts: errors in the API's shape
 
 MAX_COMPARED = 8
-PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#db2777", "#0891b2", "#ca8a04", "#4b5563")
 
 
 @dataclass(slots=True)
@@ -58,9 +58,10 @@ def _labels(evs: list[EvaluationPublic]) -> list[str]:
 
 def load(store: Store, files: ArtifactStore, ids: list[str]) -> list[Loaded]:
     evs = evaluations.get_evaluations(store, evaluation_ids=ids)
+    colors = series_colors([e.run_id for e in evs])  # each run's colour, as on every page
     return [
-        Loaded(ev, evaluations.evaluation_result(files, ev), label, PALETTE[i % len(PALETTE)])
-        for i, (ev, label) in enumerate(zip(evs, _labels(evs), strict=True))
+        Loaded(ev, evaluations.evaluation_result(files, ev), label, color)
+        for ev, label, color in zip(evs, _labels(evs), colors, strict=True)
     ]
 
 

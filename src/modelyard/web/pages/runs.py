@@ -3,6 +3,7 @@ and artifacts; and each artifact's preview page."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,8 +12,8 @@ from starlette.responses import HTMLResponse
 from modelyard.api.deps import ArtifactsDep, StoreDep
 from modelyard.artifacts.base import ArtifactStore
 from modelyard.metadata.store import Store
-from modelyard.schemas import RunPublic, StepPublic
-from modelyard.services import artifacts, models, previews, runs, steps
+from modelyard.schemas import LatestMetric, RunPublic, StepPublic
+from modelyard.services import artifacts, models, previews, runs, series, steps
 from modelyard.web.graph import Layout, layered, longest_path_layers
 from modelyard.web.templating import render
 
@@ -23,6 +24,18 @@ router = APIRouter()
 POLL_EVERY = "2s"
 NODE_WIDTH = 190
 NODE_HEIGHT = 58
+
+
+@dataclass(frozen=True, slots=True)
+class MetricView:
+    """One metric on the run page: its latest point, and whether it has a history to chart
+    (logged at two or more steps) or is a value logged once."""
+
+    key: str
+    latest: LatestMetric
+    anchor: str  # the id its chart or value tile carries, for the metrics table to link to
+    points: int
+    history: bool
 
 
 def pipeline_layout(run_steps: list[StepPublic]) -> Layout:
@@ -49,14 +62,30 @@ def pipeline_context(store: Store, run: RunPublic) -> dict[str, Any]:
     }
 
 
+def metric_views(store: Store, run: RunPublic) -> list[MetricView]:
+    """The run's metrics in key order, each told apart as a history (charted) or a value."""
+    extents = series.metric_extents(store, run_ids=[run.run_id])[run.run_id]
+    return [
+        MetricView(
+            key=key,
+            latest=latest,
+            anchor=f"metric-{i}",
+            points=extents[key].points if key in extents else 1,
+            history=series.has_history(extents.get(key)),
+        )
+        for i, (key, latest) in enumerate(sorted(run.metrics.items()), start=1)
+    ]
+
+
 def run_context(store: Store, run_id: str) -> dict[str, Any]:
     run = runs.get_run(store, run_id=run_id)
+    metrics = metric_views(store, run)
     return {
         "nav": "projects",
-        "charts": True,
+        "charts": any(m.history for m in metrics),
         "params": sorted(run.params.items()),
         "tags": sorted(run.tags.items()),
-        "metrics": sorted(run.metrics.items()),
+        "metrics": metrics,
         "artifacts": artifacts.list_artifacts(store, run_id=run_id),
         "model_versions": models.versions_made_by(store, run_id=run_id),
         "oob": False,

@@ -12,9 +12,10 @@ from modelyard.api.deps import StoreDep
 from modelyard.errors import InvalidInput
 from modelyard.metadata.store import Store
 from modelyard.schemas import RunPublic, RunSearch
-from modelyard.services import comparisons, entities, projects, runs, search
+from modelyard.services import comparisons, entities, projects, runs, search, series
 from modelyard.services.search_grammar import quote_string
 from modelyard.services.series import MAX_RUNS
+from modelyard.web.colors import series_colors
 from modelyard.web.pages.evaluations import MAX_COMPARED
 from modelyard.web.templating import render
 from modelyard.web.urls import entity_page
@@ -41,15 +42,27 @@ def _numeric(run: RunPublic, key: str) -> float | None:
     return point.value
 
 
+# A run that has not ended (a lost one may yet come back) has a partial value: it is never
+# called the best, only "best so far (running)" when it leads every run compared.
+UNENDED = frozenset({"running", "lost"})
+
+
 def metric_rows(compared: list[RunPublic]) -> list[dict[str, Any]]:
-    """Per metric: each run's value, its delta from the first run, and the best run(s)."""
+    """Per metric: each run's value, its delta from the first run, the best of the runs that
+    have ended, and a running run whose partial value leads them all ("best so far")."""
     keys = sorted({k for r in compared for k in r.metrics})
+    settled = [r.status not in UNENDED for r in compared]
     rows = []
     for key in keys:
         values = [_numeric(r, key) for r in compared]
-        present = [v for v in values if v is not None]
         low = lower_is_better(key)
-        best = (min(present) if low else max(present)) if len(present) > 1 else None
+        present = [v for v in values if v is not None]
+        ended = [v for v, done in zip(values, settled, strict=True) if v is not None and done]
+        differ = len(set(present)) > 1
+        pick = min if low else max
+        leader = pick(present) if differ else None
+        # the best of the ended runs, when it beats another ended run or leads everyone
+        best = pick(ended) if ended and (len(set(ended)) > 1 or pick(ended) == leader) else None
         base = values[0]
         rows.append(
             {
@@ -59,9 +72,10 @@ def metric_rows(compared: list[RunPublic]) -> list[dict[str, Any]]:
                     {
                         "value": r.metrics[key].value if key in r.metrics else None,
                         "delta": None if v is None or base is None or i == 0 else v - base,
-                        "best": best is not None and v == best and len(set(present)) > 1,
+                        "best": done and best is not None and v == best,
+                        "best_so_far": not done and leader is not None and v == leader,
                     }
-                    for i, (r, v) in enumerate(zip(compared, values, strict=True))
+                    for i, (r, v, done) in enumerate(zip(compared, values, settled, strict=True))
                 ],
             }
         )
@@ -92,14 +106,21 @@ def compare_context(store: Store, run_ids: list[str], only_diff: bool) -> dict[s
         )
     compared = runs.get_runs(store, run_ids=ids)
     params = param_rows(compared)
+    metrics = metric_rows(compared)
+    extents = series.metric_extents(store, run_ids=ids)
+    histories = {k for e in extents.values() for k, x in e.items() if series.has_history(x)}
+    charted = [m["key"] for m in metrics if m["key"] in histories]
     return {
         "nav": "projects",
-        "charts": True,
+        "charts": bool(charted),
         "runs": compared,
+        "colors": series_colors([r.run_id for r in compared]),
+        "charted": charted,
+        "running": any(r.status in UNENDED for r in compared),
         "params": [p for p in params if p["differs"]] if only_diff else params,
         "param_total": len(params),
         "only_diff": only_diff,
-        "metrics": metric_rows(compared),
+        "metrics": metrics,
         "projects": sorted({r.project for r in compared}),
         "run_query": "&".join(f"run={r.run_id}" for r in compared),
         "evaluations": comparisons.for_runs(store, runs=compared, limit=MAX_COMPARED),

@@ -50,12 +50,40 @@
     });
   }
 
+  // Scripts of a page may adjust a figure before it is drawn (history charts: smoothing and a
+  // log axis). The figure as it came is kept on the element, so a change of mind redraws
+  // from it rather than from an adjusted copy.
+  var adjusters = [];
+
+  // What the figure says about itself ("1,500 of 90,000 points shown"), under the plot
+  // rather than on it, where it could cover a legend or an axis title.
+  function showNote(el, text) {
+    var note = el.parentNode && el.parentNode.querySelector(".chart-note");
+    if (!text) {
+      if (note) { note.remove(); }
+      return;
+    }
+    if (!note) {
+      note = document.createElement("p");
+      note.className = "chart-note muted small";
+      el.insertAdjacentElement("afterend", note);
+    }
+    note.textContent = text;
+  }
+
   function draw(el, figure) {
     if (!window.Plotly) { return; }
     if (!el.dataset.drawn) { el.textContent = ""; }  // the "loading" note, first time only
+    el._figure = figure;
+    adjusters.forEach(function (adjust) { figure = adjust(el, figure) || figure; });
     var data = figure.data || [];
     window.Plotly.react(el, data, themed(shortLabels(data, figure.layout || {})), CONFIG);
+    showNote(el, (figure.meta || {}).note || "");
     el.dataset.drawn = "1";
+  }
+
+  function redraw(el) {
+    if (el._figure) { draw(el, el._figure); }
   }
 
   // A fetched chart asks the server again for the visible range when the user zooms, so a
@@ -197,5 +225,10 @@
     init(document);
     document.body.addEventListener("htmx:afterSettle", function (ev) { init(ev.target); });
   });
-  window.modelyard = { draw: draw, fetchFigure: fetchFigure };
+  window.modelyard = {
+    draw: draw,
+    redraw: redraw,
+    fetchFigure: fetchFigure,
+    adjust: function (fn) { adjusters.push(fn); },
+  };
 })();
