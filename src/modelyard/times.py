@@ -18,3 +18,12 @@ def utc_text(ms: int, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """``ms`` formatted with ``fmt``; the raw number when no calendar date has it."""
     moment = utc_moment(ms)
     return f"{ms:,} ms" if moment is None else moment.strftime(fmt)
+
+
+def span_text(ms: int) -> str:
+    """A stretch of time in its largest whole unit: "45 s", "7 min", "3 h", "2 d"."""
+    seconds = max(0, ms) // 1000
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"

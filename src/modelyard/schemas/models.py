@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from modelyard.schemas._common import Description, Name, Strict
+from modelyard.schemas.runs import HeadlineMetric
 
 
 class ModelVersionCreate(Strict):
@@ -30,3 +31,8 @@ class ModelPublic(BaseModel):
     versions: int
     latest_version: int
     latest_at: int
+    headline: HeadlineMetric | None = Field(
+        default=None,
+        description="The headline metric of the runs that made the model's versions, and its "
+        "best value among them.",
+    )

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from modelyard._version import __version__
-from modelyard.times import utc_moment, utc_text
+from modelyard.times import span_text, utc_moment, utc_text
 from modelyard.web.assets import Assets
 from modelyard.web.urls import entity_page
 
@@ -122,6 +122,7 @@ def make_environment(assets: Assets, extra_template_dirs: list[Path] | None = No
         q=lambda v: quote(str(v), safe=""),
         pathq=path_quote,
         json=safe_json,
+        span=span_text,
     )
     env.globals.update(
         asset=assets.url,
