@@ -87,7 +87,7 @@ def silent_for(run: RunPublic, *, stale_after_ms: int, now: int | None = None) -
     a run heard from since, one that is not running, or when ``stale_after_ms`` is 0."""
     if run.status != "running" or stale_after_ms <= 0:
         return None
-    heard = max(run.last_heartbeat or run.start_time, run.start_time)
+    heard = run.last_heartbeat if run.last_heartbeat is not None else run.start_time
     silence = (now if now is not None else now_ms()) - heard
     return silence if silence > stale_after_ms else None
 
