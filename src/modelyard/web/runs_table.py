@@ -96,22 +96,31 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def table_cells(columns: list[Column], runs: list[RunPublic]) -> list[list[Cell]]:
+@dataclass(frozen=True, slots=True)
+class Cells:
+    rows: list[list[Cell]]  # one list of cells per run
+    numeric: list[bool]  # per column: right-aligned
+
+
+def table_cells(columns: list[Column], runs: list[RunPublic]) -> Cells:
     """Each run's cells, row by row. A metric column shows its values with the same decimals
     (see :func:`modelyard.floats.column_text`); a param or tag column whose values are all
     numbers is right-aligned too, its values shown as they were logged."""
     by_column: list[list[Cell]] = []
+    numeric: list[bool] = []
     for c in columns:
         values = [c.value(run) for run in runs]
         if c.kind == "metric":
             texts = column_text(values)
             exact = ["" if v is None else str(v) for v in values]
             by_column.append([Cell(t, e, True) for t, e in zip(texts, exact, strict=True)])
+            numeric.append(True)
             continue
         shown = [v for v in values if v]
-        numeric = bool(shown) and all(_is_number(v) for v in shown)
-        by_column.append([Cell(v or "", v or "", numeric) for v in values])
-    return [list(row) for row in zip(*by_column, strict=True)] if columns else [[] for _ in runs]
+        numeric.append(bool(shown) and all(_is_number(v) for v in shown))
+        by_column.append([Cell(v or "", v or "", numeric[-1]) for v in values])
+    rows = [list(row) for row in zip(*by_column, strict=True)] if columns else [[] for _ in runs]
+    return Cells(rows, numeric)
 
 
 def _query(state: dict[str, Any], **changes: Any) -> str:

@@ -70,6 +70,7 @@ def project_context(store: Store, ref: str, q: TableQuery) -> dict[str, Any]:
     columns: list[Column] = choose_columns(keys, q.col)
     size = q.size if q.size in PAGE_SIZES else 50
     result, error = _search(store, project.name, q, size)
+    cells = table_cells(columns, result.runs)
     state = {"filter": q.filter, "order": q.order, "col": [c.field for c in columns], "size": size}
     return {
         "nav": "projects",
@@ -77,7 +78,8 @@ def project_context(store: Store, ref: str, q: TableQuery) -> dict[str, Any]:
         "keys": keys,
         "columns": columns,
         "groups": column_groups(columns),
-        "rows": list(zip(result.runs, table_cells(columns, result.runs), strict=True)),
+        "cells": cells,
+        "rows": list(zip(result.runs, cells.rows, strict=True)),
         "error": error,
         "unknown_keys": search.unknown_keys(q.filter, keys) if not error else [],
         "state": state,
