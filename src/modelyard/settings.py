@@ -148,6 +148,13 @@ class Settings(BaseSettings):
         "the server marks it lost; it is running again when its client is heard from. The "
         "server looks every min(60, this / 4) seconds and at start; 0 never marks runs lost.",
     )
+    run_stale_after_seconds: float = Field(
+        default=120,
+        ge=0,
+        description="Seconds a running run may go without a sign of life before the portal "
+        "flags it as possibly stale (in the runs table and on its page), a warning before "
+        "MODELYARD_RUN_LOST_AFTER_SECONDS marks it lost; 0 never flags runs.",
+    )
     max_batch_points: int = Field(
         default=100_000, ge=1, description="Most metric points accepted in one request."
     )

@@ -48,3 +48,12 @@ def ago(ms: int | None, now: float | None = None) -> str:
 def is_time_field(name: str, value: object) -> bool:
     """Whether an aspect's field holds a time: an integer under a name like "start_time"."""
     return isinstance(value, int) and not isinstance(value, bool) and bool(TIME_FIELD.search(name))
+
+
+def span_text(ms: int) -> str:
+    """A stretch of time in its largest whole unit: "45 s", "7 min", "3 h", "2 d"."""
+    seconds = max(0, ms) // 1000
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"

@@ -54,7 +54,7 @@ def test_slash_goes_to_the_search_box_except_while_typing(page: Page) -> None:
 
 
 def _column(page: Page, title: str) -> list[str]:
-    index = page.locator("#runs-table thead th").evaluate_all(
+    index = page.locator("#runs-table thead tr.column-keys th").evaluate_all(
         f"(ths) => ths.findIndex((th) => th.title === {title!r})"
     )
     assert index >= 0, f"no column {title}"

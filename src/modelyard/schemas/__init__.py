@@ -42,6 +42,7 @@ from modelyard.schemas.metrics import BatchLog, MetricHistory, MetricPointIn, Po
 from modelyard.schemas.models import ModelPublic, ModelVersionCreate, ModelVersionPublic
 from modelyard.schemas.projects import ProjectCreate, ProjectPublic, ProjectUpdate
 from modelyard.schemas.runs import (
+    HeadlineMetric,
     Heartbeat,
     LatestMetric,
     ParamsLog,
@@ -68,6 +69,7 @@ __all__ = [
     "ErrorText",
     "EvaluationCreate",
     "EvaluationPublic",
+    "HeadlineMetric",
     "Heartbeat",
     "Int64",
     "Key",

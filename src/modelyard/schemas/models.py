@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from modelyard.limits import MAX_ARTIFACT_PATH
 from modelyard.schemas._common import Description, Name, Strict
+from modelyard.schemas.runs import HeadlineMetric
 
 ArtifactPath = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ARTIFACT_PATH)]
 
@@ -38,3 +39,8 @@ class ModelPublic(BaseModel):
     versions: int
     latest_version: int
     latest_at: int
+    headline: HeadlineMetric | None = Field(
+        default=None,
+        description="The headline metric of the runs that made the model's versions, and its "
+        "best value among them.",
+    )

@@ -45,6 +45,17 @@ class LatestMetric(BaseModel):
     timestamp: int
 
 
+class HeadlineMetric(BaseModel):
+    """The metric that heads a list of runs (a project's, or a model's versions'), and its
+    best value among them; see modelyard.services.headlines for how it is chosen."""
+
+    key: str
+    value: float | str = Field(description="The best of the runs' latest values.")
+    higher_is_better: bool
+    runs: int = Field(description="How many of the runs logged the metric.")
+    run_id: str = Field(description="A run that reached the best value.")
+
+
 class RunPublic(BaseModel):
     run_id: str
     urn: str

@@ -81,6 +81,17 @@ def _mark_lost(tx: Tx, cutoff: int) -> int:
     return len(rows)
 
 
+def silent_for(run: RunPublic, *, stale_after_ms: int, now: int | None = None) -> int | None:
+    """How long (ms) a running run has gone without a sign of life from its client, when that
+    is longer than ``stale_after_ms``: the run is possibly stale, though not yet lost. None for
+    a run heard from since, one that is not running, or when ``stale_after_ms`` is 0."""
+    if run.status != "running" or stale_after_ms <= 0:
+        return None
+    heard = run.last_heartbeat if run.last_heartbeat is not None else run.start_time
+    silence = (now if now is not None else now_ms()) - heard
+    return silence if silence > stale_after_ms else None
+
+
 def sweep_interval(lost_after_s: float) -> float:
     return min(SWEEP_EVERY_S, lost_after_s / 4)
 

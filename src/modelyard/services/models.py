@@ -22,6 +22,7 @@ from modelyard.schemas import (
 from modelyard.schemas._common import typed_name
 from modelyard.services import evaluations
 from modelyard.services.entities import put_model
+from modelyard.services.headlines import model_headlines
 from modelyard.services.runs import locked_run
 
 _VERSIONS = (
@@ -162,6 +163,7 @@ def list_models(store: Store) -> list[ModelPublic]:
             .group_by(mv.c.model)
             .order_by(mv.c.model)
         ).all()
+        best = model_headlines(conn)
     return [
         ModelPublic(
             name=r.model,
@@ -169,6 +171,7 @@ def list_models(store: Store) -> list[ModelPublic]:
             versions=r.n,
             latest_version=r.latest,
             latest_at=r.latest_at,
+            headline=best.get(r.model),
         )
         for r in rows
     ]

@@ -13,6 +13,7 @@ from modelyard.metadata.store import Store, Tx, dialect_insert
 from modelyard.metadata.urn import project_urn
 from modelyard.schemas import ProjectCreate, ProjectPublic, ProjectUpdate
 from modelyard.schemas._common import name_key, typed_name
+from modelyard.services.headlines import project_headlines
 
 
 def project_row(conn: Connection, ref: str | int) -> Row[tuple[object, ...]]:
@@ -145,7 +146,11 @@ def list_projects(store: Store) -> list[ProjectPublic]:
             .outerjoin(counts, counts.c.project_id == t.project.c.id)
             .order_by(t.project.c.name)
         ).all()
-    return [_public(r, r.run_count, r.last_run_at) for r in rows]
+        best = project_headlines(conn)
+    return [
+        _public(r, r.run_count, r.last_run_at).model_copy(update={"headline": best.get(r.id)})
+        for r in rows
+    ]
 
 
 def project_keys(store: Store, *, project_id: int) -> dict[str, list[str]]:

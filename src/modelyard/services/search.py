@@ -12,6 +12,7 @@ LIKE ignores case) and ``ilike`` ignores the case of ASCII letters on both.
 from __future__ import annotations
 
 import base64
+import difflib
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ from modelyard.services.search_grammar import (
 )
 
 MAX_ORDER_TERMS = 10
+KIND_NAMES = {"metric": "a metric", "param": "a param", "tag": "a tag"}
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ASCII_LOWER = str.maketrans(_UPPER, _UPPER.lower())
 
@@ -428,3 +430,62 @@ def _segment_query(
             query = query.order_by(key.expr.is_(None))
         query = query.order_by(key.expr.desc() if key.desc else key.expr.asc())
     return query
+
+
+# --- filters over keys no run has
+@dataclass(frozen=True)
+class UnknownKey:
+    """A key a filter names that no run in the project has, and what the user may have meant."""
+
+    kind: str  # metric, param or tag
+    key: str
+    suggestions: list[str]  # keys of the same kind that look alike
+    other_kinds: list[str]  # kinds that do have a key of this name
+
+    @property
+    def message(self) -> str:
+        text = f"No run in this project has {KIND_NAMES[self.kind]} named {self.key!r}"
+        meant = [f"{KIND_PREFIX_NAMES[k]}.{self.key}" for k in self.other_kinds]
+        meant += [repr(k) for k in self.suggestions]
+        return text + ("; did you mean " + " or ".join(meant) + "?" if meant else ".")
+
+
+KIND_PREFIX_NAMES = {"metric": "metrics", "param": "params", "tag": "tags"}
+
+
+def _named_keys(node: Node | None) -> list[tuple[str, str]]:
+    """The (kind, key) of every metric, param and tag comparison in a filter, in order."""
+    if node is None:
+        return []
+    if isinstance(node, BoolOp):
+        return [pair for item in node.items for pair in _named_keys(item)]
+    if isinstance(node, Not):
+        return _named_keys(node.item)
+    return [] if node.kind == "attribute" else [(node.kind, node.key)]
+
+
+def look_alike(key: str, keys: list[str], n: int = 3) -> list[str]:
+    """Keys that ``key`` may have meant: those that start with or contain it (ignoring case),
+    then the closest by difflib's similarity."""
+    folded = key.casefold()
+    near = [k for k in keys if k.casefold().startswith(folded)]
+    near += [k for k in keys if folded in k.casefold() and k not in near]
+    near += difflib.get_close_matches(key, keys, n=n, cutoff=0.5)
+    return list(dict.fromkeys(near))[:n]
+
+
+def unknown_keys(filter_text: str, keys: dict[str, list[str]]) -> list[UnknownKey]:
+    """The keys a filter names that no run of the project has, given the project's keys by
+    kind (:func:`modelyard.services.projects.project_keys`). A filter that does not parse
+    has none: its syntax error is the message."""
+    try:
+        node = parse_filter(filter_text)
+    except InvalidInput:
+        return []
+    found: list[UnknownKey] = []
+    for kind, key in dict.fromkeys(_named_keys(node)):
+        if key in keys.get(kind, []):
+            continue
+        others = [k for k in ("metric", "param", "tag") if k != kind and key in keys.get(k, [])]
+        found.append(UnknownKey(kind, key, look_alike(key, keys.get(kind, [])), others))
+    return found

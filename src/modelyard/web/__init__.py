@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -12,6 +13,7 @@ from starlette.responses import HTMLResponse, Response
 from modelyard.routing import ErrorInfo
 from modelyard.schemas import RunSearch
 from modelyard.services import search
+from modelyard.services.liveness import silent_for
 from modelyard.web.assets import default_assets
 from modelyard.web.templating import make_environment, render
 
@@ -67,6 +69,9 @@ def install_web(app: FastAPI) -> None:
     assets = default_assets(plugins.static_dirs())
     app.state.assets = assets
     app.state.templates = make_environment(assets, plugins.template_dirs())
+    # Whether a running run has been silent long enough to flag, as every page shows runs.
+    stale_after_ms = int(app.state.settings.run_stale_after_seconds * 1000)
+    app.state.templates.globals["silent_for"] = partial(silent_for, stale_after_ms=stale_after_ms)
 
     @app.get("/static/{digest}/{name:path}", include_in_schema=False)
     def static(request: Request, digest: str, name: str) -> Response:

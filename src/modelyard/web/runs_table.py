@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from modelyard.floats import column_text
 from modelyard.schemas import RunPublic
 
 KIND_PREFIX = {"metric": "metrics", "param": "params", "tag": "tags"}
+GROUP_LABEL = {"metric": "Metrics", "param": "Params", "tag": "Tags"}
 PREFIX_KIND = {v: k for k, v in KIND_PREFIX.items()}
 DEFAULT_METRICS = 6
 DEFAULT_PARAMS = 4
@@ -59,6 +61,66 @@ def choose_columns(keys: dict[str, list[str]], requested: list[str] | None) -> l
     return [Column("metric", k) for k in keys.get("metric", [])[:DEFAULT_METRICS]] + [
         Column("param", k) for k in keys.get("param", [])[:DEFAULT_PARAMS]
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    text: str
+    exact: str  # the whole value, for the cell's tooltip
+    numeric: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    label: str
+    span: int
+
+
+def column_groups(columns: list[Column]) -> list[Group]:
+    """The header above the keys: one group per stretch of columns of one kind."""
+    groups: list[Group] = []
+    for c in columns:
+        label = GROUP_LABEL[c.kind]
+        if groups and groups[-1].label == label:
+            groups[-1] = Group(label, groups[-1].span + 1)
+        else:
+            groups.append(Group(label, 1))
+    return groups
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Cells:
+    rows: list[list[Cell]]  # one list of cells per run
+    numeric: list[bool]  # per column: right-aligned
+
+
+def table_cells(columns: list[Column], runs: list[RunPublic]) -> Cells:
+    """Each run's cells, row by row. A metric column shows its values with the same decimals
+    (see :func:`modelyard.floats.column_text`); a param or tag column whose values are all
+    numbers is right-aligned too, its values shown as they were logged."""
+    by_column: list[list[Cell]] = []
+    numeric: list[bool] = []
+    for c in columns:
+        values = [c.value(run) for run in runs]
+        if c.kind == "metric":
+            texts = column_text(values)
+            exact = ["" if v is None else str(v) for v in values]
+            by_column.append([Cell(t, e, True) for t, e in zip(texts, exact, strict=True)])
+            numeric.append(True)
+            continue
+        shown = [v for v in values if v]
+        numeric.append(bool(shown) and all(_is_number(v) for v in shown))
+        by_column.append([Cell(v or "", v or "", numeric[-1]) for v in values])
+    rows = [list(row) for row in zip(*by_column, strict=True)] if columns else [[] for _ in runs]
+    return Cells(rows, numeric)
 
 
 def _query(state: dict[str, Any], **changes: Any) -> str:

@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, Response
 
 from modelyard._version import __version__
 from modelyard.times import ago as times_ago
-from modelyard.times import utc_iso, utc_text
+from modelyard.times import span_text, utc_iso, utc_text
 from modelyard.web.assets import Assets
 from modelyard.web.colors import run_color
 from modelyard.web.urls import entity_page
@@ -112,6 +112,7 @@ def make_environment(assets: Assets, extra_template_dirs: list[Path] | None = No
         q=lambda v: quote(str(v), safe=""),
         pathq=path_quote,
         json=safe_json,
+        span=span_text,
     )
     env.globals.update(
         asset=assets.url,

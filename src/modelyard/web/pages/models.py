@@ -10,7 +10,7 @@ from starlette.responses import HTMLResponse
 from modelyard.api.deps import StoreDep
 from modelyard.metadata.store import Store
 from modelyard.schemas import Serial
-from modelyard.services import comparisons, models
+from modelyard.services import comparisons, headlines, models
 from modelyard.web.pages.evaluations import KEY_METRICS, MAX_COMPARED
 from modelyard.web.templating import render
 
@@ -19,7 +19,12 @@ router = APIRouter()
 
 @router.get("/models", response_class=HTMLResponse)
 def model_list(request: Request, store: StoreDep) -> HTMLResponse:
-    return render(request, "models.html", {"nav": "models", "models": models.list_models(store)})
+    context = {
+        "nav": "models",
+        "models": models.list_models(store),
+        "headline_how": "Over the runs that made each model's versions. " + headlines.EXPLANATION,
+    }
+    return render(request, "models.html", context)
 
 
 def version_context(store: Store, model: str, version: int) -> dict[str, Any]:

@@ -12,8 +12,15 @@ from modelyard.api.deps import StoreDep
 from modelyard.errors import InvalidInput
 from modelyard.metadata.store import Store
 from modelyard.schemas import RunPage, RunSearch
-from modelyard.services import projects, search
-from modelyard.web.runs_table import Column, choose_columns, pager_links, sort_link
+from modelyard.services import headlines, projects, search
+from modelyard.web.runs_table import (
+    Column,
+    choose_columns,
+    column_groups,
+    pager_links,
+    sort_link,
+    table_cells,
+)
 from modelyard.web.templating import render
 
 router = APIRouter()
@@ -22,9 +29,12 @@ PAGE_SIZES = (25, 50, 100, 200)
 
 @router.get("/projects", response_class=HTMLResponse)
 def project_list(request: Request, store: StoreDep) -> HTMLResponse:
-    return render(
-        request, "projects.html", {"nav": "projects", "projects": projects.list_projects(store)}
-    )
+    context = {
+        "nav": "projects",
+        "projects": projects.list_projects(store),
+        "headline_how": "Over each project's finished runs. " + headlines.EXPLANATION,
+    }
+    return render(request, "projects.html", context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +70,18 @@ def project_context(store: Store, ref: str, q: TableQuery) -> dict[str, Any]:
     columns: list[Column] = choose_columns(keys, q.col)
     size = q.size if q.size in PAGE_SIZES else 50
     result, error = _search(store, project.name, q, size)
+    cells = table_cells(columns, result.runs)
     state = {"filter": q.filter, "order": q.order, "col": [c.field for c in columns], "size": size}
     return {
         "nav": "projects",
         "project": project,
         "keys": keys,
         "columns": columns,
-        "runs": result.runs,
+        "groups": column_groups(columns),
+        "cells": cells,
+        "rows": list(zip(result.runs, cells.rows, strict=True)),
         "error": error,
+        "unknown_keys": search.unknown_keys(q.filter, keys) if not error else [],
         "state": state,
         "pages": pager_links(state, q.page, q.trail or [], result.next_page_token),
         "sort_link": lambda field: sort_link(state, field),
