@@ -397,9 +397,11 @@ def _problems(tab: Page, label: str) -> list[str]:
 
 
 def _visit(tab: Page, url: str) -> None:
+    """``url`` loaded at the narrowest width, every <details> on it opened."""
     tab.set_viewport_size({"width": WIDTHS[0], "height": 900})
     tab.goto(url, wait_until="domcontentloaded")
     tab.wait_for_function(READY, timeout=10_000)
+    tab.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
 
 
 def _resize(tab: Page, width: int) -> None:
