@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
@@ -17,6 +19,7 @@ from modelyard.sdk.client import Client
 from modelyard.settings import Settings
 from tests.conftest import ServerThread, scratch_postgres
 
+T = TypeVar("T")
 CHROMIUM = os.environ.get("MODELYARD_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
     "--headless=new",
@@ -47,21 +50,30 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory, pg_template: str | None) -> Iterator[str]:
     """A server on a freshly built demo workspace; yields its base URL."""
-    data = tmp_path_factory.mktemp("portal")
-    if pg_template is None:
-        yield from _serve(Settings(data_dir=data))
-        return
-    with scratch_postgres("portal_", pg_template) as url:
-        yield from _serve(Settings(data_dir=data, database_url=url))
+    with serve_workspace(tmp_path_factory, pg_template, build_demo) as (url, _):
+        yield url
 
 
-def _serve(settings: Settings) -> Iterator[str]:
-    app = create_app(settings)
-    with ServerThread(app) as server:
+@contextmanager
+def serve_workspace(
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_template: str | None,
+    build: Callable[[Client], T],
+    name: str = "portal",
+) -> Iterator[tuple[str, T]]:
+    """A server on a fresh database (PostgreSQL when the suite runs on it) holding the
+    workspace ``build`` makes through the SDK: its base URL and what ``build`` returned."""
+    data = tmp_path_factory.mktemp(name)
+    with ExitStack() as stack:
+        url = None
+        if pg_template is not None:
+            url = stack.enter_context(scratch_postgres(f"{name}_", pg_template))
+        app = create_app(Settings(data_dir=data, database_url=url))
+        stack.callback(app.state.store.engine.dispose)
+        server = stack.enter_context(ServerThread(app))
         with Client(server.url) as client:
-            build_demo(client)
-        yield server.url
-    app.state.store.engine.dispose()
+            built = build(client)
+        yield server.url, built
 
 
 class Problems(list[str]):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -86,6 +87,15 @@ def pct(value: float | None) -> str:
     return "" if value is None else f"{value * 100:.0f}%"
 
 
+_BREAK_AFTER = re.compile(r"([._/])")
+
+
+def breakable(value: object) -> Markup:
+    """``value`` escaped, free to wrap after each dot, underscore and slash: a dotted param
+    key or a path breaks between its parts rather than a letter a line."""
+    return Markup(_BREAK_AFTER.sub(r"\1<wbr>", str(escape(str(value)))))
+
+
 def path_quote(value: str) -> str:
     return quote(value, safe="/")
 
@@ -109,6 +119,7 @@ def make_environment(assets: Assets, extra_template_dirs: list[Path] | None = No
         number=number,
         nbytes=nbytes,
         pct=pct,
+        breakable=breakable,
         q=lambda v: quote(str(v), safe=""),
         pathq=path_quote,
         json=safe_json,

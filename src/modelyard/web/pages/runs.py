@@ -24,6 +24,8 @@ router = APIRouter()
 POLL_EVERY = "2s"
 NODE_WIDTH = 190
 NODE_HEIGHT = 58
+# Room for the arrow between two steps: a 6-step chain fits a 1440 px window.
+GAP = 48
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,7 @@ def pipeline_layout(run_steps: list[StepPublic]) -> Layout:
         longest_path_layers(ids, edges),
         node_width=NODE_WIDTH,
         node_height=NODE_HEIGHT,
+        gap_x=GAP,
     )
 
 
