@@ -397,7 +397,7 @@ def rates_figure(report: dict[str, Any]) -> dict[str, Any]:
         "layout": {
             "barmode": "group",
             "xaxis": {"title": {"text": report["column"]}, "type": "category"},
-            "yaxis": {"range": [0, 1]},
+            "yaxis": {"title": {"text": "rate"}, "range": [0, 1]},
         },
     }
 
