@@ -387,9 +387,15 @@ def test_the_address_keeps_the_threshold(page: Page, workspace: dict[str, Any]) 
     choose(page, 0.61)
     assert parse_qs(urlsplit(page.url).query) == {"e": [first, second], "threshold": ["0.61"]}
     row = page.locator("#compare-metrics tr[data-metric='binary.precision']")
-    assert values(row, "td") == pytest.approx(
-        [at(ws, k, 0.61)["precision"] for k in (0, 1)], abs=1e-12
+    precisions = [at(ws, k, 0.61)["precision"] for k in (0, 1)]
+    assert values(row, "td") == pytest.approx(precisions, abs=1e-12)
+    # the best is marked anew: at 0.3 the first model has the higher recall, at 0.61 the second
+    recalls = [at(ws, k, 0.61)["recall"] for k in (0, 1)]
+    assert recalls[1] > recalls[0]
+    best = page.locator("#compare-metrics tr[data-metric='binary.recall'] td").evaluate_all(
+        "cells => cells.map(c => c.hasAttribute('data-best'))"
     )
+    assert best == [False, True]
     for k, evaluation in enumerate((first, second)):  # the reports moved with the slider
         frame = by_group(ws, k, "sex", 0.61)
         scope = page.locator(f".fairness-compare[data-column='sex'] [data-eval='{evaluation}']")

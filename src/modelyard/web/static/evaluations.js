@@ -111,6 +111,29 @@
         setLive(el, cells[el.dataset.live]);
       }
     });
+    markBest();
+  }
+
+  // A comparison's rows of metrics that follow the threshold: the best value marked anew
+  // (as the server marks it: only where the values differ and a direction is declared).
+  function markBest() {
+    document.querySelectorAll("tr[data-direction]").forEach(function (row) {
+      var way = row.dataset.direction;
+      var cells = Array.prototype.slice.call(row.querySelectorAll("td[data-live]"));
+      if (cells.length < 2 || way === "none") { return; }
+      var values = cells.map(function (c) {
+        return c.hasAttribute("data-value") ? Number(c.dataset.value) : null;
+      });
+      var present = values.filter(function (v) { return v !== null; });
+      var distinct = present.filter(function (v, i) { return present.indexOf(v) === i; });
+      var pick = way === "higher" ? Math.max : Math.min;
+      var best = distinct.length > 1 ? pick.apply(null, present) : null;
+      cells.forEach(function (c, i) {
+        var isBest = best !== null && values[i] === best;
+        c.classList.toggle("better", isBest);
+        if (isBest) { c.setAttribute("data-best", ""); } else { c.removeAttribute("data-best"); }
+      });
+    });
   }
 
   // Every query named by something on the page that follows the threshold: asked once for all
