@@ -317,7 +317,7 @@ def test_compare_histograms_share_bins_and_sum_to_the_label_totals(
     # ROC and PR overlay every model, with the threshold marker trace last
     for chart_id in ("compare-roc", "compare-pr"):
         traces = figures[chart_id]["data"]
-        assert traces[-1]["name"] == "at threshold"
+        assert traces[-1]["name"] == "chosen threshold 0.5"  # the slider's, labelled
         assert len(traces[-1]["x"]) == 3
 
 

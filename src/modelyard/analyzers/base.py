@@ -55,15 +55,28 @@ class PredictionTable:
 Direction = Literal["higher", "lower", "none"]
 
 
+OTHER_GROUP = "Other"
+
+
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
-    """A headline metric: its key in the result's metrics, what to call it, which way it is
-    better ("none" for counts and shares), and whether lists of evaluations show it."""
+    """A metric the pages show: its key in the result's metrics, what to call it, which way
+    it is better ("none" for counts and shares), whether lists of evaluations show it
+    (``summary``), whether evaluation pages put it first (``headline``) and under which named
+    group they show it otherwise (``group``; the groups in the order the analyzer first
+    names them, metrics without one under "Other").
+
+    A metric with ``query`` is not stored: its value depends on the threshold chosen on the
+    page, and is the field ``key`` of the analyzer's answer to that side query (see
+    :meth:`Analyzer.metrics_at`); the pages update it as the threshold moves."""
 
     key: str
     title: str = ""
     direction: Direction = "none"
     summary: bool = False
+    headline: bool = False
+    group: str = ""
+    query: str = ""
 
     @property
     def label(self) -> str:
@@ -102,9 +115,10 @@ class Computed:
 class Panel:
     """One block of an evaluation page: a Plotly figure, or a template with its context.
 
-    ``marker`` (a figure's trace that follows the live query control: ``{"trace": index,
-    "x": field, "y": field}``) and ``block`` (a template rendered across the page, above the
-    charts, with its own headings) are optional."""
+    ``marker`` (what of a figure follows the threshold control: a trace, ``{"trace": index,
+    "x": field, "y": field}``, or its first threshold line and label, ``{"line": 0}``) and
+    ``block`` (a template rendered across the page, above the charts, with its own headings)
+    are optional."""
 
     title: str
     figure: dict[str, Any] | None = None
@@ -130,6 +144,7 @@ class EvaluationView:
     result: dict[str, Any]
     metrics: dict[str, float | None]
     side_table: Callable[[str], pa.Table | None]
+    chosen: float | None = None  # the threshold the page's address asks for, if any
 
     @property
     def plot_label(self) -> str:
@@ -184,6 +199,12 @@ class Analyzer:
             if spec.key == key:
                 return spec
         return MetricSpec(key)
+
+    def metrics_at(self, items: list[EvaluationView]) -> dict[str, dict[str, float | None]]:
+        """Per evaluation id, the values of its metrics declared with a ``query`` (those that
+        depend on the page's threshold) at the threshold the page starts with, and that
+        threshold as "threshold"."""
+        return {}
 
     def notes(self, result: dict[str, Any]) -> list[str]:
         """What a reader should know about the result (undefined metrics and the like)."""

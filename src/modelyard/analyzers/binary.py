@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelyard.analyzers.base import (
     Analyzer,
     Computed,
+    Direction,
     EvaluationView,
     Floats,
     MetricSpec,
@@ -304,22 +305,39 @@ class ThresholdQuery(BaseModel):
     t: Annotated[list[FiniteFloat], Field(min_length=1, max_length=1000)]
 
 
+AT_THRESHOLD = "At the chosen threshold"
+# Rates at the page's threshold (fields of a threshold point): key, title, better, headline.
+LIVE_METRICS: tuple[tuple[str, str, Direction, bool], ...] = (
+    ("precision", "precision", "higher", True),
+    ("recall", "recall (TPR)", "higher", True),
+    ("f1", "F1", "higher", True),
+    ("fpr", "false positive rate", "lower", False),
+    ("specificity", "specificity (TNR)", "higher", False),
+    ("accuracy", "accuracy", "higher", False),
+    ("predicted_positive_share", "predicted positive", "none", False),
+)
+
+
 class BinaryClassification(Analyzer):
     name = "binary"
     title = "Binary classification"
     tasks = frozenset({"binary"})
     template_dirs = (Path(__file__).parent / "templates",)
     metrics = (
-        MetricSpec("roc_auc", "ROC AUC", "higher", summary=True),
-        MetricSpec("average_precision", "average precision", "higher", summary=True),
-        MetricSpec("log_loss", "log loss", "lower", summary=True),
-        MetricSpec("brier", "Brier score", "lower"),
-        MetricSpec("positives", "positives"),
-        MetricSpec("negatives", "negatives"),
-        MetricSpec("prevalence", "prevalence"),
-        MetricSpec("rows", "rows"),
-        MetricSpec("distinct_scores", "distinct scores"),
-    )
+        MetricSpec("roc_auc", "ROC AUC", "higher", summary=True, headline=True, group="Ranking"),
+        MetricSpec("average_precision", "PR AUC (average precision)", "higher", summary=True,
+                   headline=True, group="Ranking"),
+        MetricSpec("log_loss", "log loss", "lower", summary=True, headline=True,
+                   group="Calibration"),
+        MetricSpec("brier", "Brier score", "lower", headline=True, group="Calibration"),
+        *(MetricSpec(key, title, way, headline=first, group=AT_THRESHOLD, query="thresholds")
+          for key, title, way, first in LIVE_METRICS),
+        MetricSpec("rows", "rows", group="Data"),
+        MetricSpec("positives", "positives", group="Data"),
+        MetricSpec("negatives", "negatives", group="Data"),
+        MetricSpec("prevalence", "prevalence", group="Data"),
+        MetricSpec("distinct_scores", "distinct scores", group="Data"),
+    )  # fmt: skip
     queries = (SideQuery("thresholds", ThresholdQuery, ("thresholds",)),)
 
     def compute(self, table: PredictionTable) -> dict[str, Any]:
@@ -343,6 +361,11 @@ class BinaryClassification(Analyzer):
         from modelyard.analyzers import binary_compare
 
         return binary_compare.comparison_panels(items)
+
+    def metrics_at(self, items: list[EvaluationView]) -> dict[str, dict[str, float | None]]:
+        from modelyard.analyzers import binary_compare
+
+        return binary_compare.metrics_at(items, [key for key, *_ in LIVE_METRICS] + ["threshold"])
 
     def query(self, name: str, tables: Mapping[str, pa.Table], params: BaseModel) -> Any:
         assert isinstance(params, ThresholdQuery)

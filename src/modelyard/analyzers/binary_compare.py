@@ -20,6 +20,7 @@ from modelyard.analyzers.binary import (
     histograms,
     threshold_from_arrow,
 )
+from modelyard.analyzers.binary_panels import threshold_label, threshold_line
 from modelyard.schemas import ThresholdPoint
 
 POSITIVE, NEGATIVE = "#dc2626", "#2563eb"
@@ -28,6 +29,8 @@ ENDPOINT = "/charts/evaluations/thresholds"
 # Panels that get a marker moved by the threshold slider, and which fields of a threshold
 # point it sits at (x, y).
 MARKED_PANELS = {"ROC curve": ("fpr", "recall"), "Precision-recall curve": ("recall", "precision")}
+# Panels whose first threshold line (and its label) moves with the slider.
+LINE_PANELS = {"Score distribution by actual label"}
 
 
 class RocCurve(BaseModel):
@@ -91,7 +94,11 @@ def threshold_control(found: list[Model]) -> dict[str, Any]:
         lo = min(float(m.table.thresholds[-1]) for m in found)
         hi = max(float(m.table.thresholds[0]) for m in found)
         hi = hi if hi > lo else lo + 1.0
-    value = min(max(found[0].view.threshold, lo), hi)
+    chosen = found[0].view.chosen
+    if chosen is not None and lo <= chosen <= hi:
+        value = chosen
+    else:  # none asked for, or outside the scores' range: the evaluation's own threshold
+        value = min(max(found[0].view.threshold, lo), hi)
     return {
         "endpoint": ENDPOINT,
         "min": lo,
@@ -107,13 +114,22 @@ def threshold_control(found: list[Model]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def metrics_at(items: list[EvaluationView], keys: list[str]) -> dict[str, dict[str, float | None]]:
+    """Each evaluation's ``keys`` of its threshold point where the slider starts."""
+    found = models(items)
+    if not found:
+        return {}
+    control = threshold_control(found)
+    return {m["id"]: {k: m["point"].get(k) for k in keys} for m in control["models"]}
+
+
 def marker_trace(control: dict[str, Any], x: str, y: str) -> dict[str, Any]:
     """The points of every model at the slider's threshold; evaluations.js moves them."""
     found = control["models"]
     return {
         "type": "scatter",
         "mode": "markers",
-        "name": "at threshold",
+        "name": f"chosen threshold {control['value']:.4g}",
         "x": [m["point"][x] for m in found],
         "y": [m["point"][y] for m in found],
         "customdata": [plotly_text(m["label"]) for m in found],
@@ -127,7 +143,10 @@ def marker_trace(control: dict[str, Any], x: str, y: str) -> dict[str, Any]:
 
 
 def with_marker(panel: Panel, control: dict[str, Any]) -> Panel:
-    """A panel with the slider's marker added, if it is a marked panel."""
+    """A panel with the slider's marker added, if it is a marked panel; its first threshold
+    line put at the slider's threshold, if it is a panel with one."""
+    if panel.figure is not None and panel.title in LINE_PANELS:
+        return with_line(panel, control["value"])
     if panel.figure is None or panel.title not in MARKED_PANELS:
         return panel
     x, y = MARKED_PANELS[panel.title]
@@ -135,6 +154,18 @@ def with_marker(panel: Panel, control: dict[str, Any]) -> Panel:
     figure = {"data": data, "layout": panel.figure["layout"]}
     marker = {"trace": len(data) - 1, "x": x, "y": y}
     return Panel(panel.title, figure=figure, wide=panel.wide, marker=marker)
+
+
+def with_line(panel: Panel, threshold: float) -> Panel:
+    """The panel's first threshold line and its label at ``threshold`` (they follow the
+    slider from there)."""
+    assert panel.figure is not None
+    layout = dict(panel.figure["layout"])
+    layout["shapes"] = [threshold_line(threshold), *layout.get("shapes", [])[1:]]
+    layout["annotations"] = [threshold_label(threshold, "threshold"),
+                             *layout.get("annotations", [])[1:]]  # fmt: skip
+    figure = {"data": panel.figure["data"], "layout": layout}
+    return Panel(panel.title, figure=figure, wide=panel.wide, marker={"line": 0})
 
 
 def evaluation_panels(item: EvaluationView, panels: list[Panel]) -> list[Panel]:
@@ -209,11 +240,6 @@ def overlay_figure(found: list[Model], control: dict[str, Any], kind: str) -> di
     return {"data": data, "layout": layout, "marker": {"trace": len(data) - 1, "x": x, "y": y}}
 
 
-def threshold_line(threshold: float) -> dict[str, Any]:
-    return {"type": "line", "x0": threshold, "x1": threshold, "y0": 0, "y1": 1, "yref": "paper",
-            "line": {"dash": "dash", "width": 1.5, "color": "#6b7280"}}  # fmt: skip
-
-
 def histogram_figure(model: Model, edges: np.ndarray[Any, Any], threshold: float) -> dict[str, Any]:
     """Scores of one model by actual label, counted exactly from its threshold table."""
     h = histograms(model.table, edges)
@@ -232,6 +258,7 @@ def histogram_figure(model: Model, edges: np.ndarray[Any, Any], threshold: float
         "xaxis": {"title": {"text": "score"}, "range": [float(edges[0]), float(edges[-1])]},
         "yaxis": {"title": {"text": "weighted count" if model.view.weighted else "count"}},
         "shapes": [threshold_line(threshold)],
+        "annotations": [threshold_label(threshold, "threshold")],
         "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
         "margin": {"l": 52, "r": 12, "t": 28, "b": 38},
     }

@@ -9,6 +9,8 @@ from modelyard.analyzers.base import Panel
 
 POSITIVE = "#dc2626"
 NEGATIVE = "#2563eb"
+DEFAULT_COLOR = "#a16207"  # seen on light and dark backgrounds alike
+F1_COLOR = "#16a34a"
 HOVER = "{x} %{{x:.4f}}<br>{y} %{{y:.4f}}<br>threshold %{{customdata:.4g}}<extra></extra>"
 
 
@@ -48,12 +50,13 @@ def roc_figure(result: dict[str, Any]) -> dict[str, Any] | None:
          "line": {"dash": "dot", "width": 1, "color": "#9ca3af"}, "hoverinfo": "skip"},
     ]  # fmt: skip
     for label, key, color in (
-        ("at 0.5", "at_default", "#111827"),
-        ("F1-optimal", "at_f1_optimal", "#16a34a"),
+        ("default threshold", "at_default", DEFAULT_COLOR),
+        ("F1-optimal threshold", "at_f1_optimal", F1_COLOR),
     ):
         point = result.get(key)
         if point and point["fpr"] is not None and point["recall"] is not None:
-            data.append(_operating_point(label, point["fpr"], point["recall"], color))
+            name = f"{label} {point['threshold']:.4g}"
+            data.append(_operating_point(name, point["fpr"], point["recall"], color))
     return {"data": data, "layout": _axes("false positive rate", "true positive rate", True)}
 
 
@@ -87,12 +90,28 @@ def histogram_figure(result: dict[str, Any]) -> dict[str, Any]:
     ]  # fmt: skip
     layout = _axes("score", "weighted count" if result["weighted"] else "count")
     layout["barmode"] = "overlay"
-    layout["shapes"] = [
-        {"type": "line", "x0": t, "x1": t, "y0": 0, "y1": 1, "yref": "paper",
-         "line": {"dash": "dash", "width": 1}}
-        for t in (result["default_threshold"], result["f1_optimal_threshold"]) if t is not None
-    ]  # fmt: skip
+    lines = [(result["default_threshold"], "threshold", "#6b7280", 1.0)]
+    if result["f1_optimal_threshold"] is not None:
+        lines.append((result["f1_optimal_threshold"], "F1-optimal", F1_COLOR, 0.86))
+    layout["shapes"] = [threshold_line(t, color) for t, _, color, _ in lines]
+    layout["annotations"] = [threshold_label(t, label, color, y) for t, label, color, y in lines]
     return {"data": data, "layout": layout}
+
+
+def threshold_line(threshold: float, color: str = "#6b7280") -> dict[str, Any]:
+    """A dashed vertical line at a threshold, the height of the plot."""
+    return {"type": "line", "x0": threshold, "x1": threshold, "y0": 0, "y1": 1, "yref": "paper",
+            "line": {"dash": "dash", "width": 1.5, "color": color}}  # fmt: skip
+
+
+def threshold_label(
+    threshold: float, label: str, color: str = "#6b7280", y: float = 1.0
+) -> dict[str, Any]:
+    """The label of a threshold line: its name and value, beside the line's top (at ``y``
+    of the plot's height), inside the plot."""
+    return {"x": threshold, "y": y, "xref": "x", "yref": "paper", "xanchor": "left",
+            "yanchor": "top", "xshift": 3, "showarrow": False, "text": f"{label} {threshold:.4g}",
+            "font": {"size": 11, "color": color}, "bgcolor": "rgba(127,127,127,0.12)"}  # fmt: skip
 
 
 def calibration_figure(result: dict[str, Any]) -> dict[str, Any] | None:
@@ -124,7 +143,13 @@ def gain_figure(result: dict[str, Any]) -> dict[str, Any] | None:
          "y": gain["lift"], "yaxis": "y2", "line": {"dash": "dash"}},
     ]  # fmt: skip
     layout = _axes("share of population (highest scores first)", "share of positives captured")
-    layout["yaxis2"] = {"title": {"text": "lift"}, "overlaying": "y", "side": "right"}
+    # Lift on its own axis on the right, with room for its title and labels (automargin).
+    top = max((v for v in gain["lift"] if v is not None), default=1.0)
+    layout["yaxis"]["range"] = [0, 1.02]
+    layout["yaxis2"] = {"title": {"text": "lift"}, "overlaying": "y", "side": "right",
+                        "automargin": True, "range": [0, top * 1.02], "tickmode": "auto",
+                        "showgrid": False, "tickformat": ".2~f"}  # fmt: skip
+    layout["margin"] = {"l": 52, "r": 52, "t": 12, "b": 38}
     return {"data": data, "layout": layout}
 
 

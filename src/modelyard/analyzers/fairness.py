@@ -44,21 +44,26 @@ Result (JSON)::
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from modelyard.analyzers.base import (
     Analyzer,
+    Computed,
     EvaluationView,
     Floats,
     MetricSpec,
     Panel,
     PredictionTable,
+    SideQuery,
 )
-from modelyard.analyzers.binary import roc_auc, threshold_table
+from modelyard.analyzers.binary import ThresholdQuery, ThresholdTable, roc_auc, threshold_table
 
 Ints = np.ndarray[Any, np.dtype[np.intp]]
 DEFAULT_THRESHOLD = 0.5
@@ -157,18 +162,23 @@ def p_value(observed: float, permuted: Floats) -> float | None:
     return (1 + at_least) / (1 + len(permuted))
 
 
-def group_aucs(
+def group_tables(
     g: Ints, y: np.ndarray[Any, Any], s: Floats, w: Floats | None, groups: int
-) -> Floats:
-    """ROC AUC within each group (NaN for a group with one class), from one sort by group."""
+) -> list[ThresholdTable]:
+    """Each group's threshold table (its counts at every threshold), from one sort by group."""
     order = np.argsort(g, kind="stable")
     bounds = np.searchsorted(g[order], np.arange(groups + 1))
-    aucs = np.full(groups, np.nan)
+    found = []
     for i in range(groups):
         rows = order[bounds[i] : bounds[i + 1]]
-        auc = roc_auc(threshold_table(y[rows], s[rows], None if w is None else w[rows]))
-        aucs[i] = np.nan if auc is None else auc
-    return aucs
+        found.append(threshold_table(y[rows], s[rows], None if w is None else w[rows]))
+    return found
+
+
+def group_aucs(tables: list[ThresholdTable]) -> Floats:
+    """ROC AUC within each group (NaN for a group with one class)."""
+    aucs = [roc_auc(t) for t in tables]
+    return np.array([np.nan if a is None else a for a in aucs], dtype=np.float64)
 
 
 def _value(x: Any) -> float | None:
@@ -226,13 +236,23 @@ def gap_sections(found: dict[str, Floats], permuted: dict[str, Floats]) -> dict[
 
 
 def column_report(
-    table: PredictionTable, column: str, pred: Ints, *, permutations: int, seed: int
+    table: PredictionTable,
+    column: str,
+    pred: Ints,
+    *,
+    permutations: int,
+    seed: int,
+    tables: list[ThresholdTable] | None = None,
 ) -> dict[str, Any]:
+    """One group column's report; each group's threshold table is appended to ``tables``."""
     labels, g = np.unique(table.groups[column], return_inverse=True)
     names, k = [str(v) for v in labels], len(labels)
     y, w = table.y_true, table.w
     counts = cell_counts(g, y, pred, w, k)
-    aucs = group_aucs(g, y, table.y_score, table.weights, k)
+    per_group = group_tables(g, y, table.y_score, table.weights, k)
+    if tables is not None:
+        tables.extend(per_group)
+    aucs = group_aucs(per_group)
     summaries = _summaries(counts, np.bincount(g, minlength=k), aucs)
     groups = [{"group": n} | s for n, s in zip(names, summaries, strict=True)]
     total = roc_auc(threshold_table(y, table.y_score, table.weights))
@@ -261,23 +281,99 @@ def fairness_report(
 ) -> dict[str, Any]:
     """The fairness result for every group column of a binary table (shape in the module
     docstring)."""
+    return fairness_computed(
+        table, threshold=threshold, permutations=permutations, seed=seed
+    ).result
+
+
+def fairness_computed(
+    table: PredictionTable, *, threshold: float, permutations: int, seed: int = 0
+) -> Computed:
+    """The fairness result, and every group's threshold table as the side table
+    "fairness_groups" (rows: column index, group index, threshold, tp, fp; each group's rows
+    highest threshold first, its last row holding its weighted positives and negatives), from
+    which the "fairness" query gives every rate and gap at any threshold."""
     pred = (table.y_score >= threshold).astype(np.intp)
     notes = []
     if not pred.any():
         notes.append(f"no score reaches the threshold {threshold}: no row is selected")
     elif pred.all():
         notes.append(f"every score reaches the threshold {threshold}: every row is selected")
-    return {
+    tables: list[list[ThresholdTable]] = [[] for _ in table.groups]
+    columns = [
+        column_report(table, c, pred, permutations=permutations, seed=seed, tables=found)
+        for c, found in zip(table.groups, tables, strict=True)
+    ]
+    result = {
         "threshold": threshold,
         "permutations": permutations,
         "seed": seed,
         "weighted": table.weights is not None,
-        "columns": [
-            column_report(table, column, pred, permutations=permutations, seed=seed)
-            for column in table.groups
-        ],
+        "columns": columns,
         "notes": notes,
     }
+    names = [[g["group"] for g in c["groups"]] for c in columns]
+    return Computed(result, {"fairness_groups": groups_arrow(tables, names)})
+
+
+def groups_arrow(tables: list[list[ThresholdTable]], names: list[list[str]]) -> pa.Table:
+    """Every group's threshold table, one after another (column by column, group by group),
+    the groups' names in the schema's metadata."""
+    parts = [(c, g, t) for c, groups in enumerate(tables) for g, t in enumerate(groups)]
+    sizes = [len(t.thresholds) for _, _, t in parts]
+    empty = np.empty(0)
+    data = pa.table({
+        "column": np.repeat([c for c, _, _ in parts], sizes).astype(np.int32),
+        "group": np.repeat([g for _, g, _ in parts], sizes).astype(np.int32),
+        "threshold": np.concatenate([empty, *(t.thresholds for _, _, t in parts)]),
+        "tp": np.concatenate([empty, *(t.tp for _, _, t in parts)]),
+        "fp": np.concatenate([empty, *(t.fp for _, _, t in parts)]),
+    })  # fmt: skip
+    return data.replace_schema_metadata({"groups": json.dumps(names)})
+
+
+def group_names(data: pa.Table) -> list[list[str]]:
+    names: list[list[str]] = json.loads((data.schema.metadata or {})[b"groups"])
+    return names
+
+
+def counts_at(data: pa.Table, threshold: float) -> list[Floats]:
+    """Per group column, the weighted counts [group, true label, prediction] when scores >=
+    ``threshold`` are selected, read from the "fairness_groups" side table."""
+    column = data.column("column").to_numpy()
+    group = data.column("group").to_numpy()
+    thresholds = data.column("threshold").to_numpy()
+    tp, fp = data.column("tp").to_numpy(), data.column("fp").to_numpy()
+    change = (column[1:] != column[:-1]) | (group[1:] != group[:-1])
+    start = np.flatnonzero(np.r_[True, change])
+    end = np.r_[start[1:], len(column)] - 1
+    selected = np.add.reduceat((thresholds >= threshold).astype(np.intp), start)
+    at = np.maximum(start + selected - 1, 0)
+    tp_at = np.where(selected > 0, tp[at], 0.0)
+    fp_at = np.where(selected > 0, fp[at], 0.0)
+    pos, neg = tp[end], fp[end]
+    counts = np.stack([np.stack([neg - fp_at, fp_at], -1), np.stack([pos - tp_at, tp_at], -1)], 1)
+    return [counts[column[start] == c] for c in range(int(column[-1]) + 1 if len(column) else 0)]
+
+
+def live_cells(index: int, counts: Floats, names: list[str]) -> dict[str, Any]:
+    """One group column's rates, gaps and four-fifths rule at a threshold, keyed as the
+    fairness templates name their live cells ("<column>.<group>.<rate>", ...)."""
+    r = rates(counts)
+    overall = rates(counts.sum(axis=0, keepdims=True))
+    found = gaps(r)
+    cells: dict[str, Any] = {}
+    for name in RATES:
+        cells |= {f"{index}.{g}.{name}": _value(r[name][g]) for g in range(len(names))}
+        cells[f"{index}.all.{name}"] = _value(overall[name][0])
+    for gap in GAPS:
+        cells[f"{index}.{gap}.difference"] = _value(found[f"{gap}_difference"])
+        cells[f"{index}.{gap}.ratio"] = _value(found[f"{gap}_ratio"])
+    rule = four_fifths(names, r["selection_rate"], _value(found["demographic_parity_ratio"]))
+    cells[f"{index}.four_fifths"] = "flagged" if rule["flagged"] else "ok"
+    for key in ("ratio", "lowest", "highest"):
+        cells[f"{index}.four_fifths.{key}"] = rule[key]
+    return cells
 
 
 def rates_figure(report: dict[str, Any]) -> dict[str, Any]:
@@ -301,7 +397,7 @@ def rates_figure(report: dict[str, Any]) -> dict[str, Any]:
         "layout": {
             "barmode": "group",
             "xaxis": {"title": {"text": report["column"]}, "type": "category"},
-            "yaxis": {"range": [0, 1]},
+            "yaxis": {"title": {"text": "rate"}, "range": [0, 1]},
         },
     }
 
@@ -341,12 +437,43 @@ class Fairness(Analyzer):
     tasks = frozenset({"binary"})
     requires = frozenset({"y_true", "y_score", "groups"})
     template_dirs = (Path(__file__).parent / "templates",)
+    queries = (SideQuery("fairness", ThresholdQuery, ("fairness_groups",)),)
 
     def compute(self, table: PredictionTable) -> dict[str, Any]:
+        return self.analyze(table).result
+
+    def analyze(self, table: PredictionTable) -> Computed:
         # Fewer permutations on very large tables keep an evaluation to seconds; with that
         # many rows any real gap is far beyond what chance would give anyway.
         permutations = int(min(1000, max(99, 20_000_000 // max(1, len(table)))))
-        return fairness_report(table, threshold=table.threshold, permutations=permutations)
+        return fairness_computed(table, threshold=table.threshold, permutations=permutations)
+
+    def query(self, name: str, tables: Mapping[str, pa.Table], params: BaseModel) -> Any:
+        """Per threshold, every group column's live cells and rates chart (the rates of the
+        groups, in the chart's trace order), keyed by the column's index."""
+        assert isinstance(params, ThresholdQuery)
+        answers = []
+        for t in params.t:
+            cells: dict[str, Any] = {"threshold": t}
+            charts: dict[str, list[list[float | None]]] = {}
+            data = tables["fairness_groups"]
+            for index, (counts, names) in enumerate(
+                zip(counts_at(data, t), group_names(data), strict=True)
+            ):
+                cells |= live_cells(index, counts, names)
+                charts[str(index)] = [
+                    [cells[f"{index}.{g}.{rate}"] for g in range(len(counts))] for rate in RATES
+                ]
+            answers.append({"cells": cells, "charts": charts})
+        return answers
+
+    def combine(self, name: str, answers: list[tuple[str, Any]], params: BaseModel) -> Any:
+        """What the fairness panels follow: every evaluation's answer at the (first) threshold."""
+        assert isinstance(params, ThresholdQuery)
+        return {
+            "threshold": params.t[0],
+            "evaluations": [{"id": i, **found[0]} for i, found in answers],
+        }
 
     def headline(self, result: dict[str, Any]) -> dict[str, float | None]:
         """Each group column's gaps: ``<column>.<gap>_difference`` and ``_ratio``."""
@@ -362,10 +489,11 @@ class Fairness(Analyzer):
         """A gap's difference is better lower, its ratio higher."""
         column, _, name = key.rpartition(".")
         for gap, label in GAPS.items():
+            group = f"Gaps by {column} (at the evaluation's threshold)"
             if name == f"{gap}_difference":
-                return MetricSpec(key, f"{column}: {label} difference", "lower")
+                return MetricSpec(key, f"{label} difference", "lower", group=group)
             if name == f"{gap}_ratio":
-                return MetricSpec(key, f"{column}: {label} ratio", "higher")
+                return MetricSpec(key, f"{label} ratio", "higher", group=group)
         return MetricSpec(key)
 
     def notes(self, result: dict[str, Any]) -> list[str]:
@@ -379,20 +507,60 @@ class Fairness(Analyzer):
         ]
 
     def evaluation_panels(self, item: EvaluationView) -> list[Panel]:
-        details = Panel(
-            "Reports", template="fairness_details.html", context={"r": item.result}, block=True
-        )
-        return [details, *self.panels(item.result)]
+        """The reports and rate charts of every group column, in one block that follows the
+        page's threshold."""
+        context = live_context(self, item)
+        context["figures"] = [rates_figure(c) for c in context["r"]["columns"]]
+        return [Panel("Reports", template="fairness_details.html", context=context, block=True)]
 
     def comparison_panels(self, items: list[EvaluationView]) -> list[Panel]:
         """Per group column found in any evaluation: each evaluation's report of it."""
-        reports = [(i, c) for i in items for c in i.result.get("columns", [])]
-        names = list(dict.fromkeys(c["column"] for _, c in reports))
+        found = [live_context(self, i) | {"view": i} for i in items]
+        reports = [(f, index, c) for f in found for index, c in enumerate(f["r"]["columns"])]
+        names = list(dict.fromkeys(c["column"] for _, _, c in reports))
         columns = [
-            {"column": name, "reports": [(i, c) for i, c in reports if c["column"] == name]}
+            {"column": name, "reports": [r for r in reports if r[2]["column"] == name]}
             for name in names
         ]
         if not columns:
             return []
         context = {"columns": columns}
         return [Panel("Fairness", template="fairness_compare.html", context=context, block=True)]
+
+
+def live_context(analyzer: Fairness, item: EvaluationView) -> dict[str, Any]:
+    """The result as the page first shows it: at the threshold its address asks for when the
+    evaluation stored its groups' threshold tables (then it follows the slider, through the
+    "fairness" query), else as computed at the evaluation's threshold."""
+    data = item.side_table("fairness_groups")
+    if data is None:
+        return {"r": item.result, "id": item.id, "query": "", "at": item.result["threshold"]}
+    at = item.threshold if item.chosen is None else item.chosen
+    params = ThresholdQuery(t=[at])
+    answer = analyzer.query("fairness", {"fairness_groups": data}, params)[0]
+    return {"r": result_at(item.result, answer["cells"]), "id": item.id, "query": "fairness",
+            "at": at}  # fmt: skip
+
+
+def result_at(result: dict[str, Any], cells: dict[str, Any]) -> dict[str, Any]:
+    """The result with its rates, gaps and four-fifths rule replaced by the live ``cells``
+    (p-values and AUCs, which do not follow the threshold, kept)."""
+    columns = []
+    for index, report in enumerate(result["columns"]):
+        groups = [
+            g | {k: cells[f"{index}.{gi}.{k}"] for k in RATES}
+            for gi, g in enumerate(report["groups"])
+        ]
+        overall = report["overall"] | {k: cells[f"{index}.all.{k}"] for k in RATES}
+        sections = {
+            gap: report[gap]
+            | {key: cells[f"{index}.{gap}.{key}"] for key in ("difference", "ratio")}
+            for gap in GAPS
+        }
+        rule = {"flagged": cells[f"{index}.four_fifths"] == "flagged"} | {
+            key: cells[f"{index}.four_fifths.{key}"] for key in ("ratio", "lowest", "highest")
+        }
+        columns.append(
+            report | sections | {"groups": groups, "overall": overall, "four_fifths": rule}
+        )
+    return result | {"columns": columns}

@@ -221,19 +221,24 @@ class Multiclass(Analyzer):
     tasks = frozenset({"multiclass"})
     template_dirs = (Path(__file__).parent / "templates",)
     metrics = (
-        MetricSpec("accuracy", "accuracy", "higher", summary=True),
-        MetricSpec("balanced_accuracy", "balanced accuracy", "higher"),
+        MetricSpec("accuracy", "accuracy", "higher", summary=True, headline=True),
+        MetricSpec("f1_macro", "f1 (macro)", "higher", summary=True, headline=True),
+        MetricSpec("log_loss", "log loss", "lower", summary=True, headline=True),
+        MetricSpec("roc_auc_macro", "ROC AUC (macro)", "higher", headline=True),
+        MetricSpec("balanced_accuracy", "balanced accuracy", "higher", group="Accuracy"),
         *(
-            MetricSpec(f"{m}_{avg}", f"{m} ({avg})", "higher", summary=(m, avg) == ("f1", "macro"))
+            MetricSpec(f"top_{k}_accuracy", f"top-{k} accuracy", "higher", group="Accuracy")
+            for k in TOP_K
+        ),
+        *(
+            MetricSpec(f"{m}_{avg}", f"{m} ({avg})", "higher", group="Averaged over classes")
             for m in ("precision", "recall", "f1")
             for avg in ("macro", "weighted", "micro")
+            if (m, avg) != ("f1", "macro")
         ),
-        MetricSpec("log_loss", "log loss", "lower", summary=True),
-        MetricSpec("roc_auc_macro", "ROC AUC (macro)", "higher"),
-        MetricSpec("roc_auc_weighted", "ROC AUC (weighted)", "higher"),
-        *(MetricSpec(f"top_{k}_accuracy", f"top-{k} accuracy", "higher") for k in TOP_K),
-        MetricSpec("rows", "rows"),
-        MetricSpec("weight", "total weight"),
+        MetricSpec("roc_auc_weighted", "ROC AUC (weighted)", "higher", group="Ranking"),
+        MetricSpec("rows", "rows", group="Data"),
+        MetricSpec("weight", "total weight", group="Data"),
     )
 
     def compute(self, table: PredictionTable) -> dict[str, Any]:

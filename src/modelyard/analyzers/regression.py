@@ -190,16 +190,16 @@ class Regression(Analyzer):
     tasks = frozenset({"regression"})
     template_dirs = (Path(__file__).parent / "templates",)
     metrics = (
-        MetricSpec("rmse", "RMSE", "lower", summary=True),
-        MetricSpec("mae", "MAE", "lower", summary=True),
-        MetricSpec("r2", "R²", "higher", summary=True),
-        MetricSpec("mse", "MSE", "lower"),
-        MetricSpec("explained_variance", "explained variance", "higher"),
-        MetricSpec("median_absolute_error", "median absolute error", "lower"),
-        MetricSpec("max_error", "max error", "lower"),
-        MetricSpec("mape", "MAPE", "lower"),
-        MetricSpec("rows", "rows"),
-        MetricSpec("weight", "total weight"),
+        MetricSpec("rmse", "RMSE", "lower", summary=True, headline=True),
+        MetricSpec("mae", "MAE", "lower", summary=True, headline=True),
+        MetricSpec("r2", "R²", "higher", summary=True, headline=True),
+        MetricSpec("mse", "MSE", "lower", group="Errors"),
+        MetricSpec("median_absolute_error", "median absolute error", "lower", group="Errors"),
+        MetricSpec("max_error", "max error", "lower", group="Errors"),
+        MetricSpec("mape", "MAPE", "lower", group="Errors"),
+        MetricSpec("explained_variance", "explained variance", "higher", group="Fit"),
+        MetricSpec("rows", "rows", group="Data"),
+        MetricSpec("weight", "total weight", group="Data"),
     )
 
     def compute(self, table: PredictionTable) -> dict[str, Any]:

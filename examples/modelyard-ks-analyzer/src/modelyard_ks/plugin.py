@@ -35,11 +35,16 @@ class KolmogorovSmirnov(Analyzer):
     tasks = frozenset({"binary"})
     template_dirs = (HERE / "templates",)
     static_dirs = (HERE / "static",)
-    metrics = (MetricSpec("ks", "KS statistic", "higher", summary=True),)
+    # The pages put the headline metric first, and the others under the groups named here.
+    metrics = (
+        MetricSpec("ks", "KS statistic", "higher", summary=True, headline=True, group="Separation"),
+        MetricSpec("ks_threshold", "score at the largest gap", group="Separation"),
+    )
 
     def compute(self, table: PredictionTable) -> dict[str, Any]:
         result = ks_statistic(table.y_true, table.y_score, table.w)
-        return {"metrics": {"ks": result["statistic"]}, **result}
+        metrics = {"ks": result["statistic"], "ks_threshold": result["threshold"]}
+        return {"metrics": metrics, **result}
 
     def notes(self, result: dict[str, Any]) -> list[str]:
         return [f"KS statistic: {result['note']}"] if result.get("note") else []

@@ -7,6 +7,7 @@ directions, notes, panels, comparison panels, queries); nothing here knows any a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ from jinja2 import Environment
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, Response
 
-from modelyard.analyzers.base import Analyzer, EvaluationView, MetricSpec, Panel
+from modelyard.analyzers.base import OTHER_GROUP, Analyzer, EvaluationView, MetricSpec, Panel
 from modelyard.api.deps import ArtifactsDep, PluginsDep, StoreDep
 from modelyard.artifacts.base import ArtifactStore
 from modelyard.errors import InvalidInput
@@ -65,15 +66,27 @@ def load(store: Store, files: ArtifactStore, ids: list[str]) -> list[Loaded]:
     ]
 
 
-def view(files: ArtifactStore, item: Loaded, name: str) -> EvaluationView:
-    """The evaluation as the analyzer ``name`` sees it."""
+def view(
+    files: ArtifactStore, item: Loaded, name: str, chosen: float | None = None
+) -> EvaluationView:
+    """The evaluation as the analyzer ``name`` sees it (``chosen``: the page's threshold)."""
     ev = item.ev
     return EvaluationView(
         id=ev.id, label=item.label, color=item.color, task=ev.task, threshold=ev.threshold,
         weighted=ev.weighted, result=item.result.get(name) or {},
         metrics=ev.metrics.get(name) or {},
-        side_table=lambda table: evaluations.side_table(files, ev, table),
+        side_table=lambda table: evaluations.side_table(files, ev, table), chosen=chosen,
     )  # fmt: skip
+
+
+def chosen_threshold(raw: str | None) -> float | None:
+    """The threshold the page's address asks for; None (the default) for anything that is not
+    a finite number, which the page ignores rather than refuses."""
+    try:
+        value = float(raw) if raw is not None else math.nan
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _analyzers(plugins: Plugins, items: list[Loaded]) -> list[Analyzer]:
@@ -132,19 +145,67 @@ def _cells(values: list[float | None], way: str) -> list[dict[str, Any]]:
     return cells
 
 
-def metric_rows(plugins: Plugins, items: list[Loaded]) -> list[dict[str, Any]]:
-    """Per headline metric (analyzer, key): its spec and each evaluation's cell."""
+Live = dict[str, dict[str, dict[str, float | None]]]  # analyzer → evaluation id → key → value
+
+
+def _row_keys(analyzer: Analyzer | None, stored: list[str], live: bool) -> list[str]:
+    """The keys shown for an analyzer: declared ones (threshold-dependent ones when there are
+    live values) in its order, then undeclared stored ones."""
+    declared = analyzer.metrics if analyzer is not None else ()
+    known = {m.key for m in declared}
+    shown = [m.key for m in declared if (live if m.query else m.key in stored)]
+    return shown + [k for k in stored if k not in known]
+
+
+def metric_rows(plugins: Plugins, items: list[Loaded], live: Live) -> list[dict[str, Any]]:
+    """Per metric (analyzer, key): its spec and each evaluation's cell; a metric that depends
+    on the page's threshold takes its values from ``live`` (and says at which threshold, from
+    the field "threshold" there)."""
     found = dict.fromkeys((a, k) for i in items for a, m in i.ev.metrics.items() for k in m)
-    names = list(dict.fromkeys(a for a, _ in found))
-    keys = [(a, k) for a in names for k in ordered(plugins, a, [k for b, k in found if b == a])]
+    shown = {a for a, _ in found} | set(live)
+    ran = dict.fromkeys([*(a for i in items for a in i.ev.analyzers), *shown])  # in their order
+    names = [n for n in ran if n in shown]
     rows = []
-    for analyzer, key in keys:
-        spec = _spec(plugins, analyzer, key)
-        values = [i.ev.metrics.get(analyzer, {}).get(key) for i in items]
-        title = plugins.analyzers[analyzer].title if analyzer in plugins.analyzers else analyzer
-        rows.append({"analyzer": analyzer, "analyzer_title": title, "key": key, "spec": spec,
-                     "cells": _cells(values, spec.direction)})  # fmt: skip
+    for name in names:
+        analyzer = plugins.analyzers.get(name)
+        title = analyzer.title if analyzer is not None else name
+        stored = [k for b, k in found if b == name]
+        for key in _row_keys(analyzer, stored, name in live):
+            spec = _spec(plugins, name, key)
+            at = [live.get(name, {}).get(i.ev.id, {}) for i in items]
+            if spec.query:
+                values = [found_at.get(key) for found_at in at]
+            else:
+                values = [i.ev.metrics.get(name, {}).get(key) for i in items]
+            rows.append({"analyzer": name, "analyzer_title": title, "key": key, "spec": spec,
+                         "cells": _cells(values, spec.direction), "ids": [i.ev.id for i in items],
+                         "thresholds": [found_at.get("threshold") for found_at in at]})  # fmt: skip
     return rows
+
+
+def metric_sections(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The headline metrics first, then each analyzer's other metrics under the groups its
+    specs name, in the order it first names them ("Other", for metrics without one, last)."""
+    analyzers: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["spec"].headline:
+            continue
+        found = analyzers.setdefault(
+            row["analyzer"], {"name": row["analyzer"], "title": row["analyzer_title"], "groups": {}}
+        )
+        found["groups"].setdefault(row["spec"].group or OTHER_GROUP, []).append(row)
+    for found in analyzers.values():
+        groups = found["groups"]
+        titles = [g for g in groups if g != OTHER_GROUP] + [g for g in groups if g == OTHER_GROUP]
+        found["groups"] = [{"title": g, "rows": groups[g]} for g in titles]
+    headline = [r for r in rows if r["spec"].headline]
+    return {"headline": headline, "analyzers": list(analyzers.values())}
+
+
+def live_metrics(analyzers: list[Analyzer], views: dict[str, list[EvaluationView]]) -> Live:
+    """Each analyzer's threshold-dependent metrics where the page's threshold starts."""
+    live = {a.name: a.metrics_at(views[a.name]) for a in analyzers}
+    return {name: values for name, values in live.items() if values}
 
 
 def notes(plugins: Plugins, item: Loaded) -> list[str]:
@@ -174,28 +235,32 @@ def section(env: Environment, analyzer: Analyzer, panels: list[Panel]) -> dict[s
 
 
 def evaluation_context(
-    env: Environment, plugins: Plugins, files: ArtifactStore, item: Loaded
+    env: Environment, plugins: Plugins, files: ArtifactStore, item: Loaded, chosen: float | None
 ) -> dict[str, Any]:
-    sections = []
-    for analyzer in _analyzers(plugins, [item]):
-        found = section(env, analyzer, analyzer.evaluation_panels(view(files, item, analyzer.name)))
-        values = item.ev.metrics.get(analyzer.name, {})
-        found["headline"] = [
-            (analyzer.metric(key), values[key])
-            for key in ordered(plugins, analyzer.name, list(values))
-        ]
-        sections.append(found)
+    analyzers = _analyzers(plugins, [item])
+    views = {a.name: [view(files, item, a.name, chosen)] for a in analyzers}
+    sections = [section(env, a, a.evaluation_panels(views[a.name][0])) for a in analyzers]
+    rows = metric_rows(plugins, [item], live_metrics(analyzers, views))
     return {"nav": "projects", "charts": True, "item": item, "ev": item.ev,
-            "notes": notes(plugins, item), "sections": sections}  # fmt: skip
+            "notes": notes(plugins, item), "sections": sections,
+            "metrics": metric_sections(rows)}  # fmt: skip
 
 
 def compare_context(
-    env: Environment, plugins: Plugins, files: ArtifactStore, items: list[Loaded]
+    env: Environment,
+    plugins: Plugins,
+    files: ArtifactStore,
+    items: list[Loaded],
+    chosen: float | None,
 ) -> dict[str, Any]:
+    analyzers = _analyzers(plugins, items)
+    views = {
+        a.name: [view(files, i, a.name, chosen) for i in items if a.name in i.result]
+        for a in analyzers
+    }
     sections = []
-    for analyzer in _analyzers(plugins, items):
-        views = [view(files, i, analyzer.name) for i in items if analyzer.name in i.result]
-        found = section(env, analyzer, analyzer.comparison_panels(views))
+    for analyzer in analyzers:
+        found = section(env, analyzer, analyzer.comparison_panels(views[analyzer.name]))
         if found["blocks"] or found["panels"]:
             sections.append(found)
     return {
@@ -205,7 +270,7 @@ def compare_context(
         "task": items[0].ev.task,
         "datasets": list(dict.fromkeys(i.ev.dataset or "(none)" for i in items)),
         "projects": sorted({i.ev.project for i in items}),
-        "metrics": metric_rows(plugins, items),
+        "metrics": metric_sections(metric_rows(plugins, items, live_metrics(analyzers, views))),
         "sections": sections,
     }
 
@@ -239,18 +304,27 @@ def compare_page(
     files: ArtifactsDep,
     plugins: PluginsDep,
     e: Annotated[list[str] | None, Query()] = None,
+    threshold: str | None = None,
 ) -> HTMLResponse:
     items = compared(store, files, e)
-    context = compare_context(request.app.state.templates, plugins, files, items)
+    chosen = chosen_threshold(threshold)
+    context = compare_context(request.app.state.templates, plugins, files, items, chosen)
     return render(request, "evaluations_compare.html", context)
 
 
 @router.get("/evaluations/{evaluation_id}", response_class=HTMLResponse)
 def evaluation_page(
-    request: Request, evaluation_id: str, store: StoreDep, files: ArtifactsDep, plugins: PluginsDep
+    request: Request,
+    evaluation_id: str,
+    store: StoreDep,
+    files: ArtifactsDep,
+    plugins: PluginsDep,
+    threshold: str | None = None,
 ) -> HTMLResponse:
+    """One evaluation; ``threshold`` (from the address) is where its threshold controls start."""
     item = load(store, files, [evaluation_id])[0]
-    context = evaluation_context(request.app.state.templates, plugins, files, item)
+    chosen = chosen_threshold(threshold)
+    context = evaluation_context(request.app.state.templates, plugins, files, item, chosen)
     return render(request, "evaluation.html", context)
 
 

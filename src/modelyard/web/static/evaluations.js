@@ -1,12 +1,17 @@
 // Evaluation pages: a live control (such as the binary analyzer's threshold slider and its
 // number box) asks its endpoint (an analyzer's side-table query, e.g. every model's exact
 // confusion matrix at the chosen threshold), then updates the cells named in the answer in
-// place and moves the markers of the charts that follow it; the evaluations list enables
-// "compare" once two are ticked. Plain JS, no build step; charts are drawn by modelyard.js.
+// place and moves the markers of the charts that follow it. Everything else that follows the
+// threshold names the query whose answer carries it (data-query, data-live-eval, and
+// data-live for a value or data-live-chart for a chart's y values): metrics at the
+// threshold, fairness reports. The chosen threshold is kept in the address (?threshold=), so a link shows the
+// page as seen. The evaluations list enables "compare" once two are ticked. Plain JS, no
+// build step; charts are drawn by modelyard.js.
 (function () {
   "use strict";
 
   var DEBOUNCE_MS = 60;
+  var QUERIES = "/charts/evaluations/";
 
   // The same text the server's `number` filter writes: whole numbers with thousands
   // separators, others to 4 significant digits.
@@ -53,12 +58,117 @@
       var x = wrapper.dataset.markerX, y = wrapper.dataset.markerY;
       var xs = ids.map(function (id) { return byId[id] ? byId[id][x] : null; });
       var ys = ids.map(function (id) { return byId[id] ? byId[id][y] : null; });
-      window.Plotly.restyle(el, { x: [xs], y: [ys] }, [Number(wrapper.dataset.markerTrace)]);
+      var name = "chosen threshold " + formatNumber(t);
+      window.Plotly.restyle(el, { x: [xs], y: [ys], name: name },
+        [Number(wrapper.dataset.markerTrace)]);
     });
     document.querySelectorAll("[data-threshold-line]").forEach(function (wrapper) {
       var el = plotOf(wrapper);
-      if (el) { window.Plotly.relayout(el, { "shapes[0].x0": t, "shapes[0].x1": t }); }
+      if (!el) { return; }
+      var update = { "shapes[0].x0": t, "shapes[0].x1": t };
+      if (el.layout.annotations && el.layout.annotations.length) {
+        update["annotations[0].x"] = t;
+        update["annotations[0].text"] = "threshold " + formatNumber(t);
+      }
+      window.Plotly.relayout(el, update);
     });
+  }
+
+  function queryUrl(endpoint, ids, t) {
+    var query = ids.map(function (id) { return "e=" + encodeURIComponent(id); });
+    query.push("t=" + encodeURIComponent(String(t)));
+    return endpoint + "?" + query.join("&");
+  }
+
+  // A value that follows the threshold: an attribute (data-live-attr names it), text, or a
+  // number written as the server writes it.
+  function setLive(el, v) {
+    if (el.dataset.liveAttr) {
+      el.setAttribute(el.dataset.liveAttr, v === null || v === undefined ? "" : String(v));
+    } else if (typeof v === "string") {
+      el.setAttribute("data-value", v);
+      el.textContent = v;
+    } else {
+      setCell(el, v);
+    }
+  }
+
+  function applyAnswer(elements, body) {
+    var byId = {};
+    body.evaluations.forEach(function (p) { byId[p.id] = p; });
+    elements.forEach(function (el) {
+      var item = byId[el.dataset.liveEval];
+      if (!item) { return; }
+      if (el.hasAttribute("data-live-chart")) {
+        var ys = (item.charts || {})[el.dataset.liveChart], plot = plotOf(el);
+        if (ys && plot) {
+          window.Plotly.restyle(plot, { y: ys }, ys.map(function (_, i) { return i; }));
+        }
+        return;
+      }
+      var cells = item.cells || item;
+      if (Object.prototype.hasOwnProperty.call(cells, el.dataset.live)) {
+        setLive(el, cells[el.dataset.live]);
+      }
+    });
+    markBest();
+  }
+
+  // A comparison's rows of metrics that follow the threshold: the best value marked anew
+  // (as the server marks it: only where the values differ and a direction is declared).
+  function markBest() {
+    document.querySelectorAll("tr[data-direction]").forEach(function (row) {
+      var way = row.dataset.direction;
+      var cells = Array.prototype.slice.call(row.querySelectorAll("td[data-live]"));
+      if (cells.length < 2 || way === "none") { return; }
+      var values = cells.map(function (c) {
+        return c.hasAttribute("data-value") ? Number(c.dataset.value) : null;
+      });
+      var present = values.filter(function (v) { return v !== null; });
+      var distinct = present.filter(function (v, i) { return present.indexOf(v) === i; });
+      var pick = way === "higher" ? Math.max : Math.min;
+      var best = distinct.length > 1 ? pick.apply(null, present) : null;
+      cells.forEach(function (c, i) {
+        var isBest = best !== null && values[i] === best;
+        c.classList.toggle("better", isBest);
+        if (isBest) { c.setAttribute("data-best", ""); } else { c.removeAttribute("data-best"); }
+      });
+    });
+  }
+
+  // Every query named by something on the page that follows the threshold: asked once for all
+  // its evaluations (the control's own answer reused), its answer applied in place.
+  function refreshFollowers(t, known) {
+    var byQuery = {};
+    document.querySelectorAll("[data-query][data-live-eval]").forEach(function (el) {
+      (byQuery[el.dataset.query] = byQuery[el.dataset.query] || []).push(el);
+    });
+    Object.keys(byQuery).forEach(function (name) {
+      var elements = byQuery[name], endpoint = QUERIES + name;
+      if (known && known.endpoint === endpoint) { applyAnswer(elements, known.body); return; }
+      var ids = [];
+      elements.forEach(function (el) {
+        if (ids.indexOf(el.dataset.liveEval) < 0) { ids.push(el.dataset.liveEval); }
+      });
+      var tokens = refreshFollowers.tokens = refreshFollowers.tokens || {};
+      var token = (tokens[name] || 0) + 1;
+      tokens[name] = token;
+      fetch(queryUrl(endpoint, ids, t), { headers: { Accept: "application/json" } })
+        .then(function (r) {
+          if (!r.ok) { return errorMessage(r).then(function (m) { throw new Error(m); }); }
+          return r.json();
+        })
+        .then(function (body) { if (token === tokens[name]) { applyAnswer(elements, body); } })
+        .catch(function (err) { console.warn("could not update " + name + ": " + err.message); });
+    });
+  }
+
+  // The chosen threshold in the address, so that the page can be shared as it is seen.
+  function rememberThreshold(t) {
+    if (!window.history || !window.history.replaceState || !window.URL) { return; }
+    var url = new URL(window.location.href);
+    url.searchParams.set("threshold", String(t));
+    window.history.replaceState(window.history.state, "", url.toString());
   }
 
   function showNote(control, text, isError) {
@@ -80,9 +190,7 @@
     control._token = token;
     if (control._abort) { control._abort.abort(); }
     control._abort = "AbortController" in window ? new AbortController() : null;
-    var query = ids.map(function (id) { return "e=" + encodeURIComponent(id); });
-    query.push("t=" + encodeURIComponent(String(t)));
-    var url = control.dataset.endpoint + "?" + query.join("&");
+    var url = queryUrl(control.dataset.endpoint, ids, t);
     control.setAttribute("aria-busy", "true");
     return fetch(url, {
       headers: { Accept: "application/json" },
@@ -96,6 +204,8 @@
       body.evaluations.forEach(function (p) { byId[p.id] = p; });
       updateTables(control, byId);
       moveMarkers(ids, byId, body.threshold);
+      refreshFollowers(body.threshold, { endpoint: control.dataset.endpoint, body: body });
+      rememberThreshold(body.threshold);
       control.dataset.threshold = String(body.threshold);
       control.removeAttribute("aria-busy");
       control.dispatchEvent(new CustomEvent("modelyard:threshold", { bubbles: true, detail: body }));
@@ -146,6 +256,13 @@
     box.addEventListener("keydown", function (ev) {
       if (ev.key === "Enter") { ev.preventDefault(); fromBox(true); }
     });
+    // Anything drawn at another threshold than the control's (a report that starts at its
+    // evaluation's own threshold) catches up with it.
+    var t = Number(control.dataset.threshold);
+    var behind = Array.prototype.some.call(
+      document.querySelectorAll("[data-live='threshold'][data-query]"),
+      function (el) { return Number(el.dataset.value) !== t; });
+    if (behind) { refreshFollowers(t, null); }
   }
 
   // A run's evaluations list: "compare selected" is live once two or more are ticked.
