@@ -380,3 +380,18 @@ def test_labels_tell_files_of_one_run_apart_and_show_version_numbers(
     ]
     alone = entities.entity_labels(app.state.store, urns=urns[1:2])
     assert alone == {urns[1]: "gbm-3 › result.json"}
+
+
+def test_names_a_middle_cut_would_make_alike_show_where_they_differ() -> None:
+    from modelyard.web.pages.lineage import LABEL_CHARS, distinct_cuts
+
+    october = "evaluations/churn-2026-10-holdout/predictions.parquet"
+    november = "evaluations/churn-2026-11-holdout/predictions.parquet"
+    twins = ["x" * 40 + "a" + "x" * 40, "x" * 40 + "b" + "x" * 40]
+    cut = distinct_cuts([october, november, "model.pkl", *twins])
+    assert cut["model.pkl"] == "model.pkl"
+    assert cut[october] != cut[november]
+    assert "2026-10" in cut[october]
+    assert "2026-11" in cut[november]
+    assert all(len(cut[n]) <= LABEL_CHARS for n in (october, november, *twins))
+    assert cut[twins[0]] != cut[twins[1]]

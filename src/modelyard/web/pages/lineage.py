@@ -58,6 +58,36 @@ def middle_cut(text: str, limit: int = LABEL_CHARS) -> str:
     return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
 
 
+def _window(text: str, at: int, limit: int) -> str:
+    """``limit`` characters of ``text`` around position ``at``, with "…" where cut."""
+    start = max(0, min(at - (limit - 2) // 3, len(text) - (limit - 2)))
+    end = min(len(text), start + limit - 2)
+    return ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def distinct_cuts(names: list[str], limit: int = LABEL_CHARS) -> dict[str, str]:
+    """Each name cut to ``limit`` characters so that different names stay different: names a
+    middle cut would make alike ("evaluations/churn-20…/predictions.parquet" twice) show the
+    part where they differ instead, and in full if that is not enough."""
+    cut = {n: middle_cut(n, limit) for n in names}
+    alike: dict[str, list[str]] = {}
+    for name in sorted(set(names)):
+        alike.setdefault(cut[name], []).append(name)
+    for group in (g for g in alike.values() if len(g) > 1):
+        for name in group:
+            at = max(_shared_prefix(name, other) for other in group if other != name)
+            cut[name] = _window(name, at, limit)
+        if len({cut[n] for n in group}) < len(group):
+            cut.update({n: n for n in group})
+    return cut
+
+
 @dataclass(frozen=True, slots=True)
 class NodeView:
     urn: str
@@ -69,6 +99,7 @@ class NodeView:
     centre_href: str
     x: float
     y: float
+    short_label: str  # the name as it fits the box, told apart from the other boxes'
 
     @property
     def label(self) -> str:
@@ -83,10 +114,6 @@ class NodeView:
         """The small line above the name: the type, and the run a file or step belongs to."""
         kind = self.type.replace("_", " ")
         return f"{kind} · {self.name.context}" if self.name.context else kind
-
-    @property
-    def short_label(self) -> str:
-        return middle_cut(self.name.name)
 
     @property
     def short_kind(self) -> str:
@@ -142,17 +169,20 @@ def graph_view(
         gap_x=GAP_X,
     )
     columns = {urn: i for i, c in enumerate(sorted(layout.columns)) for urn in layout.columns[c]}
+    named = {n.urn: names.get(n.urn, EntityName(n.urn)) for n in graph.nodes}
+    short = distinct_cuts([name.name for name in named.values()])
     nodes = [
         NodeView(
             urn=n.urn,
             type=n.type,
-            name=names.get(n.urn, EntityName(n.urn)),
+            name=named[n.urn],
             hops=n.hops,
             column=columns[n.urn],
             href=entity_page(n.urn),
             centre_href=lineage_url(n.urn, up, down),
             x=layout.nodes[n.urn].x,
             y=layout.nodes[n.urn].y,
+            short_label=short[named[n.urn].name],
         )
         for n in graph.nodes
     ]

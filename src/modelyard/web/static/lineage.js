@@ -33,6 +33,40 @@
     return text.slice(0, head) + "\u2026" + text.slice(text.length - (limit - 1 - head));
   }
 
+  function shared(a, b) {
+    var i = 0;
+    while (i < a.length && i < b.length && a[i] === b[i]) { i += 1; }
+    return i;
+  }
+
+  // The server's distinct_cuts: names a middle cut makes alike show where they differ, and
+  // in full if that is not enough.
+  function distinctCuts(names, limit) {
+    var cuts = {}, alike = {};
+    names.forEach(function (n) {
+      cuts[n] = cut(n, limit);
+      var group = alike[cuts[n]] = alike[cuts[n]] || [];
+      if (group.indexOf(n) < 0) { group.push(n); }
+    });
+    Object.keys(alike).forEach(function (key) {
+      var group = alike[key];
+      if (group.length < 2) { return; }
+      group.forEach(function (n) {
+        var at = Math.max.apply(null, group.filter(function (o) { return o !== n; })
+          .map(function (o) { return shared(n, o); }));
+        var start = Math.max(0, Math.min(at - Math.floor((limit - 2) / 3), n.length - (limit - 2)));
+        var end = Math.min(n.length, start + limit - 2);
+        cuts[n] = (start ? "\u2026" : "") + n.slice(start, end) + (end < n.length ? "\u2026" : "");
+      });
+      var seen = {};
+      group.forEach(function (n) { seen[cuts[n]] = true; });
+      if (Object.keys(seen).length < group.length) {
+        group.forEach(function (n) { cuts[n] = n; });
+      }
+    });
+    return cuts;
+  }
+
   function curve(x1, y1, x2, y2) {
     var bend = Math.max(30, (x2 - x1) / 2);
     return "M" + x1.toFixed(1) + "," + y1.toFixed(1) + " C" + (x1 + bend).toFixed(1) + "," +
@@ -61,6 +95,9 @@
     var offset = columns > 1 ? 0 : (width - 20 - nodeWidth) / 2;
     var at = {};
     var limit = chars + Math.floor((nodeWidth - baseWidth) / CHAR_WIDTH);
+    var names = distinctCuts(Array.prototype.map.call(nodes, function (n) {
+      return n.querySelector("text.name[data-full]").dataset.full;
+    }), limit);
     nodes.forEach(function (n) {
       var x = 10 + offset + Number(n.dataset.column) * (nodeWidth + gap);
       var y = Number(n.dataset.y);
@@ -69,9 +106,10 @@
       n.querySelector("rect.box").setAttribute("width", nodeWidth.toFixed(1));
       var centre = n.querySelector(".centre text");
       if (centre) { centre.setAttribute("x", (nodeWidth - 10).toFixed(1)); }
-      n.querySelectorAll("text[data-full]").forEach(function (t) {
-        t.textContent = cut(t.dataset.full, t.classList.contains("sub") ? limit + 4 : limit);
-      });
+      var sub = n.querySelector("text.sub[data-full]");
+      sub.textContent = cut(sub.dataset.full, limit + 4);
+      var name = n.querySelector("text.name[data-full]");
+      name.textContent = names[name.dataset.full];
     });
     graph.querySelectorAll(".edge-group").forEach(function (g) {
       var a = at[g.dataset.from], b = at[g.dataset.to];
