@@ -88,6 +88,14 @@ def project_pages(http: httpx.Client, runs: int, reps: int) -> None:
     emit("project_page_filter_and_order_page_2", runs=runs, **stats)
 
 
+def list_pages(http: httpx.Client, runs: int, reps: int) -> None:
+    """Home and the projects list, whose row for the big project shows its latest run and best
+    headline metric: aggregates over all of its runs."""
+    for name, path in {"home": "/", "projects_list": "/projects"}.items():
+        stats, _ = timed_get(http, path, reps)
+        emit(f"{name}_page", runs=runs, **stats)
+
+
 def run_pages(http: httpx.Client, run_id: str, big: str, reps: int) -> None:
     stats, r = timed_get(http, f"/runs/{run_id}", reps)
     emit("run_page_10_params_10_metrics", bytes=len(r.content), **stats)
@@ -186,6 +194,7 @@ def main() -> None:
                 "/api/v1/runs/search", json={"project": "big", "page_size": 1}
             ).json()["runs"][0]["run_id"]
             project_pages(http, args.runs, args.reps)
+            list_pages(http, args.runs, args.reps)
             run_pages(http, some_run, big, args.reps)
             in_chromium(url, big)
 
