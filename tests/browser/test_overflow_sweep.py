@@ -305,7 +305,7 @@ SHAPES = """() => {
   const wrap = document.querySelector('#runs-table')?.closest('.table-wrap');
   if (wrap) {
     const right = wrap.getBoundingClientRect().left + wrap.clientWidth;
-    for (const th of document.querySelectorAll('#runs-table thead th')) {
+    for (const th of document.querySelectorAll('#runs-table thead tr.column-keys th')) {
       const b = th.getBoundingClientRect();
       if (b.width > 240) {
         found.push(`the ${th.textContent.trim().slice(0, 30)} column is ${r(b.width)} px wide`);
