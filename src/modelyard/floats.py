@@ -15,6 +15,15 @@ SPECIAL_FLOATS = {
 }
 
 
+def reads_as_number(text: str) -> bool:
+    """Whether ``text`` (a CSV cell, a param value) is a number as Python reads one."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def encode_float(v: float) -> float | str:
     """A float as JSON can carry it: finite values as numbers, the rest as strings."""
     if math.isnan(v):

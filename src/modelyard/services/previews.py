@@ -18,6 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from modelyard.artifacts.base import ArtifactStore, open_artifact
+from modelyard.floats import reads_as_number
 from modelyard.metadata.store import Store
 from modelyard.schemas import ArtifactPublic
 from modelyard.services.artifacts import get_artifact
@@ -199,7 +200,7 @@ def _numeric(column: pa.ChunkedArray) -> bool:
     if not pa.types.is_string(kind):
         return False
     cells = [v for v in column.to_pylist() if v not in (None, "")]
-    return bool(cells) and all(_is_number(v) for v in cells)
+    return bool(cells) and all(reads_as_number(v) for v in cells)
 
 
 def _table_preview(meta: ArtifactPublic, table: pa.Table, fmt: str, types: list[str]) -> Preview:
@@ -220,14 +221,6 @@ def _table_preview(meta: ArtifactPublic, table: pa.Table, fmt: str, types: list[
     )
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _csv(meta: ArtifactPublic, file: _File) -> Preview:
     """The first rows of a CSV file, each cell exactly as written (no number re-formatting).
     A first row of numbers only is data, not a header (e.g. ``numpy.savetxt`` output)."""
@@ -236,7 +229,7 @@ def _csv(meta: ArtifactPublic, file: _File) -> Preview:
     try:
         with file.open() as f, pacsv.open_csv(f, parse_options=parse) as sniff:
             schema = sniff.schema  # types inferred from the first block
-        header = not all(_is_number(name) for name in schema.names)
+        header = not all(reads_as_number(name) for name in schema.names)
         generated = [f"f{i}" for i in range(len(schema.names))]  # duplicate names are legal
         source = file.open()
         reader = pacsv.open_csv(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from modelyard.floats import column_text
+from modelyard.floats import column_text, reads_as_number
 from modelyard.schemas import RunPublic
 
 KIND_PREFIX = {"metric": "metrics", "param": "params", "tag": "tags"}
@@ -88,14 +88,6 @@ def column_groups(columns: list[Column]) -> list[Group]:
     return groups
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 @dataclass(frozen=True, slots=True)
 class Cells:
     rows: list[list[Cell]]  # one list of cells per run
@@ -117,7 +109,7 @@ def table_cells(columns: list[Column], runs: list[RunPublic]) -> Cells:
             numeric.append(True)
             continue
         shown = [v for v in values if v]
-        numeric.append(bool(shown) and all(_is_number(v) for v in shown))
+        numeric.append(bool(shown) and all(reads_as_number(v) for v in shown))
         by_column.append([Cell(v or "", v or "", numeric[-1]) for v in values])
     rows = [list(row) for row in zip(*by_column, strict=True)] if columns else [[] for _ in runs]
     return Cells(rows, numeric)
