@@ -143,3 +143,20 @@ def test_the_lists_take_the_same_queries_for_one_project_or_many(
     assert queries() == few
     assert few[0] <= 3
     assert few[1] <= 3
+
+
+def test_a_project_is_headed_by_its_latest_finished_runs(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The best value is read over the project's latest RECENT_RUNS finished runs, so a list
+    costs the same whatever a project's size: an older, better run no longer counts."""
+    from modelyard.services import headlines
+
+    monkeypatch.setattr(headlines, "RECENT_RUNS", 2)
+    for n, auc in enumerate([0.99, 0.7, 0.8]):
+        rid = new_run(api, "bounded", name=f"r{n}", start_time=1_700_000_000_000 + n)
+        log(api, rid, metrics=[{"key": "auc", "value": auc, "step": 0}])
+        finish(api, rid)
+    listed = {p["name"]: p for p in api.get(f"{API}/projects").json()}
+    assert listed["bounded"]["headline"]["value"] == 0.8
+    assert listed["bounded"]["headline"]["runs"] == 2

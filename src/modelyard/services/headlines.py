@@ -37,6 +37,7 @@ WELL_KNOWN = (
     "mae",
 )  # fmt: skip
 WORDS = re.compile(r"[a-z0-9]+")
+RECENT_RUNS = 1000  # a project is headed by its latest finished runs
 EXPLANATION = (
     "The metric most runs logged (training metrics last among equals, then auc, accuracy, "
     "f1 and other well-known ones first); its best latest value over the runs. Lower is "
@@ -121,9 +122,25 @@ def _choose(rows: Sequence[Any]) -> dict[Any, HeadlineMetric]:
 
 
 def project_headlines(conn: Connection) -> dict[int, HeadlineMetric]:
-    """Every project's headline metric over its finished runs, by project id."""
-    finished = select(t.run.c.project_id, t.run.c.pk).where(t.run.c.status == "finished")
-    runs = finished.subquery()
+    """Every project's headline metric over its latest ``RECENT_RUNS`` finished runs, by
+    project id: a list page costs the same for a project of a million runs as of a thousand
+    (each project's latest runs are read off the run index by project and start time)."""
+    r, latest = t.run.c, t.run.alias("latest")
+    newest = (
+        select(latest.c.pk)
+        .where((latest.c.project_id == t.project.c.id) & (latest.c.status == "finished"))
+        .order_by(latest.c.start_time.desc(), latest.c.pk.desc())
+        .limit(RECENT_RUNS)
+        .correlate(t.project)
+    )
+    recent = (
+        select(t.project.c.id.label("project_id"), r.pk)
+        .select_from(t.project)
+        .join(t.run, r.pk.in_(newest))
+    )
+    # Materialised first, or the planner runs the per-project LIMIT subquery once for each
+    # latest value it walks (9 s on a project of 100,000 runs; 0.25 s this way).
+    runs = recent.cte("recent_runs").prefix_with("MATERIALIZED")
     return headlines(conn, runs, runs.c.project_id, runs.c.pk)
 
 

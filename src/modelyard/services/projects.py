@@ -130,7 +130,9 @@ def get_project(store: Store, *, ref: str | int) -> ProjectPublic:
     return _public(row, count)
 
 
-def list_projects(store: Store) -> list[ProjectPublic]:
+def list_projects(store: Store, *, headlines: bool = True) -> list[ProjectPublic]:
+    """Every project with its run count and latest run, and (unless ``headlines`` is false,
+    for lists that do not show it) its best headline metric."""
     counts = (
         select(
             t.run.c.project_id,
@@ -146,7 +148,7 @@ def list_projects(store: Store) -> list[ProjectPublic]:
             .outerjoin(counts, counts.c.project_id == t.project.c.id)
             .order_by(t.project.c.name)
         ).all()
-        best = project_headlines(conn)
+        best = project_headlines(conn) if headlines else {}
     return [
         _public(r, r.run_count, r.last_run_at).model_copy(update={"headline": best.get(r.id)})
         for r in rows

@@ -41,7 +41,7 @@ def suggest_entities(store: Store, *, text: str, limit: int = MAX_SUGGESTIONS) -
         return []
     found = [
         Suggestion(p.urn, p.name, "project")
-        for p in projects.list_projects(store)
+        for p in projects.list_projects(store, headlines=False)
         if needle.lower() in p.name.lower()
     ]
     req = RunSearch(

@@ -31,7 +31,7 @@ def home_context(store: Store, actor: str) -> dict[str, Any]:
         "actor": actor,
         "my_runs": search.search_runs(store, req=mine).runs,
         **running_context(store),
-        "projects": projects.list_projects(store),
+        "projects": projects.list_projects(store, headlines=False),
         "rows": change_rows(recent.changes, recent.values),
         "labels": recent.labels,
     }

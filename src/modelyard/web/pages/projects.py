@@ -32,7 +32,8 @@ def project_list(request: Request, store: StoreDep) -> HTMLResponse:
     context = {
         "nav": "projects",
         "projects": projects.list_projects(store),
-        "headline_how": "Over each project's finished runs. " + headlines.EXPLANATION,
+        "headline_how": f"Over each project's latest {headlines.RECENT_RUNS:,} finished runs. "
+        + headlines.EXPLANATION,
     }
     return render(request, "projects.html", context)
 

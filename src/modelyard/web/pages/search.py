@@ -164,7 +164,9 @@ def search_context(store: Store, q: str, page: str | None) -> dict[str, Any]:
     if not q:
         return context
     needle = q.lower()
-    context["projects"] = [p for p in projects.list_projects(store) if needle in p.name.lower()]
+    context["projects"] = [
+        p for p in projects.list_projects(store, headlines=False) if needle in p.name.lower()
+    ]
     urns = entities.find_entities(store, text=q)
     labels = entities.entity_labels(store, urns=urns)
     context["entities"] = [(u, labels[u]) for u in urns]
