@@ -28,6 +28,8 @@ from modelyard.routing import (
 )
 from modelyard.services.dispatcher import Dispatcher
 from modelyard.services.liveness import LostRunSweeper
+from modelyard.services.periodic import Periodic
+from modelyard.services.statistics import PlannerStatistics
 from modelyard.services.upload_sweeper import UploadSweeper
 from modelyard.settings import Settings
 from modelyard.web import install_web, page_errors
@@ -71,14 +73,18 @@ def make_dispatcher(store: Store, app: FastAPI, settings: Settings) -> Dispatche
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Deliver events, remove what cut-short uploads left and mark runs whose client went
-    silent lost, in the background, while the server runs."""
+    """Deliver events, remove what cut-short uploads left, mark runs whose client went silent
+    lost and keep the planner's statistics current, in the background, while the server
+    runs."""
     dispatcher: Dispatcher = app.state.dispatcher
-    sweeper: UploadSweeper = app.state.upload_sweeper
-    liveness: LostRunSweeper = app.state.lost_run_sweeper
+    periodic: list[Periodic] = [
+        app.state.upload_sweeper,
+        app.state.lost_run_sweeper,
+        app.state.planner_statistics,
+    ]
     run = app.state.settings.event_dispatcher
-    sweeper.start()
-    liveness.start()
+    for work in periodic:
+        work.start()
     if run:
         dispatcher.start()
     try:
@@ -86,8 +92,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if run:
             await asyncio.to_thread(dispatcher.stop)
-        await asyncio.to_thread(sweeper.stop)
-        await asyncio.to_thread(liveness.stop)
+        for work in periodic:
+            await asyncio.to_thread(work.stop)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -111,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.artifacts = make_artifact_store(settings)
     app.state.upload_sweeper = UploadSweeper(app.state.artifacts, settings.upload_grace_seconds)
     app.state.lost_run_sweeper = LostRunSweeper(app.state.store, settings.run_lost_after_seconds)
+    app.state.planner_statistics = PlannerStatistics(engine)
     app.state.plugins = make_plugins(modules=settings.plugins)
     app.state.dispatcher = make_dispatcher(app.state.store, app, settings)
     install_guards(app, settings)

@@ -147,5 +147,5 @@ def project_headlines(conn: Connection) -> dict[int, HeadlineMetric]:
 def model_headlines(conn: Connection) -> dict[str, HeadlineMetric]:
     """Every model's headline metric over the runs that made its versions, by model name."""
     mv = t.model_version
-    made = select(mv.c.model, mv.c.run_pk).distinct().subquery()
+    made = select(mv.c.model, mv.c.run_pk).distinct().cte("made").prefix_with("MATERIALIZED")
     return headlines(conn, made, made.c.model, made.c.run_pk)
