@@ -38,11 +38,8 @@ def ago(ms: int | None, now: float | None = None) -> str:
     """How long ago, in the largest unit that fits: "5 min ago"."""
     if ms is None:
         return "—"
-    seconds = max(0.0, (now if now is not None else time.time()) - ms / 1000)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit} ago"
-    return "just now"
+    elapsed_ms = int(((now if now is not None else time.time()) - ms / 1000) * 1000)
+    return "just now" if elapsed_ms < 60_000 else f"{span_text(elapsed_ms)} ago"
 
 
 def is_time_field(name: str, value: object) -> bool:

@@ -16,8 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from modelyard._version import __version__
-from modelyard.times import ago as times_ago
-from modelyard.times import span_text, utc_iso, utc_text
+from modelyard.times import ago, span_text, utc_iso, utc_text
 from modelyard.web.assets import Assets
 from modelyard.web.colors import run_color
 from modelyard.web.urls import entity_page
@@ -29,7 +28,6 @@ def when(ms: int | None) -> str:
 
 
 when_iso = utc_iso
-ago = times_ago
 
 
 def duration(start: int | None, end: int | None, now: float | None = None) -> str:
