@@ -47,6 +47,7 @@ def version_evaluations(api: httpx.Client, model: str, version: int) -> list[dic
 def compared(page: Page) -> list[str]:
     """The ids of the evaluations the comparison page shows, in its order."""
     expect(page).to_have_url(re.compile(r"/evaluations/compare\?e="))
+    expect(page.locator("#compare-evaluations")).to_be_visible()  # and its page has loaded
     return parse_qs(urlsplit(page.url).query)["e"]
 
 
@@ -63,7 +64,9 @@ def test_run_comparison_leads_to_each_datasets_evaluation_comparison(
     for name in ("gbm-1", "gbm-2", "gbm-3", NIGHTLY):
         page.get_by_role("checkbox", name=f"Select {name}", exact=True).check()
     page.get_by_role("button", name="Compare selected").click()
-    order = page.locator("#compare-runs thead th a").all_inner_texts()  # the baseline first
+    heads = page.locator("#compare-runs thead th a")
+    expect(heads).to_have_count(4)  # the comparison page has loaded
+    order = heads.all_inner_texts()  # the baseline first
     assert sorted(order) == sorted(["gbm-1", "gbm-2", "gbm-3", NIGHTLY])
     evaluated = [n for n in order if n != NIGHTLY]
     offer = page.locator("#compare-evaluations-offer")
