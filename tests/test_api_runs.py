@@ -12,7 +12,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from modelyard.api.deps import LOCAL_USER
+from modelyard.services.access.principals import LOCAL_NAME as LOCAL_USER
 from tests.helpers import assert_error
 
 API = "/api/v1"

@@ -14,11 +14,12 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from modelyard import hookspecs
-from modelyard.api.deps import User, get_current_user
+from modelyard.api.deps import get_current_user
 from modelyard.app import create_app
 from modelyard.cli import main
 from modelyard.metadata import tables as t
 from modelyard.plugins import make_plugins
+from modelyard.services.access.principals import Principal
 from modelyard.services.dispatcher import Dispatcher
 from modelyard.settings import Settings
 from tests import sample_plugin
@@ -61,7 +62,8 @@ def test_every_hook_is_a_documented_bare_function() -> None:
 
 
 def test_a_plugin_route_writes_as_the_current_user(plugin_app: FastAPI, http: httpx.Client) -> None:
-    plugin_app.dependency_overrides[get_current_user] = lambda: User(name="ada")
+    ada = Principal(name="ada", account_id=None, admin=True)
+    plugin_app.dependency_overrides[get_current_user] = lambda: ada
     resp = http.post(f"{API}/sample/projects/from-plugin")
     assert resp.status_code == 201, resp.text
     # Built-in routes take their actor from the same dependency.

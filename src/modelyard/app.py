@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from modelyard._version import __version__
 from modelyard.api.openapi import install_openapi
 from modelyard.artifacts.base import make_artifact_store
+from modelyard.authz import Level, allow, authorize
 from modelyard.body_limits import BoundedBodies
 from modelyard.guards import install_guards
 from modelyard.metadata.engine import ensure_schema, make_engine
@@ -26,6 +27,8 @@ from modelyard.routing import (
     mount,
     refuse_nul,
 )
+from modelyard.services.access.accounts import count_users
+from modelyard.services.access.principals import Access
 from modelyard.services.dispatcher import Dispatcher
 from modelyard.services.liveness import LostRunSweeper
 from modelyard.services.periodic import Periodic
@@ -38,6 +41,7 @@ health = APIRouter(include_in_schema=False)
 
 
 @health.get("/healthz")
+@allow(Level.PUBLIC)
 def healthz(request: Request) -> dict[str, object]:
     """Liveness, and how event delivery is going (counts capped, so the probe stays cheap)."""
     dispatcher: Dispatcher = request.app.state.dispatcher
@@ -71,6 +75,23 @@ def make_dispatcher(store: Store, app: FastAPI, settings: Settings) -> Dispatche
     )
 
 
+def refuse_unguarded(app: FastAPI) -> None:
+    """A server reachable beyond loopback needs someone who can sign in and manage it."""
+    settings: Settings = app.state.settings
+    if settings.local_mode:
+        return
+    _, admins = count_users(app.state.store)
+    if admins == 0:
+        raise RuntimeError(NO_ADMIN.format(host=settings.host))
+
+
+NO_ADMIN = (
+    "modelyard will not serve on {host} (beyond this machine) without a site admin to sign "
+    "in: create one first with `modelyard users add NAME --admin` (it asks for a password), "
+    "with the same MODELYARD_DATABASE_URL or --data-dir as the server"
+)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Deliver events, remove what cut-short uploads left, mark runs whose client went silent
@@ -82,6 +103,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.lost_run_sweeper,
         app.state.planner_statistics,
     ]
+    refuse_unguarded(app)
     run = app.state.settings.event_dispatcher
     for work in periodic:
         work.start()
@@ -120,7 +142,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.planner_statistics = PlannerStatistics(engine)
     app.state.plugins = make_plugins(modules=settings.plugins)
     app.state.dispatcher = make_dispatcher(app.state.store, app, settings)
+    app.state.access = Access(
+        app.state.store,
+        idle_ms=int(settings.session_idle_minutes * 60_000),
+        absolute_ms=int(settings.session_max_hours * 3_600_000),
+    )
     install_guards(app, settings)
+    app.router.dependencies.append(Depends(authorize))
     install_error_handlers(app, default=page_errors)
     install_openapi(app)
     install_web(app)

@@ -44,6 +44,18 @@ class Forbidden(ModelyardError):
     code = "FORBIDDEN"
 
 
+class Unauthenticated(ModelyardError):
+    """No one is signed in, or the credentials sent are not valid (expired, revoked)."""
+
+    status = 401
+    code = "UNAUTHENTICATED"
+
+
+class TooManyAttempts(ModelyardError):
+    status = 429
+    code = "TOO_MANY_ATTEMPTS"
+
+
 class UnsupportedMediaType(ModelyardError):
     status = 415
     code = "UNSUPPORTED_MEDIA_TYPE"

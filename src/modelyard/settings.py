@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -180,6 +181,33 @@ class Settings(BaseSettings):
         "may send POST, PUT, PATCH or DELETE requests from a browser; comma-separated in the "
         "environment. A browser request from any other page gets 403.",
     )
+    session_idle_minutes: float = Field(
+        default=8 * 60,
+        gt=0,
+        description="Minutes a browser session may go unused before it ends.",
+    )
+    session_max_hours: float = Field(
+        default=7 * 24,
+        gt=0,
+        description="Hours after signing in that a browser session ends, used or not.",
+    )
+    proxy_user_header: str | None = Field(
+        default=None,
+        description="Single sign-on behind a proxy: the header naming the signed-in user (an "
+        "e-mail address or a user name), e.g. X-Forwarded-Email as oauth2-proxy sets it. Taken "
+        "only from MODELYARD_TRUSTED_PROXIES; a request carrying it from elsewhere is refused. "
+        "A user it names for the first time is created then.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks (10.0.0.5, 10.0.0.0/24) of the proxies whose "
+        "identity header is trusted; comma-separated in the environment.",
+    )
+    proxy_default_group: str | None = Field(
+        default=None,
+        description="Group a user the proxy names for the first time joins, so they start "
+        "with the roles that group has in projects.",
+    )
     event_dispatcher: bool = Field(
         default=True, description="Deliver events to `on_event` hooks from this server process."
     )
@@ -208,6 +236,39 @@ class Settings(BaseSettings):
     @classmethod
     def _split_names(cls, value: object) -> object:
         return plugin_modules(value) if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        return plugin_modules(value) if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{network!r} is not an address or network (give 10.0.0.5 or 10.0.0.0/24)"
+                ) from None
+        return value
+
+    @field_validator("proxy_user_header")
+    @classmethod
+    def _check_header(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9-]{1,100}", value):
+            raise ValueError(f"{value[:100]!r} is not a header name")
+        return value.lower() if value else None
+
+    @model_validator(mode="after")
+    def _proxy_needs_proxies(self) -> Settings:
+        if self.proxy_user_header and not self.trusted_proxies:
+            raise ValueError(
+                "set MODELYARD_TRUSTED_PROXIES to the proxy's address to trust "
+                "MODELYARD_PROXY_USER_HEADER"
+            )
+        return self
 
     @field_validator("allowed_hosts")
     @classmethod

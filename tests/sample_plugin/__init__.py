@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from modelyard.api.deps import CurrentUser, StoreDep
+from modelyard.authz import Level, allow
 from modelyard.errors import NotFound
 from modelyard.events import DomainEvent
 from modelyard.hookspecs import hookimpl
@@ -31,17 +32,20 @@ api = APIRouter(prefix="/api/v1/sample")
 
 
 @api.post("/projects/{name}", status_code=201)
+@allow(Level.CREATE)
 def create_sample_project(name: str, store: StoreDep, user: CurrentUser) -> ProjectPublic:
     """A write from a plugin: its actor comes from the current user."""
-    return projects.create_project(store, body=ProjectCreate(name=name), actor=user.name)
+    return projects.create_project(store, body=ProjectCreate(name=name), actor=user.actor)
 
 
 @api.get("/missing")
+@allow(Level.SIGNED_IN)
 def missing() -> None:
     raise NotFound("the sample plugin has nothing here")
 
 
 @api.get("/broken")
+@allow(Level.SIGNED_IN)
 def broken() -> None:
     raise RuntimeError("a bug in the plugin")
 
@@ -50,22 +54,26 @@ pages = APIRouter()
 
 
 @pages.get("/sample")
+@allow(Level.SIGNED_IN)
 def sample_page(request: Request, store: StoreDep, user: CurrentUser) -> HTMLResponse:
     context = {"user": user.name, "projects": len(projects.list_projects(store))}
     return render(request, "sample_page.html", context)
 
 
 @pages.get("/sample/missing")
+@allow(Level.SIGNED_IN)
 def missing_page() -> None:
     raise NotFound("the sample plugin has no such page")
 
 
 @pages.get("/sample/broken")
+@allow(Level.SIGNED_IN)
 def broken_page() -> None:
     raise RuntimeError("a bug in the plugin's page")
 
 
 @pages.get("/api/v1/sample/page-among-the-api")
+@allow(Level.SIGNED_IN)
 def page_among_the_api() -> None:
     """A page whose path looks like the API's: its errors are still a page's."""
     raise NotFound("this page has nothing to show")
@@ -86,6 +94,7 @@ mlflow = APIRouter(prefix="/sample-mlflow/api/2.0/mlflow", route_class=route_cla
 
 
 @mlflow.get("/experiments/get")
+@allow(Level.SIGNED_IN)
 def get_experiment(experiment_id: int) -> dict[str, object]:
     raise NotFound(f"no experiment with id {experiment_id}")
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
 from modelyard.artifacts.base import ArtifactStore
+from modelyard.authz import readable_projects
+from modelyard.errors import Unauthenticated
 from modelyard.metadata.store import Store
 from modelyard.plugins import Plugins
+from modelyard.services.access.principals import Principal
 from modelyard.settings import Settings
-
-LOCAL_USER = "local"
 
 
 # Dependencies are coroutines on purpose: FastAPI runs plain functions in its thread pool,
@@ -37,28 +37,25 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-@dataclass(frozen=True, slots=True)
-class User:
-    """Who is acting: every write records this user's ``name`` as its actor."""
-
-    name: str
-
-
-IMPLICIT_USER = User(name=LOCAL_USER)
-
-
-async def get_current_user(request: Request) -> User:
-    """The user behind the request. Until users and tokens exist (the access issue), everyone
-    is the implicit local user."""
-    return IMPLICIT_USER
+async def get_current_user(request: Request) -> Principal:
+    """The principal :func:`modelyard.authz.authorize` resolved for this request (routes open
+    to anonymous callers do not take this)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        raise Unauthenticated("sign in, or send an API token as 'Authorization: Bearer <token>'")
+    return principal
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
 
 
 async def get_actor(user: CurrentUser) -> str:
-    """The current user's name, for routes that only record who acted."""
-    return user.name
+    """Who acts, for the change log: the user's name, and how they acted (a token, a proxy)."""
+    return user.actor
+
+
+async def get_readable(request: Request) -> frozenset[int] | None:
+    return readable_projects(request)
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
@@ -67,6 +64,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 PluginsDep = Annotated[Plugins, Depends(get_plugins)]
 # The current user's name; the same seam as CurrentUser, kept for routes that need only that.
 Actor = Annotated[str, Depends(get_actor)]
+# The projects the caller may read (None: all of them), for routes that list across projects.
+Readable = Annotated[frozenset[int] | None, Depends(get_readable)]
 # A client's key for one request: the same request sent again with it (a retry after a lost
 # answer) is a no-op.
 IdempotencyKey = Annotated[

@@ -113,6 +113,53 @@ class EvaluationMetrics(Aspect):
     metrics: dict[str, dict[str, float | None]]  # analyzer -> headline metric -> value
 
 
+class UserProperties(Aspect):
+    display_name: str = ""
+    email: str | None = None
+    admin: bool = False
+    service: bool = False  # a service account: acts through tokens only
+    disabled: bool = False
+
+
+class UserSignIn(Aspect):
+    """A sign-in: each one is a version, so the history is the user's sign-ins."""
+
+    at: int
+    method: str  # "password" or "proxy"
+    address: str | None = None
+
+
+class UserPassword(Aspect):
+    """When the password was last set (never the password or its hash)."""
+
+    changed_at: int
+
+
+class TokenProperties(Aspect):
+    user: str
+    name: str
+    read_only: bool
+    expires_at: int | None = None
+    revoked: bool = False
+
+
+class GroupMembers(Aspect):
+    users: list[str] = Field(default_factory=list)
+
+
+class Member(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str  # "user" or "group"
+    name: str
+    role: str
+
+
+class ProjectAccess(Aspect):
+    internal: bool = False  # every signed-in user may read it
+    members: list[Member] = Field(default_factory=list)
+
+
 class Status(Aspect):
     removed: bool = False
 
@@ -132,11 +179,20 @@ ASPECTS: dict[str, type[Aspect]] = {
     "model_version_properties": ModelVersionProperties,
     "evaluation_properties": EvaluationProperties,
     "evaluation_metrics": EvaluationMetrics,
+    "user_properties": UserProperties,
+    "user_sign_in": UserSignIn,
+    "user_password": UserPassword,
+    "token_properties": TokenProperties,
+    "group_members": GroupMembers,
+    "project_access": ProjectAccess,
     "status": Status,
 }
 
 ENTITY_ASPECTS: dict[str, frozenset[str]] = {
-    "project": frozenset({"project_properties", "tags", "status"}),
+    "project": frozenset({"project_properties", "project_access", "tags", "status"}),
+    "user": frozenset({"user_properties", "user_sign_in", "user_password"}),
+    "token": frozenset({"token_properties"}),
+    "group": frozenset({"group_members"}),
     "run": frozenset(
         {"run_properties", "run_state", "run_params", "tags", "run_lineage", "status"}
     ),

@@ -51,6 +51,18 @@ RETRIES = 8
 EVENT_LOCK_SPACE = 0x65766E74
 
 
+class Acting(str):
+    """An actor's name that also says how they acted (``via``: a token, a proxy), for the
+    change log. It is a ``str``, so every service passes it on as the actor unchanged."""
+
+    via: str | None
+
+    def __new__(cls, name: str, via: str | None = None) -> Acting:
+        acting = super().__new__(cls, name)
+        acting.via = via
+        return acting
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -69,6 +81,7 @@ class Tx:
     conn: Connection
     actor: str
     now: int
+    via: str | None = None  # how the actor acted, when not in person (a token, a proxy)
     new_metric_keys: dict[str, int] = field(default_factory=dict)
     # (project, kind, key) rows recorded in project_key by this transaction
     noted_keys: set[tuple[int, str, str]] = field(default_factory=set)
@@ -140,6 +153,7 @@ class Tx:
                 "previous_version": previous,
                 "actor": self.actor,
                 "created_at": self.now,
+                "via": self.via,
             },
         )
         self.events.append(
@@ -273,7 +287,7 @@ class Store:
             tx: Tx | None = None
             try:
                 with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-                    tx = Tx(conn=conn, actor=actor, now=now_ms())
+                    tx = Tx(conn=conn, actor=actor, now=now_ms(), via=getattr(actor, "via", None))
                     result = work(tx)
                     tx.flush_events()
                 self.metric_keys.update(tx.new_metric_keys)

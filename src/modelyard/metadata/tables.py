@@ -77,6 +77,9 @@ change_log = Table(
     Column("previous_version", Integer, nullable=True),
     Column("actor", String(MAX_NAME), nullable=False),
     Column("created_at", BigInteger, nullable=False, index=True),
+    # How the actor acted, when not signed in in person: "token <name> (#id)", "proxy".
+    Column("via", String(MAX_NAME), nullable=True),
+    Index("ix_change_log_actor", "actor", "id"),
 )
 
 # The outbox: one domain event per committed aspect change, written in the change's own
@@ -361,4 +364,105 @@ dataset = Table(
     Column("digest", String(MAX_NAME), nullable=True),
     Column("num_rows", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
+)
+
+# --- access: who may do what. The aspects of user, group, token and project entities are
+# the audited record; these tables are what each request is checked against, kept in the same
+# transaction. Secrets are never aspects (their history would keep them): password and token
+# digests live here only.
+MAX_USERNAME = 64
+
+account = Table(
+    "account",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(MAX_USERNAME), nullable=False, unique=True),
+    Column("display_name", String(MAX_NAME), nullable=False),
+    Column("email", String(320), nullable=True),
+    # Argon2id hash; null for accounts that cannot sign in with a password (service accounts,
+    # users known from a single sign-on proxy).
+    Column("password_hash", Text, nullable=True),
+    Column("is_admin", Boolean, nullable=False),
+    Column("is_service", Boolean, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    # Sessions signed in before this time are void (a password change ends them all).
+    Column("sessions_valid_after", BigInteger, nullable=False),
+    Index("ix_account_email", "email"),
+)
+
+account_group = Table(
+    "account_group",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(MAX_USERNAME), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+group_member = Table(
+    "group_member",
+    metadata,
+    Column("group_id", Integer, nullable=False),
+    Column("account_id", Integer, nullable=False),
+    PrimaryKeyConstraint("group_id", "account_id"),
+    Index("ix_group_member_account", "account_id"),
+)
+
+# A project's members: users or groups (kind "user" or "group", principal_id their id), each
+# with a role.
+project_member = Table(
+    "project_member",
+    metadata,
+    Column("project_id", Integer, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("principal_id", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    PrimaryKeyConstraint("project_id", "kind", "principal_id"),
+    Index("ix_project_member_principal", "kind", "principal_id"),
+)
+
+# Projects every signed-in user may read.
+internal_project = Table(
+    "internal_project",
+    metadata,
+    Column("project_id", Integer, primary_key=True, autoincrement=False),
+)
+
+api_token = Table(
+    "api_token",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, nullable=False, index=True),
+    Column("name", String(MAX_NAME), nullable=False),
+    Column("salt", String(32), nullable=False),
+    Column("digest", String(64), nullable=False),  # sha256(salt + secret), hex
+    Column("read_only", Boolean, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+web_session = Table(
+    "web_session",
+    metadata,
+    Column("digest", String(64), primary_key=True),  # sha256 of the cookie's secret, hex
+    Column("account_id", Integer, nullable=False, index=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("address", String(64), nullable=True),
+)
+
+# Failed sign-ins per key ("user:<name>" or "address:<ip>") in the current window.
+sign_in_failure = Table(
+    "sign_in_failure",
+    metadata,
+    Column("key", String(MAX_NAME + 16), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("first_at", BigInteger, nullable=False),
+    Column("last_at", BigInteger, nullable=False),
 )

@@ -21,6 +21,8 @@ ENTITY_TYPES = frozenset(
         "evaluation",
         "deployment",
         "user",
+        "group",
+        "token",
     }
 )
 
@@ -98,3 +100,7 @@ def evaluation_urn(evaluation_id: str) -> str:
 
 def model_version_urn(model: str, version: int) -> str:
     return make_urn("model_version", model, version)
+
+
+def user_urn(name: str) -> str:
+    return make_urn("user", name)

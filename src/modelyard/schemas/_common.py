@@ -104,7 +104,7 @@ class DocumentedPattern:
 # What every URN may name (``modelyard.metadata.urn.ENTITY_TYPES``).
 URN_TYPES = (
     "project", "run", "step", "artifact", "dataset", "feature", "model", "model_version",
-    "evaluation", "deployment", "user",
+    "evaluation", "deployment", "user", "group", "token",
 )  # fmt: skip
 _BYTE = "%[89AB][0-9A-F]"  # a UTF-8 continuation byte
 # One character of a URN part as modelyard writes it: an unreserved character, or a

@@ -13,6 +13,7 @@ from modelyard.metadata.store import Store, Tx, dialect_insert
 from modelyard.metadata.urn import project_urn
 from modelyard.schemas import ProjectCreate, ProjectPublic, ProjectUpdate
 from modelyard.schemas._common import name_key, typed_name
+from modelyard.services.access.membership import grant_creator
 from modelyard.services.headlines import project_headlines
 
 
@@ -51,6 +52,7 @@ def ensure_project(tx: Tx, name: str, description: str = "") -> int:
     urn = project_urn(project_id)
     tx.ensure_entity(urn)
     tx.put_aspect(urn, ProjectProperties(project_id=project_id, name=name, description=description))
+    grant_creator(tx, project_id)
     return project_id
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from functools import partial
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 from fastapi import FastAPI, Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from modelyard.authz import Level, allow
 from modelyard.routing import ErrorInfo
 from modelyard.schemas import RunSearch
 from modelyard.services import search
@@ -55,12 +56,25 @@ def error_page(request: Request, status: int, title: str, message: str) -> HTMLR
 
 
 def page_errors(request: Request, error: ErrorInfo) -> Response:
-    """The portal's error shape: a page (or an htmx fragment) with the reason."""
+    """The portal's error shape: a page (or an htmx fragment) with the reason. Someone not
+    signed in is sent to the sign-in page, and back here after it."""
+    if error.status == 401:
+        return to_sign_in(request)
     message = f"there is no page at {request.url.path}" if error.no_route else error.message
     title = TITLES.get(error.status, "That did not work")
     response = error_page(request, error.status, title, message)
     response.headers.update(error.headers)
     return response
+
+
+def to_sign_in(request: Request) -> Response:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method not in ("GET", "HEAD"):
+        here = "/"
+    target = "/sign-in?" + urlencode({"next": here})
+    if request.headers.get("hx-request"):  # htmx follows HX-Redirect with a full page load
+        return Response(status_code=200, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
 
 
 def install_web(app: FastAPI) -> None:
@@ -74,5 +88,6 @@ def install_web(app: FastAPI) -> None:
     app.state.templates.globals["silent_for"] = partial(silent_for, stale_after_ms=stale_after_ms)
 
     @app.get("/static/{digest}/{name:path}", include_in_schema=False)
+    @allow(Level.PUBLIC)
     def static(request: Request, digest: str, name: str) -> Response:
         return assets.response(request, digest, name)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import math
 import re
+import secrets
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -16,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from modelyard._version import __version__
+from modelyard.authz import CSRF_COOKIE, csrf_token, may
 from modelyard.times import ago, span_text, utc_iso, utc_text
 from modelyard.web.assets import Assets
 from modelyard.web.colors import run_color
@@ -142,9 +145,24 @@ def render(
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     env: Environment = request.app.state.templates
-    ctx = {"request": request, "nav": "", **(context or {})}
+    principal = getattr(request.state, "principal", None)
+    new_cookie = None
+    if (principal is None or principal.session is None) and CSRF_COOKIE not in request.cookies:
+        new_cookie = request.state.csrf_cookie = secrets.token_urlsafe(24)
+    ctx = {
+        "request": request,
+        "nav": "",
+        "me": principal,
+        "csrf": csrf_token(request.app.state.settings, request),
+        "may": partial(may, request),
+        **(context or {}),
+    }
     html = env.get_template(template).render(ctx)
-    return compressed(request, html.encode(), HTMLResponse, status=status, headers=headers)
+    response = compressed(request, html.encode(), HTMLResponse, status=status, headers=headers)
+    if new_cookie is not None:
+        secure = request.url.scheme == "https"
+        response.set_cookie(CSRF_COOKIE, new_cookie, httponly=True, samesite="lax", secure=secure)
+    return response
 
 
 R = TypeVar("R", bound=Response)

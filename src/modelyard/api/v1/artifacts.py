@@ -8,6 +8,11 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from modelyard.api.deps import Actor, ArtifactsDep, SettingsDep, StoreDep
+from modelyard.authz import (
+    Level,
+    allow,
+    run_path,
+)
 from modelyard.body_limits import ARTIFACTS, body_limit
 from modelyard.schemas import ArtifactPublic
 from modelyard.services import artifacts
@@ -16,6 +21,7 @@ router = APIRouter(prefix="/runs/{run_id}/artifacts", tags=["artifacts"])
 
 
 @router.get("")
+@allow(Level.READ, on=run_path())
 def list_artifacts(run_id: str, store: StoreDep, prefix: str | None = None) -> list[ArtifactPublic]:
     return artifacts.list_artifacts(store, run_id=run_id, prefix=prefix)
 
@@ -31,6 +37,7 @@ ANY_BODY = {
 
 @router.put("/{path:path}", status_code=201, openapi_extra=ANY_BODY)
 @body_limit(ARTIFACTS)
+@allow(Level.WRITE, on=run_path())
 async def upload_artifact(
     run_id: str,
     path: str,
@@ -100,6 +107,7 @@ DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/{path:path}", response_class=StreamingResponse, responses=DOWNLOAD_RESPONSES)
+@allow(Level.READ, on=run_path())
 def download_artifact(
     run_id: str, path: str, store: StoreDep, files: ArtifactsDep, settings: SettingsDep,
     range: Annotated[str | None, Header(max_length=200)] = None,

@@ -5,6 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from modelyard.api.deps import StoreDep
+from modelyard.authz import (
+    Level,
+    allow,
+)
 from modelyard.schemas import ChangePublic, Natural, Serial
 from modelyard.services import changes
 
@@ -12,6 +16,7 @@ router = APIRouter(prefix="/changes", tags=["changes"])
 
 
 @router.get("")
+@allow(Level.SIGNED_IN)
 def list_changes(
     store: StoreDep,
     urn: str | None = None,

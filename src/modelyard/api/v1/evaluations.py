@@ -8,6 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from modelyard.api.deps import Actor, ArtifactsDep, PluginsDep, SettingsDep, StoreDep
+from modelyard.authz import (
+    Level,
+    allow,
+    evaluation_path,
+    run_path,
+    version_path,
+)
 from modelyard.body_limits import TABLES, body_limit
 from modelyard.schemas import EvaluationCreate, EvaluationPublic, Name, Version
 from modelyard.services import evaluation_upload, evaluations, models
@@ -63,6 +70,7 @@ async def _upload(request: Request, q: EvaluationQuery, max_bytes: int) -> Uploa
 
 @router.post("/runs/{run_id}/evaluations", status_code=201, openapi_extra=BODY)
 @body_limit(TABLES)
+@allow(Level.WRITE, on=run_path())
 async def evaluate(
     run_id: str,
     request: Request,
@@ -88,6 +96,7 @@ async def evaluate(
     "/models/{model:path}/versions/{version}/evaluations", status_code=201, openapi_extra=BODY
 )
 @body_limit(TABLES)
+@allow(Level.WRITE, on=version_path())
 async def evaluate_version(
     model: str,
     version: Version,
@@ -108,6 +117,7 @@ async def evaluate_version(
 
 
 @router.get("/models/{model:path}/versions/{version}/evaluations")
+@allow(Level.READ, on=version_path())
 def list_version_evaluations(
     model: str, version: Version, store: StoreDep
 ) -> list[EvaluationPublic]:
@@ -115,16 +125,19 @@ def list_version_evaluations(
 
 
 @router.get("/runs/{run_id}/evaluations")
+@allow(Level.READ, on=run_path())
 def list_evaluations(run_id: str, store: StoreDep) -> list[EvaluationPublic]:
     return evaluations.list_evaluations(store, run_id=run_id)
 
 
 @router.get("/evaluations/{evaluation_id}")
+@allow(Level.READ, on=evaluation_path())
 def get_evaluation(evaluation_id: str, store: StoreDep) -> EvaluationPublic:
     return evaluations.get_evaluation(store, evaluation_id=evaluation_id)
 
 
 @router.get("/evaluations/{evaluation_id}/result")
+@allow(Level.READ, on=evaluation_path())
 def get_result(evaluation_id: str, store: StoreDep, files: ArtifactsDep) -> Response:
     """Every analyzer's full result: metrics, curves (reduced for display), tables."""
     ev = evaluations.get_evaluation(store, evaluation_id=evaluation_id)
@@ -133,6 +146,7 @@ def get_result(evaluation_id: str, store: StoreDep, files: ArtifactsDep) -> Resp
 
 
 @router.get("/evaluations/{evaluation_id}/{query}")
+@allow(Level.READ, on=evaluation_path())
 def answer_query(
     evaluation_id: str, query: str, request: Request, store: StoreDep, files: ArtifactsDep,
     plugins: PluginsDep,

@@ -3,6 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from modelyard.api.deps import Actor, StoreDep
+from modelyard.authz import (
+    Level,
+    allow,
+    run_path,
+    version_path,
+)
 from modelyard.schemas import ModelPublic, ModelVersionCreate, ModelVersionPublic, Version
 from modelyard.services import models
 
@@ -10,6 +16,7 @@ router = APIRouter(tags=["models"])
 
 
 @router.post("/runs/{run_id}/model-versions", status_code=201)
+@allow(Level.WRITE, on=run_path())
 def register_version(
     run_id: str, body: ModelVersionCreate, store: StoreDep, actor: Actor
 ) -> ModelVersionPublic:
@@ -18,15 +25,18 @@ def register_version(
 
 
 @router.get("/models")
+@allow(Level.SIGNED_IN)
 def list_models(store: StoreDep) -> list[ModelPublic]:
     return models.list_models(store)
 
 
 @router.get("/models/{model:path}/versions/{version}")
+@allow(Level.READ, on=version_path())
 def get_version(model: str, version: Version, store: StoreDep) -> ModelVersionPublic:
     return models.get_version(store, model=model, version=version)
 
 
 @router.get("/models/{model:path}/versions")
+@allow(Level.SIGNED_IN)
 def list_versions(model: str, store: StoreDep) -> list[ModelVersionPublic]:
     return models.list_versions(store, model=model)

@@ -16,6 +16,12 @@ from modelyard.api.history import (
     history_response,
 )
 from modelyard.api.openapi import batch_body
+from modelyard.authz import (
+    Level,
+    allow,
+    project_body,
+    run_path,
+)
 from modelyard.schemas import (
     BatchLog,
     Heartbeat,
@@ -34,29 +40,34 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 
 
 @router.post("", status_code=201)
+@allow(Level.WRITE, on=project_body())
 def create_run(body: RunCreate, store: StoreDep, actor: Actor) -> RunPublic:
     """Start a run. A client-chosen ``run_id`` makes a retried create a no-op."""
     return runs.create_run(store, body=body, actor=actor)
 
 
 @router.post("/search")
+@allow(Level.READ, on=project_body(many="projects"))
 def search_runs(body: RunSearch, store: StoreDep) -> RunPage:
     """Filter, order and page runs: ``metrics.auc > 0.9 and params.model = 'gbm'``."""
     return search.search_runs(store, req=body)
 
 
 @router.get("/{run_id}")
+@allow(Level.READ, on=run_path())
 def get_run(run_id: str, store: StoreDep) -> RunPublic:
     return runs.get_run(store, run_id=run_id)
 
 
 @router.patch("/{run_id}")
+@allow(Level.WRITE, on=run_path())
 def update_run(run_id: str, body: RunUpdate, store: StoreDep, actor: Actor) -> RunPublic:
     """Rename a run or end it (finished, failed, killed)."""
     return runs.update_run(store, run_id=run_id, body=body, actor=actor)
 
 
 @router.post("/{run_id}/heartbeat")
+@allow(Level.WRITE, on=run_path())
 def heartbeat(
     run_id: str, store: StoreDep, actor: Actor, body: Heartbeat | None = None
 ) -> RunPublic:
@@ -67,17 +78,20 @@ def heartbeat(
 
 
 @router.post("/{run_id}/params", status_code=204)
+@allow(Level.WRITE, on=run_path())
 def log_params(run_id: str, body: ParamsLog, store: StoreDep, actor: Actor) -> None:
     """Params are immutable: the same value again is a no-op, another value a 409."""
     batches.log_params(store, run_id=run_id, params=body.params, actor=actor)
 
 
 @router.post("/{run_id}/tags", status_code=204)
+@allow(Level.WRITE, on=run_path())
 def set_tags(run_id: str, body: TagsSet, store: StoreDep, actor: Actor) -> None:
     runs.set_tags(store, run_id=run_id, tags=body.tags, actor=actor)
 
 
 @router.delete("/{run_id}/tags/{key:path}", status_code=204)
+@allow(Level.WRITE, on=run_path())
 def delete_tag(run_id: str, key: str, store: StoreDep, actor: Actor) -> None:
     """Remove a tag; ``key`` may contain "/" (any tag key that can be set can be removed)."""
     runs.set_tags(store, run_id=run_id, tags={}, remove=[key], actor=actor)
@@ -88,6 +102,7 @@ def delete_tag(run_id: str, key: str, store: StoreDep, actor: Actor) -> None:
     status_code=204,
     openapi_extra=batch_body(BatchLog),
 )
+@allow(Level.WRITE, on=run_path())
 async def log_batch(
     run_id: str,
     request: Request,
@@ -116,6 +131,7 @@ async def log_batch(
 
 
 @router.get("/{run_id}/metric-history", response_model=MetricHistory, responses=HISTORY_RESPONSES)
+@allow(Level.READ, on=run_path())
 def metric_history(
     run_id: str, key: Annotated[str, Query(min_length=1, max_length=250)], request: Request,
     store: StoreDep, format: FormatQ = "json", axis: AxisQ = "step", start: Start = None,

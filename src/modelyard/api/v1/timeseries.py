@@ -19,6 +19,11 @@ from modelyard.api.history import (
     history_response,
 )
 from modelyard.api.openapi import SeriesUrnPath, UrnPath, batch_body
+from modelyard.authz import (
+    Level,
+    allow,
+    urn_path,
+)
 from modelyard.schemas import (
     MetricHistory,
     SeriesBatch,
@@ -38,6 +43,7 @@ JSON = "application/json"
     status_code=201,
     openapi_extra=batch_body(SeriesBatch),
 )
+@allow(Level.WRITE, on=urn_path())
 async def record_batch(
     urn: SeriesUrnPath,
     request: Request,
@@ -58,6 +64,7 @@ async def record_batch(
 
 
 @router.get("/{urn:path}/history", response_model=MetricHistory, responses=HISTORY_RESPONSES)
+@allow(Level.READ, on=urn_path())
 def history(
     urn: UrnPath, key: Key, request: Request, store: StoreDep, format: FormatQ = "json",
     axis: AxisQ = "step", start: Start = None, end: End = None, limit: Limit = None,
@@ -74,6 +81,7 @@ def history(
 
 
 @router.get("/{urn:path}/reduced", response_model=SeriesReduced)
+@allow(Level.READ, on=urn_path())
 def reduced(
     urn: UrnPath,
     key: Key,
@@ -89,6 +97,7 @@ def reduced(
 
 
 @router.get("/{urn:path}/latest")
+@allow(Level.READ, on=urn_path())
 def latest(
     urn: UrnPath, store: StoreDep, key: Annotated[list[str] | None, Query()] = None
 ) -> dict[str, SeriesLatest]:

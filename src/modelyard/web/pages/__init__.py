@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from modelyard.web.pages import (
+    access,
     activity,
     charts,
     docs,
@@ -18,7 +19,8 @@ from modelyard.web.pages import (
 
 router = APIRouter(include_in_schema=False)
 for module in (
-    home, projects, runs, evaluations, evaluation_upload, models, lineage, activity, search, docs,
+    access, home, projects, runs, evaluations, evaluation_upload, models, lineage, activity,
+    search, docs,
 ):  # fmt: skip
     router.include_router(module.router)
 

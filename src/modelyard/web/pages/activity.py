@@ -10,6 +10,11 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse
 
 from modelyard.api.deps import StoreDep
+from modelyard.authz import (
+    Level,
+    allow,
+    urn_query,
+)
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.metadata.store import Store
 from modelyard.metadata.urn import parse_urn
@@ -121,6 +126,7 @@ def activity_context(store: Store, filters: dict[str, str], before: int | None) 
 
 
 @router.get("/activity", response_class=HTMLResponse)
+@allow(Level.SIGNED_IN)
 def activity(
     request: Request,
     store: StoreDep,
@@ -145,6 +151,7 @@ def activity(
 
 
 @router.get("/activity/entities", response_class=HTMLResponse)
+@allow(Level.SIGNED_IN)
 def entity_suggestions(
     request: Request, store: StoreDep, entity: Annotated[str, Query(max_length=250)] = ""
 ) -> HTMLResponse:
@@ -197,6 +204,7 @@ def history_context(
 
 
 @router.get("/history", response_class=HTMLResponse)
+@allow(Level.READ, on=urn_query())
 def history(
     request: Request,
     store: StoreDep,

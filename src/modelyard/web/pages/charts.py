@@ -9,6 +9,11 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from modelyard.api.deps import StoreDep
+from modelyard.authz import (
+    Level,
+    allow,
+    runs_query,
+)
 from modelyard.services.series import metric_series
 from modelyard.web.charts import metric_figure
 from modelyard.web.templating import compressed
@@ -17,6 +22,7 @@ router = APIRouter()
 
 
 @router.get("/charts/metric")
+@allow(Level.READ, on=runs_query("run"))
 def metric_chart(
     request: Request,
     store: StoreDep,

@@ -8,6 +8,11 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.responses import RedirectResponse, Response
 
 from modelyard.api.deps import Actor, ArtifactsDep, PluginsDep, SettingsDep, StoreDep
+from modelyard.authz import (
+    Level,
+    allow,
+    run_path,
+)
 from modelyard.body_limits import TABLE_FORMS, body_limit
 from modelyard.errors import InvalidInput, ModelyardError, PayloadTooLarge
 from modelyard.metadata.store import Store
@@ -55,6 +60,7 @@ def failed_upload(
 
 @router.post("/runs/{run_id}/evaluations")
 @body_limit(TABLE_FORMS)
+@allow(Level.WRITE, on=run_path())
 async def upload_predictions(
     request: Request,
     run_id: str,

@@ -20,6 +20,13 @@ from starlette.responses import HTMLResponse, Response
 from modelyard.analyzers.base import OTHER_GROUP, Analyzer, EvaluationView, MetricSpec, Panel
 from modelyard.api.deps import ArtifactsDep, PluginsDep, StoreDep
 from modelyard.artifacts.base import ArtifactStore
+from modelyard.authz import (
+    Level,
+    allow,
+    evaluation_path,
+    evaluations_query,
+    run_path,
+)
 from modelyard.errors import InvalidInput
 from modelyard.metadata.store import Store
 from modelyard.plugins import Plugins
@@ -298,6 +305,7 @@ def compared(store: Store, files: ArtifactStore, e: list[str] | None) -> list[Lo
 
 # --- pages
 @router.get("/evaluations/compare", response_class=HTMLResponse)
+@allow(Level.READ, on=evaluations_query("e"))
 def compare_page(
     request: Request,
     store: StoreDep,
@@ -313,6 +321,7 @@ def compare_page(
 
 
 @router.get("/evaluations/{evaluation_id}", response_class=HTMLResponse)
+@allow(Level.READ, on=evaluation_path())
 def evaluation_page(
     request: Request,
     evaluation_id: str,
@@ -329,6 +338,7 @@ def evaluation_page(
 
 
 @router.get("/runs/{run_id}/evaluations", response_class=HTMLResponse)
+@allow(Level.READ, on=run_path())
 def run_evaluations(request: Request, run_id: str, store: StoreDep) -> HTMLResponse:
     """A run's evaluations with boxes to pick some to compare; htmx gets the list alone."""
     run = runs.get_run(store, run_id=run_id)
@@ -345,6 +355,7 @@ def run_evaluations(request: Request, run_id: str, store: StoreDep) -> HTMLRespo
 
 
 @chart_router.get("/charts/evaluations/{query}")
+@allow(Level.READ, on=evaluations_query("e"))
 def live_query(
     request: Request,
     query: str,

@@ -8,6 +8,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse
 
 from modelyard.api.deps import Actor, StoreDep
+from modelyard.authz import (
+    Level,
+    allow,
+)
 from modelyard.metadata.store import Store
 from modelyard.schemas import RunSearch
 from modelyard.services import changes, projects, search, steps
@@ -38,11 +42,13 @@ def home_context(store: Store, actor: str) -> dict[str, Any]:
 
 
 @router.get("/", response_class=HTMLResponse)
+@allow(Level.SIGNED_IN)
 def home(request: Request, store: StoreDep, actor: Actor) -> HTMLResponse:
     return render(request, "home.html", home_context(store, actor))
 
 
 @router.get("/fragments/running", response_class=HTMLResponse)
+@allow(Level.SIGNED_IN)
 def running_fragment(request: Request, store: StoreDep) -> HTMLResponse:
     """The running-pipelines panel, polled by the home page while anything runs."""
     return render(request, "_running.html", running_context(store))

@@ -11,6 +11,12 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse
 
 from modelyard.api.deps import StoreDep
+from modelyard.authz import (
+    Level,
+    allow,
+    urn_path,
+    urn_query,
+)
 from modelyard.metadata.store import Store
 from modelyard.metadata.urn import parse_urn
 from modelyard.schemas import LineagePublic
@@ -245,6 +251,7 @@ def entity_context(store: Store, urn: str) -> dict[str, Any]:
 
 
 @router.get("/lineage", response_class=HTMLResponse)
+@allow(Level.READ, on=urn_query())
 def lineage_page(
     request: Request,
     store: StoreDep,
@@ -257,6 +264,7 @@ def lineage_page(
 
 
 @router.get("/entities/{urn:path}", response_class=HTMLResponse)
+@allow(Level.READ, on=urn_path())
 def entity(request: Request, store: StoreDep, urn: str) -> HTMLResponse:
     """An entity's current aspects, each with its history, and where to look further."""
     return render(request, "entity.html", entity_context(store, urn))

@@ -8,6 +8,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse
 
 from modelyard.api.deps import StoreDep
+from modelyard.authz import (
+    Level,
+    allow,
+    version_path,
+)
 from modelyard.metadata.store import Store
 from modelyard.schemas import Serial
 from modelyard.services import comparisons, headlines, models
@@ -18,6 +23,7 @@ router = APIRouter()
 
 
 @router.get("/models", response_class=HTMLResponse)
+@allow(Level.SIGNED_IN)
 def model_list(request: Request, store: StoreDep) -> HTMLResponse:
     context = {
         "nav": "models",
@@ -40,6 +46,7 @@ def version_context(store: Store, model: str, version: int) -> dict[str, Any]:
 
 
 @router.get("/models/{model:path}/versions/{version}", response_class=HTMLResponse)
+@allow(Level.READ, on=version_path())
 def version_page(request: Request, model: str, version: Serial, store: StoreDep) -> HTMLResponse:
     """A model version: the run that made it, its evaluations and its run's, and comparisons
     with the model's other versions."""
@@ -47,6 +54,7 @@ def version_page(request: Request, model: str, version: Serial, store: StoreDep)
 
 
 @router.get("/models/{model:path}", response_class=HTMLResponse)
+@allow(Level.SIGNED_IN)
 def model_page(request: Request, model: str, store: StoreDep) -> HTMLResponse:
     """A model's versions and the comparisons of their evaluations on offer."""
     versions, comparable = comparisons.for_model(store, model=model, limit=MAX_COMPARED)

@@ -9,6 +9,11 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse
 
 from modelyard.api.deps import StoreDep
+from modelyard.authz import (
+    Level,
+    allow,
+    project_path,
+)
 from modelyard.errors import InvalidInput
 from modelyard.metadata.store import Store
 from modelyard.schemas import RunPage, RunSearch
@@ -28,6 +33,7 @@ PAGE_SIZES = (25, 50, 100, 200)
 
 
 @router.get("/projects", response_class=HTMLResponse)
+@allow(Level.SIGNED_IN)
 def project_list(request: Request, store: StoreDep) -> HTMLResponse:
     context = {
         "nav": "projects",
@@ -92,6 +98,7 @@ def project_context(store: Store, ref: str, q: TableQuery) -> dict[str, Any]:
 
 
 @router.get("/projects/{ref:path}", response_class=HTMLResponse)
+@allow(Level.READ, on=project_path())
 def project_page(
     request: Request,
     ref: str,

@@ -11,6 +11,11 @@ from starlette.responses import HTMLResponse
 
 from modelyard.api.deps import ArtifactsDep, StoreDep
 from modelyard.artifacts.base import ArtifactStore
+from modelyard.authz import (
+    Level,
+    allow,
+    run_path,
+)
 from modelyard.metadata.store import Store
 from modelyard.schemas import LatestMetric, RunPublic, StepPublic
 from modelyard.services import artifacts, models, previews, runs, series, steps
@@ -110,11 +115,13 @@ def artifact_context(store: Store, files: ArtifactStore, run_id: str, path: str)
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
+@allow(Level.READ, on=run_path())
 def run_page(request: Request, run_id: str, store: StoreDep) -> HTMLResponse:
     return render(request, "run.html", run_context(store, run_id))
 
 
 @router.get("/runs/{run_id}/pipeline", response_class=HTMLResponse)
+@allow(Level.READ, on=run_path())
 def pipeline_fragment(request: Request, run_id: str, store: StoreDep) -> HTMLResponse:
     """The pipeline alone, for htmx to swap in; it stops asking once the run has ended."""
     run = runs.get_run(store, run_id=run_id)
@@ -123,6 +130,7 @@ def pipeline_fragment(request: Request, run_id: str, store: StoreDep) -> HTMLRes
 
 
 @router.get("/runs/{run_id}/artifacts/{path:path}", response_class=HTMLResponse)
+@allow(Level.READ, on=run_path())
 def artifact_page(
     request: Request, run_id: str, path: str, store: StoreDep, files: ArtifactsDep
 ) -> HTMLResponse:

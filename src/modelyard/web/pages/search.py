@@ -9,6 +9,11 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from modelyard.api.deps import StoreDep
+from modelyard.authz import (
+    Level,
+    allow,
+    runs_query,
+)
 from modelyard.errors import InvalidInput
 from modelyard.metadata.store import Store
 from modelyard.schemas import RunPublic, RunSearch
@@ -128,6 +133,7 @@ def compare_context(store: Store, run_ids: list[str], only_diff: bool) -> dict[s
 
 
 @router.get("/compare", response_class=HTMLResponse)
+@allow(Level.READ, on=runs_query("run"))
 def compare(
     request: Request,
     store: StoreDep,
@@ -178,6 +184,7 @@ def search_context(store: Store, q: str, page: str | None) -> dict[str, Any]:
 
 
 @router.get("/search", response_class=HTMLResponse)
+@allow(Level.SIGNED_IN)
 def global_search(
     request: Request,
     store: StoreDep,
