@@ -22,6 +22,7 @@ import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from enum import IntEnum
 from typing import Any, TypeVar
 
@@ -378,6 +379,9 @@ async def authorize(request: Request) -> None:
                 raise Forbidden(f"{request.method} {request.url.path} is for site admins")
             continue
         role = roles.role(project_id)
+        if role is None or ROLE_LEVEL[role] < level:
+            roles = await run_in_threadpool(partial(access.roles, principal, fresh=True))
+            role = roles.role(project_id)
         if role is None:
             raise NotFound(f"there is nothing at {request.url.path} that you may see")
         if ROLE_LEVEL[role] < level:

@@ -144,7 +144,9 @@ def add_user_tx(
         "created_by": tx.actor,
         "sessions_valid_after": 0,
     }
-    account_id = int(tx.conn.execute(t.account.insert().values(**row)).inserted_primary_key[0]  # type: ignore[index])
+    account_id = int(
+        tx.conn.execute(t.account.insert().values(**row).returning(t.account.c.id)).scalar_one()
+    )
     tx.ensure_entity(user_urn(name))
     tx.put_aspect(
         user_urn(name),
@@ -263,8 +265,10 @@ def set_group(store: Store, *, name: str, users: list[str], actor: str) -> list[
         ).scalar()
         if found is None:
             found = tx.conn.execute(
-                t.account_group.insert().values(name=name, created_at=tx.now)
-            ).inserted_primary_key[0]  # type: ignore[index]
+                t.account_group.insert()
+                .values(name=name, created_at=tx.now)
+                .returning(t.account_group.c.id)
+            ).scalar_one()
         ids = [account_row(tx.conn, user).id for user in users]
         tx.conn.execute(delete(t.group_member).where(t.group_member.c.group_id == found))
         if ids:
@@ -438,7 +442,8 @@ def create_token(
         expires = None if expires_in_days is None else tx.now + int(expires_in_days * 86_400_000)
         token_id = int(
             tx.conn.execute(
-                t.api_token.insert().values(
+                t.api_token.insert()
+                .values(
                     account_id=row.id,
                     name=name,
                     salt=salt,
@@ -448,7 +453,8 @@ def create_token(
                     created_at=tx.now,
                     created_by=tx.actor,
                 )
-            ).inserted_primary_key[0]  # type: ignore[index]
+                .returning(t.api_token.c.id)
+            ).scalar_one()
         )
         urn = make_urn("token", token_id)
         tx.ensure_entity(urn)

@@ -133,10 +133,16 @@ class Access:
 
     # --- roles --------------------------------------------------------------------------
 
-    def roles(self, principal: Principal) -> Roles:
+    def roles(self, principal: Principal, *, fresh: bool = False) -> Roles:
+        """The principal's roles; ``fresh`` reads them again (before refusing anything, so a
+        role just given is never refused from the cache)."""
         if principal.account_id is None:
             return Roles({}, frozenset())
-        return self._cached(("roles", principal.account_id), lambda: self._roles(principal))
+        key = ("roles", principal.account_id)
+        if fresh:
+            with self._lock:
+                self._cache.pop(key, None)
+        return self._cached(key, lambda: self._roles(principal))
 
     def _roles(self, principal: Principal) -> Roles:
         m = t.project_member

@@ -1,0 +1,77 @@
+"""Access: the two modes, who may do what, and what each write records as its actor."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from modelyard.metadata import tables as t
+from tests.helpers import assert_error
+from tests.team import OTHER, PROJECT, Team, team  # noqa: F401
+
+API = "/api/v1"
+
+
+def test_local_mode_needs_no_sign_in_until_a_user_exists(api: object, app: object) -> None:
+    import httpx
+
+    assert isinstance(api, httpx.Client)
+    created = api.post(f"{API}/runs", json={"project": "p"})
+    assert created.status_code == 201
+    assert created.json()["created_by"] == "local"
+
+
+def test_anonymous_callers_are_asked_to_sign_in(team: Team) -> None:
+    anonymous = team.api(None)
+    assert_error(anonymous.get(f"{API}/runs/{team.run_id}"), 401, "UNAUTHENTICATED")
+    page = anonymous.get(f"/runs/{team.run_id}")
+    assert page.status_code == 303
+    assert page.headers["location"] == f"/sign-in?next=%2Fruns%2F{team.run_id}"
+    assert anonymous.get("/sign-in").status_code == 200
+    assert anonymous.get("/healthz").status_code == 200
+
+
+def test_each_role_may_do_what_it_is_given_and_no_more(team: Team) -> None:
+    run = f"{API}/runs/{team.run_id}"
+    for who in ("viewer", "editor", "reviewer", "owner", "admin"):
+        assert team.api(who).get(run).status_code == 200, who
+    for who in ("editor", "reviewer", "owner", "admin"):
+        assert team.api(who).patch(run, json={"name": who}).status_code == 200, who
+    assert_error(team.api("viewer").patch(run, json={"name": "v"}), 403, "FORBIDDEN")
+    # Someone who is no member does not learn the run exists.
+    assert_error(team.api("outsider").get(run), 404, "NOT_FOUND")
+    assert_error(team.api("outsider").patch(run, json={"name": "o"}), 404, "NOT_FOUND")
+    assert team.api("owner").get(f"{API}/runs/{team.other_run_id}").status_code == 404
+
+
+def test_tokens_that_are_not_live_are_refused(team: Team) -> None:
+    run = f"{API}/runs/{team.run_id}"
+    for who in ("expired", "revoked", "disabled"):
+        assert_error(team.api(who).get(run), 401, "UNAUTHENTICATED")
+    read_only = team.api("read-only")
+    assert read_only.get(run).status_code == 200
+    assert_error(read_only.patch(run, json={"name": "x"}), 403, "FORBIDDEN")
+
+
+def test_a_write_records_the_user_and_the_token_it_came_through(team: Team) -> None:
+    team.api("editor").patch(f"{API}/runs/{team.run_id}", json={"name": "renamed"})
+    with team.store.read() as conn:
+        actor, via = conn.execute(
+            select(t.change_log.c.actor, t.change_log.c.via).order_by(t.change_log.c.id.desc())
+        ).first()  # type: ignore[misc]
+    assert (actor, via) == ("editor", "token editor (#3)")
+
+
+def test_a_new_project_is_owned_by_its_creator(team: Team) -> None:
+    editor = team.api("editor")
+    assert editor.post(f"{API}/runs", json={"project": "editors-own"}).status_code == 201
+    assert editor.patch(f"{API}/projects/editors-own", json={"description": "d"}).status_code == 200
+    assert team.api("viewer").get(f"{API}/projects/editors-own").status_code == 404
+
+
+def test_signing_in_through_the_portal(team: Team) -> None:
+    browser = team.browser("editor")
+    assert browser.get(f"/runs/{team.run_id}").status_code == 200
+    assert browser.patch(f"{API}/runs/{team.run_id}", json={"name": "b"}).status_code == 200
+    del browser.headers["X-CSRF-Token"]
+    assert_error(browser.patch(f"{API}/runs/{team.run_id}", json={"name": "c"}), 403, "FORBIDDEN")
+    assert OTHER and PROJECT
