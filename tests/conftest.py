@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import httpx
@@ -29,6 +29,9 @@ from modelyard.metadata.engine import make_engine, upgrade
 from modelyard.sdk.client import Client
 from modelyard.sdk.transport import InProcessTransport
 from modelyard.settings import Settings
+
+if TYPE_CHECKING:
+    from tests.team import Team
 
 PG_URL = os.environ.get("MODELYARD_TEST_DATABASE_URL")
 
@@ -194,6 +197,17 @@ def api(app: FastAPI) -> Iterator[httpx.Client]:
     """An HTTP client talking to the app in-process."""
     with in_process_client(app) as client:
         yield client
+
+
+@pytest.fixture
+def team(app: FastAPI) -> Iterator[Team]:
+    """A team workspace on the test's app: users of every role, tokens of every kind."""
+    from tests.team import build_team
+
+    built = build_team(app)
+    yield built
+    for client in built.clients:
+        client.close()
 
 
 def in_process_client(app: FastAPI) -> httpx.Client:

@@ -1,7 +1,7 @@
 """A team workspace for access tests: one user per role in project "alpha", a site admin, an
 outsider, a disabled user, and tokens of every kind.
 
-``team`` (a fixture, registered in conftest) builds it on the test's app; ``team.api(who)``
+The ``team`` fixture (in conftest) builds it on the test's app; ``team.api(who)``
 is an in-process client sending that principal's Bearer token, ``team.browser(who)`` one
 signed in through the sign-in page, with the session cookie and the page's CSRF token.
 """
@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
 from modelyard.metadata.store import Store
@@ -100,11 +98,3 @@ def build_team(app: FastAPI) -> Team:
     app.state.access.forget()
     time.sleep(max(0.0, (expired.info.expires_at or 0) / 1000 - time.time()) + 0.01)
     return team
-
-
-@pytest.fixture
-def team(app: FastAPI) -> Iterator[Team]:
-    built = build_team(app)
-    yield built
-    for client in built.clients:
-        client.close()

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from modelyard.metadata import tables as t
 from tests.helpers import assert_error
-from tests.team import OTHER, PROJECT, Team, team  # noqa: F401
+from tests.team import Team
 
 API = "/api/v1"
 
@@ -74,4 +74,3 @@ def test_signing_in_through_the_portal(team: Team) -> None:
     assert browser.patch(f"{API}/runs/{team.run_id}", json={"name": "b"}).status_code == 200
     del browser.headers["X-CSRF-Token"]
     assert_error(browser.patch(f"{API}/runs/{team.run_id}", json={"name": "c"}), 403, "FORBIDDEN")
-    assert OTHER and PROJECT

@@ -22,8 +22,8 @@ import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from enum import IntEnum
+from functools import partial
 from typing import Any, TypeVar
 
 from fastapi import Request
