@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from modelyard.metadata import tables as t
 from tests.helpers import assert_error
-from tests.team import Team
+from tests.team import OTHER, PROJECT, Team
 
 API = "/api/v1"
 
@@ -74,3 +74,41 @@ def test_signing_in_through_the_portal(team: Team) -> None:
     assert browser.patch(f"{API}/runs/{team.run_id}", json={"name": "b"}).status_code == 200
     del browser.headers["X-CSRF-Token"]
     assert_error(browser.patch(f"{API}/runs/{team.run_id}", json={"name": "c"}), 403, "FORBIDDEN")
+
+
+def test_lists_show_only_what_the_caller_may_read(team: Team) -> None:
+    admin = team.api("admin")
+    secret_run = admin.post(f"{API}/runs", json={"project": OTHER, "name": "beta-secret"})
+    beta_run = secret_run.json()["run_id"]
+    admin.post(f"{API}/runs/{beta_run}/model-versions", json={"model": "shared-model"})
+    viewer = team.api("viewer")
+    runs = viewer.post(f"{API}/runs/search", json={}).json()["runs"]
+    assert {r["project"] for r in runs} == {PROJECT}
+    assert [p["name"] for p in viewer.get(f"{API}/projects").json()] == [PROJECT]
+    outsider = team.api("outsider")
+    assert outsider.post(f"{API}/runs/search", json={}).json()["runs"] == []
+    assert outsider.get(f"{API}/projects").json() == []
+    assert outsider.get(f"{API}/models").json() == []
+    assert outsider.get(f"{API}/models/shared-model/versions").json() == []
+    assert admin.get(f"{API}/models/shared-model/versions").json()[0]["project"] == OTHER
+    # The change log: the viewer sees alpha's changes and none of beta's or of people.
+    seen = {c["urn"] for c in viewer.get(f"{API}/changes", params={"limit": 1000}).json()}
+    assert f"urn:modelyard:run:{team.run_id}" in seen
+    assert f"urn:modelyard:run:{beta_run}" not in seen
+    assert not [u for u in seen if u.startswith(("urn:modelyard:user:", "urn:modelyard:token:"))]
+    # Models and datasets are a catalog every signed-in user sees; nothing else is theirs.
+    outsiders = {c["urn"] for c in outsider.get(f"{API}/changes").json()}
+    assert outsiders == {"urn:modelyard:model:shared-model"}
+    # Pages: home, search, the not-found page's recent runs.
+    browser = team.browser("viewer")
+    for page in ("/", "/search?q=beta", "/projects", "/models", "/activity", "/no-such-page"):
+        assert "beta-secret" not in browser.get(page).text, page
+    assert "beta-secret" in team.browser("admin").get("/").text
+
+
+def test_a_search_naming_a_project_the_caller_may_not_read_is_refused(team: Team) -> None:
+    outsider = team.api("outsider")
+    resp = outsider.post(f"{API}/runs/search", json={"project": PROJECT})
+    assert_error(resp, 404, "NOT_FOUND")
+    resp = team.api("viewer").post(f"{API}/runs/search", json={"projects": [PROJECT, OTHER]})
+    assert_error(resp, 404, "NOT_FOUND")

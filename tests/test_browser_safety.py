@@ -24,6 +24,7 @@ from modelyard.sdk.client import Client
 from modelyard.settings import Settings
 from tests.conftest import in_process_client
 from tests.helpers import API, assert_error, new_run
+from tests.team import csrf_of
 
 BATCH = {"metrics": [{"key": "loss", "value": 0.5, "step": 1}], "params": {"lr": "0.1"}}
 ARROW = "application/vnd.apache.arrow.stream"
@@ -40,11 +41,11 @@ def _nothing_logged(api: httpx.Client, run_id: str) -> None:
     assert (run["metrics"], run["params"], run["tags"]) == ({}, {}, {})
 
 
-def _upload_form(api: httpx.Client, run_id: str, **headers: str) -> httpx.Response:
+def _upload_form(api: httpx.Client, run_id: str, csrf: str = "", **headers: str) -> httpx.Response:
     return api.post(
         f"/runs/{run_id}/evaluations",
         files={"predictions": ("preds.parquet", _parquet())},
-        data={"dataset": "holdout"},
+        data={"dataset": "holdout", **({"csrf_token": csrf} if csrf else {})},
         headers=headers,
     )
 
@@ -172,9 +173,25 @@ def test_writes_from_other_sites_are_refused(api: httpx.Client, headers: dict[st
     ],
 )
 def test_writes_from_the_server_itself_pass(api: httpx.Client, headers: dict[str, str]) -> None:
+    """The portal's own pages carry their CSRF token on every write (htmx sends it as a
+    header, forms as a field); clients that are not browsers need none."""
     run_id = new_run(api)
-    assert api.post(f"{API}/runs/{run_id}/batch", json=BATCH, headers=headers).status_code == 204
-    assert _upload_form(api, run_id, **headers).status_code == 303
+    token = csrf_of(api.get("/").text) if headers else ""
+    sent = {**headers, "x-csrf-token": token} if token else headers
+    assert api.post(f"{API}/runs/{run_id}/batch", json=BATCH, headers=sent).status_code == 204
+    assert _upload_form(api, run_id, csrf=token, **headers).status_code == 303
+
+
+def test_a_browser_write_without_the_pages_token_is_refused(api: httpx.Client) -> None:
+    run_id = new_run(api)
+    own = {"origin": "http://localhost", "sec-fetch-site": "same-origin"}
+    api.get("/")  # the browser holds the portal's CSRF cookie, but not the page's token
+    for token in (None, "0" * 64):
+        sent = {**own, "x-csrf-token": token} if token else own
+        resp = api.post(f"{API}/runs/{run_id}/batch", json=BATCH, headers=sent)
+        assert "CSRF token" in assert_error(resp, 403), token
+        assert _upload_form(api, run_id, csrf=token or "", **own).status_code == 403
+    _nothing_logged(api, run_id)
 
 
 def test_reads_from_other_sites_are_answered(api: httpx.Client) -> None:

@@ -129,9 +129,9 @@ def test_the_lists_take_the_same_queries_for_one_project_or_many(
     def queries() -> tuple[int, int]:
         store = app.state.store
         with counted_queries(app) as projects_sql:
-            list_projects(store)
+            list_projects(store, readable=None)
         with counted_queries(app) as models_sql:
-            list_models(store)
+            list_models(store, readable=None)
         return len(projects_sql), len(models_sql)
 
     run_id = logged(api, "p0", {"auc": 0.5}, "finished")

@@ -56,7 +56,7 @@ pages = APIRouter()
 @pages.get("/sample")
 @allow(Level.SIGNED_IN)
 def sample_page(request: Request, store: StoreDep, user: CurrentUser) -> HTMLResponse:
-    context = {"user": user.name, "projects": len(projects.list_projects(store))}
+    context = {"user": user.name, "projects": len(projects.list_projects(store, readable=None))}
     return render(request, "sample_page.html", context)
 
 

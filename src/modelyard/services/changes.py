@@ -12,6 +12,7 @@ from modelyard.metadata import tables as t
 from modelyard.metadata.store import Store, change_log_page
 from modelyard.metadata.urn import parse_urn, run_urn
 from modelyard.schemas import ChangePublic
+from modelyard.services.access.scopes import may_see, projects_of_urns
 from modelyard.services.entities import labels_of
 
 
@@ -25,6 +26,29 @@ class LabelledChanges:
     values: dict[tuple[str, str, int], Any] = field(default_factory=dict)
 
 
+# Pages of the change log read looking for changes a caller may see, at most.
+MAX_SCANS = 20
+
+
+def visible_page(
+    conn: Connection, *, readable: frozenset[int] | None, limit: int, **filters: Any
+) -> list[dict[str, Any]]:
+    """A page of the change log as ``change_log_page`` reads it, keeping only changes to
+    entities the caller may see (``readable``: their projects, None for all). Pages further
+    back are read until the page is full, for at most ``MAX_SCANS`` reads."""
+    if readable is None:
+        return change_log_page(conn, limit=limit, **filters)
+    found: list[dict[str, Any]] = []
+    for _ in range(MAX_SCANS):
+        rows = change_log_page(conn, limit=limit * 2, **filters)
+        owners = projects_of_urns(conn, [r["urn"] for r in rows])
+        found += [r for r in rows if may_see(owners.get(r["urn"]), readable)]
+        if len(found) >= limit or len(rows) < limit * 2:
+            break
+        filters["before_id"] = rows[-1]["id"]
+    return found[:limit]
+
+
 def list_changes(
     store: Store,
     *,
@@ -33,13 +57,15 @@ def list_changes(
     since: int | None,
     before_id: int | None,
     limit: int,
+    readable: frozenset[int] | None,
     until: int | None = None,
 ) -> list[ChangePublic]:
     """The change log, newest first; ``since`` and ``until`` bound it in time (inclusive)."""
     with store.read() as conn:
-        rows = change_log_page(
-            conn, urn=urn, actor=actor, since=since, until=until, before_id=before_id, limit=limit
-        )
+        rows = visible_page(
+            conn, readable=readable, urn=urn, actor=actor, since=since, until=until,
+            before_id=before_id, limit=limit,
+        )  # fmt: skip
     return [ChangePublic(**r) for r in rows]
 
 
@@ -47,6 +73,7 @@ def labelled_changes(
     store: Store,
     *,
     limit: int,
+    readable: frozenset[int] | None,
     urn: str | None = None,
     actor: str | None = None,
     since: int | None = None,
@@ -57,9 +84,10 @@ def labelled_changes(
     """A page of the change log (as ``list_changes``) with its entities' labels, and with
     ``values`` the aspect's value before and after each change, read at once."""
     with store.read() as conn:
-        rows = change_log_page(
-            conn, urn=urn, actor=actor, since=since, until=until, before_id=before_id, limit=limit
-        )
+        rows = visible_page(
+            conn, readable=readable, urn=urn, actor=actor, since=since, until=until,
+            before_id=before_id, limit=limit,
+        )  # fmt: skip
         changes = [ChangePublic(**r) for r in rows]
         labels = labels_of(conn, [c.urn for c in changes] + step_runs(changes))
         found = versions_of(conn, changes) if values else {}

@@ -164,11 +164,11 @@ def _version_refs(
 
 
 def for_model(
-    store: Store, *, model: str, limit: int
+    store: Store, *, model: str, limit: int, readable: frozenset[int] | None
 ) -> tuple[list[ModelVersionPublic], Comparable]:
     """A model's versions (newest first) and the comparisons of their evaluations on offer,
     newest versions first; an unknown model is a NotFound."""
-    versions = models.list_versions(store, model=model)
+    versions = models.list_versions(store, model=model, readable=readable)
     with store.read() as conn:
         evaluated = _version_refs(conn, versions[0].model, versions) if versions else {}
     return versions, by_dataset([version_subject(v) for v in versions], evaluated, limit=limit)
@@ -186,9 +186,13 @@ class VersionEvaluations:
     datasets: list[tuple[DatasetComparison, Pick]]
 
 
-def for_version(store: Store, *, model: str, version: int, limit: int) -> VersionEvaluations:
+def for_version(
+    store: Store, *, model: str, version: int, limit: int, readable: frozenset[int] | None
+) -> VersionEvaluations:
+    """A model version and its evaluations, compared with the model's other versions that
+    the caller may read (``readable``)."""
     found = models.get_version(store, model=model, version=version)
-    versions = models.list_versions(store, model=found.model)
+    versions = models.list_versions(store, model=found.model, readable=readable)
     with store.read() as conn:
         evaluated = _version_refs(conn, found.model, versions)
     this = version_subject(found)

@@ -144,8 +144,16 @@ def project_headlines(conn: Connection) -> dict[int, HeadlineMetric]:
     return headlines(conn, runs, runs.c.project_id, runs.c.pk)
 
 
-def model_headlines(conn: Connection) -> dict[str, HeadlineMetric]:
-    """Every model's headline metric over the runs that made its versions, by model name."""
+def model_headlines(
+    conn: Connection, readable: frozenset[int] | None = None
+) -> dict[str, HeadlineMetric]:
+    """Every model's headline metric over the runs that made its versions (those in
+    ``readable`` projects, unless None), by model name."""
     mv = t.model_version
-    made = select(mv.c.model, mv.c.run_pk).distinct().cte("made").prefix_with("MATERIALIZED")
+    made_by = select(mv.c.model, mv.c.run_pk)
+    if readable is not None:
+        made_by = made_by.join(t.run, t.run.c.pk == mv.c.run_pk).where(
+            t.run.c.project_id.in_(sorted(readable))
+        )
+    made = made_by.distinct().cte("made").prefix_with("MATERIALIZED")
     return headlines(conn, made, made.c.model, made.c.run_pk)

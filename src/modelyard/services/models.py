@@ -125,14 +125,16 @@ def version_evaluations(store: Store, *, model: str, version: int) -> list[Evalu
     return evaluations.list_version_evaluations(store, model=found.model, version=version)
 
 
-def list_versions(store: Store, *, model: str) -> list[ModelVersionPublic]:
+def list_versions(
+    store: Store, *, model: str, readable: frozenset[int] | None
+) -> list[ModelVersionPublic]:
+    """A model's versions, newest first: those made in ``readable`` projects (None: all)."""
     model = typed_name(model)
+    query = _VERSIONS.where(t.model_version.c.model == model)
+    if readable is not None:
+        query = query.where(t.run.c.project_id.in_(sorted(readable)))
     with store.read() as conn:
-        rows = conn.execute(
-            _VERSIONS.where(t.model_version.c.model == model).order_by(
-                t.model_version.c.version.desc()
-            )
-        ).all()
+        rows = conn.execute(query.order_by(t.model_version.c.version.desc())).all()
         known = bool(rows) or bool(entity_exists(conn, [model_urn(model)]))
         if not known:
             raise NotFound(f"there is no model {model!r}")
@@ -150,20 +152,22 @@ def versions_made_by(store: Store, *, run_id: str) -> list[ModelVersionPublic]:
         return _public(conn, rows)
 
 
-def list_models(store: Store) -> list[ModelPublic]:
+def list_models(store: Store, *, readable: frozenset[int] | None) -> list[ModelPublic]:
+    """Models with their versions made in ``readable`` projects (None: all) counted."""
     mv = t.model_version
+    query = select(
+        mv.c.model,
+        func.count().label("n"),
+        func.max(mv.c.version).label("latest"),
+        func.max(mv.c.created_at).label("latest_at"),
+    )
+    if readable is not None:
+        query = query.join(t.run, t.run.c.pk == mv.c.run_pk).where(
+            t.run.c.project_id.in_(sorted(readable))
+        )
     with store.read() as conn:
-        rows = conn.execute(
-            select(
-                mv.c.model,
-                func.count().label("n"),
-                func.max(mv.c.version).label("latest"),
-                func.max(mv.c.created_at).label("latest_at"),
-            )
-            .group_by(mv.c.model)
-            .order_by(mv.c.model)
-        ).all()
-        best = model_headlines(conn)
+        rows = conn.execute(query.group_by(mv.c.model).order_by(mv.c.model)).all()
+        best = model_headlines(conn, readable)
     return [
         ModelPublic(
             name=r.model,

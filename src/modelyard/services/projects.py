@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, true, update
 
 from modelyard.errors import Conflict, NotFound
 from modelyard.metadata import tables as t
@@ -132,9 +132,11 @@ def get_project(store: Store, *, ref: str | int) -> ProjectPublic:
     return _public(row, count)
 
 
-def list_projects(store: Store, *, headlines: bool = True) -> list[ProjectPublic]:
-    """Every project with its run count and latest run, and (unless ``headlines`` is false,
-    for lists that do not show it) its best headline metric."""
+def list_projects(
+    store: Store, *, readable: frozenset[int] | None, headlines: bool = True
+) -> list[ProjectPublic]:
+    """Every project (of ``readable``, unless None) with its run count and latest run, and
+    (unless ``headlines`` is false, for lists that do not show it) its best headline metric."""
     counts = (
         select(
             t.run.c.project_id,
@@ -148,6 +150,7 @@ def list_projects(store: Store, *, headlines: bool = True) -> list[ProjectPublic
         rows = conn.execute(
             select(t.project, func.coalesce(counts.c.n, 0).label("run_count"), counts.c.last_run_at)
             .outerjoin(counts, counts.c.project_id == t.project.c.id)
+            .where(true() if readable is None else t.project.c.id.in_(sorted(readable)))
             .order_by(t.project.c.name)
         ).all()
         best = project_headlines(conn) if headlines else {}

@@ -369,7 +369,9 @@ def _project_ids(conn: Connection, req: RunSearch) -> list[int] | None:
     return ids if names else None
 
 
-def search_runs(store: Store, *, req: RunSearch) -> RunPage:
+def search_runs(store: Store, *, req: RunSearch, readable: frozenset[int] | None) -> RunPage:
+    """A page of runs; ``readable`` (the projects the caller may read, None for all) bounds a
+    search that names no project."""
     node = parse_filter(req.filter)
     if len(req.order_by) > MAX_ORDER_TERMS:
         raise InvalidInput(f"at most {MAX_ORDER_TERMS} order_by terms")
@@ -387,6 +389,8 @@ def search_runs(store: Store, *, req: RunSearch) -> RunPage:
         segments = [False]
     with store.read() as conn:
         ids = _project_ids(conn, req)
+        if ids is None and readable is not None:
+            ids = sorted(readable)
         rows: list[Any] = []
         for n, present in enumerate(segments):
             query = _segment_query(conn, terms, node, ids, present, cursor if n == 0 else None)

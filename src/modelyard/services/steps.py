@@ -183,9 +183,11 @@ def steps_of_runs(store: Store, *, run_ids: Sequence[str]) -> dict[str, list[Ste
     return out
 
 
-def running_pipelines(store: Store, *, limit: int) -> list[tuple[RunPublic, list[StepPublic]]]:
-    """The runs running now, newest first, each with its steps."""
+def running_pipelines(
+    store: Store, *, limit: int, readable: frozenset[int] | None
+) -> list[tuple[RunPublic, list[StepPublic]]]:
+    """The runs running now (in ``readable`` projects), newest first, each with its steps."""
     req = RunSearch(filter="attributes.status = 'running'", page_size=limit)
-    found = search.search_runs(store, req=req).runs
+    found = search.search_runs(store, req=req, readable=readable).runs
     by_run = steps_of_runs(store, run_ids=[run.run_id for run in found])
     return [(run, by_run[run.run_id]) for run in found]

@@ -33,7 +33,9 @@ def _like_pattern(text: str) -> str:
     return quote_string(f"%{escaped}%")
 
 
-def suggest_entities(store: Store, *, text: str, limit: int = MAX_SUGGESTIONS) -> list[Suggestion]:
+def suggest_entities(
+    store: Store, *, text: str, readable: frozenset[int] | None, limit: int = MAX_SUGGESTIONS
+) -> list[Suggestion]:
     """Entities whose name holds ``text`` (case-insensitive): projects, then the newest runs
     (through the run search), then datasets and models."""
     needle = text.strip()
@@ -41,7 +43,7 @@ def suggest_entities(store: Store, *, text: str, limit: int = MAX_SUGGESTIONS) -
         return []
     found = [
         Suggestion(p.urn, p.name, "project")
-        for p in projects.list_projects(store, headlines=False)
+        for p in projects.list_projects(store, readable=readable, headlines=False)
         if needle.lower() in p.name.lower()
     ]
     req = RunSearch(
@@ -49,7 +51,7 @@ def suggest_entities(store: Store, *, text: str, limit: int = MAX_SUGGESTIONS) -
     )
     found += [
         Suggestion(run_urn(r.run_id), r.name, "run", r.project)
-        for r in search.search_runs(store, req=req).runs
+        for r in search.search_runs(store, req=req, readable=readable).runs
     ]
     urns = entities.find_entities(store, text=needle, limit=limit)
     labels = entities.entity_labels(store, urns=urns)
@@ -57,9 +59,12 @@ def suggest_entities(store: Store, *, text: str, limit: int = MAX_SUGGESTIONS) -
     return found[:limit]
 
 
-def resolve_entity(store: Store, *, text: str) -> Suggestion | None:
+def resolve_entity(
+    store: Store, *, text: str, readable: frozenset[int] | None
+) -> Suggestion | None:
     """The one entity ``text`` names: a suggestion's text as picked, or the only match."""
-    found = suggest_entities(store, text=text.rsplit(" (", 1)[0] if " (" in text else text)
+    typed = text.rsplit(" (", 1)[0] if " (" in text else text
+    found = suggest_entities(store, text=typed, readable=readable)
     exact = [s for s in found if s.text == text.strip()]
     if exact:
         return exact[0]

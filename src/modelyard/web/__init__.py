@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlencode
 from fastapi import FastAPI, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from modelyard.authz import Level, allow
+from modelyard.authz import Level, allow, readable_projects
 from modelyard.routing import ErrorInfo
 from modelyard.schemas import RunSearch
 from modelyard.services import search
@@ -39,7 +39,9 @@ def way_back(request: Request) -> dict[str, Any]:
     context: dict[str, Any] = {"guess": last if last.isprintable() else "", "recent": []}
     try:
         latest = RunSearch(order_by=["start_time desc"], page_size=RECENT_RUNS)
-        context["recent"] = search.search_runs(request.app.state.store, req=latest).runs
+        readable = readable_projects(request)
+        store = request.app.state.store
+        context["recent"] = search.search_runs(store, req=latest, readable=readable).runs
     except Exception:  # the error page itself must not fail; it shows no recent runs then
         log.exception("recent runs for a not-found page")
     return context

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from modelyard.api.deps import StoreDep
+from modelyard.api.deps import Readable, StoreDep
 from modelyard.authz import (
     Level,
     allow,
@@ -19,6 +19,7 @@ router = APIRouter(prefix="/changes", tags=["changes"])
 @allow(Level.SIGNED_IN)
 def list_changes(
     store: StoreDep,
+    readable: Readable,
     urn: str | None = None,
     actor: str | None = None,
     since: Natural | None = None,
@@ -29,5 +30,12 @@ def list_changes(
     """The change log, newest first; page with ``before_id``; ``since`` and ``until``
     (epoch ms, inclusive) bound it in time."""
     return changes.list_changes(
-        store, urn=urn, actor=actor, since=since, until=until, before_id=before_id, limit=limit
+        store,
+        urn=urn,
+        actor=actor,
+        since=since,
+        until=until,
+        before_id=before_id,
+        limit=limit,
+        readable=readable,
     )

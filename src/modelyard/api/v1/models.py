@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from modelyard.api.deps import Actor, StoreDep
+from modelyard.api.deps import Actor, Readable, StoreDep
 from modelyard.authz import (
     Level,
     allow,
@@ -26,8 +26,8 @@ def register_version(
 
 @router.get("/models")
 @allow(Level.SIGNED_IN)
-def list_models(store: StoreDep) -> list[ModelPublic]:
-    return models.list_models(store)
+def list_models(store: StoreDep, readable: Readable) -> list[ModelPublic]:
+    return models.list_models(store, readable=readable)
 
 
 @router.get("/models/{model:path}/versions/{version}")
@@ -38,5 +38,5 @@ def get_version(model: str, version: Version, store: StoreDep) -> ModelVersionPu
 
 @router.get("/models/{model:path}/versions")
 @allow(Level.SIGNED_IN)
-def list_versions(model: str, store: StoreDep) -> list[ModelVersionPublic]:
-    return models.list_versions(store, model=model)
+def list_versions(model: str, store: StoreDep, readable: Readable) -> list[ModelVersionPublic]:
+    return models.list_versions(store, model=model, readable=readable)

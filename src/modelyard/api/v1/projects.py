@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from modelyard.api.deps import Actor, StoreDep
+from modelyard.api.deps import Actor, Readable, StoreDep
 from modelyard.authz import (
     Level,
     allow,
@@ -16,8 +16,8 @@ router = APIRouter(prefix="/projects", tags=["projects"])
 
 @router.get("")
 @allow(Level.SIGNED_IN)
-def list_projects(store: StoreDep) -> list[ProjectPublic]:
-    return projects.list_projects(store)
+def list_projects(store: StoreDep, readable: Readable) -> list[ProjectPublic]:
+    return projects.list_projects(store, readable=readable)
 
 
 @router.post("", status_code=201)

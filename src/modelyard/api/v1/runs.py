@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from modelyard.api.deps import Actor, IdempotencyKey, SettingsDep, StoreDep
+from modelyard.api.deps import Actor, IdempotencyKey, Readable, SettingsDep, StoreDep
 from modelyard.api.history import (
     HISTORY_RESPONSES,
     AxisQ,
@@ -48,9 +48,9 @@ def create_run(body: RunCreate, store: StoreDep, actor: Actor) -> RunPublic:
 
 @router.post("/search")
 @allow(Level.READ, on=project_body(many="projects"))
-def search_runs(body: RunSearch, store: StoreDep) -> RunPage:
+def search_runs(body: RunSearch, store: StoreDep, readable: Readable) -> RunPage:
     """Filter, order and page runs: ``metrics.auc > 0.9 and params.model = 'gbm'``."""
-    return search.search_runs(store, req=body)
+    return search.search_runs(store, req=body, readable=readable)
 
 
 @router.get("/{run_id}")

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from modelyard.errors import InvalidInput
 from modelyard.metadata import tables as t
 from modelyard.metadata.store import Store
-from modelyard.metadata.urn import parse_urn
+from modelyard.metadata.urn import Urn, parse_urn
 
 SITE = -1
 RUN_OWNED = frozenset({"run", "step", "artifact"})
@@ -74,3 +74,70 @@ def project_of_urn(store: Store, urn: str) -> int | None:
     if parsed.type == "model_version" and len(parts) == 2 and parts[1].isdigit():
         return project_of_version(store, parts[0], int(parts[1][:10]))
     return SITE
+
+
+# Entities of no project that every signed-in user may see; users, groups and tokens are for
+# site admins.
+CATALOG = frozenset({"model", "dataset", "feature", "deployment"})
+
+
+def projects_of_urns(conn: Connection, urns: Iterable[str]) -> dict[str, int | None]:
+    """The project of each entity (``SITE`` for catalog entities, None for those only site
+    admins may see or that are not there), in a few queries however many there are."""
+    parsed: dict[str, Urn] = {}
+    for urn in set(urns):
+        try:
+            parsed[urn] = parse_urn(urn)
+        except InvalidInput:
+            continue
+    runs = {u: p.parts[0] for u, p in parsed.items() if p.type in RUN_OWNED}
+    evaluations = {u: p.parts[0] for u, p in parsed.items() if p.type == "evaluation"}
+    versions = {
+        u: (p.parts[0], int(p.parts[1]))
+        for u, p in parsed.items()
+        if p.type == "model_version" and len(p.parts) == 2 and p.parts[1].isdigit()
+        and len(p.parts[1]) < 10
+    }  # fmt: skip
+    of_run: dict[str, int] = {}
+    ids = sorted(set(runs.values()))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        query = select(t.run.c.id, t.run.c.project_id).where(t.run.c.id.in_(chunk))
+        of_run.update({r: int(p) for r, p in conn.execute(query)})
+    of_evaluation: dict[str, int] = {}
+    wanted = sorted(set(evaluations.values()))
+    for start in range(0, len(wanted), 500):
+        query = (
+            select(t.evaluation.c.id, t.run.c.project_id)
+            .join(t.run, t.run.c.pk == t.evaluation.c.run_pk)
+            .where(t.evaluation.c.id.in_(wanted[start : start + 500]))
+        )
+        of_evaluation.update({e: int(p) for e, p in conn.execute(query)})
+    found: dict[str, int | None] = {}
+    for urn, p in parsed.items():
+        if p.type == "project":
+            found[urn] = int(p.parts[0]) if p.parts[0].isdigit() and len(p.parts[0]) < 10 else None
+        elif urn in runs:
+            found[urn] = of_run.get(runs[urn])
+        elif urn in evaluations:
+            found[urn] = of_evaluation.get(evaluations[urn])
+        elif urn in versions:
+            model, number = versions[urn]
+            query = (
+                select(t.run.c.project_id)
+                .join(t.model_version, t.model_version.c.run_pk == t.run.c.pk)
+                .where(t.model_version.c.model == model, t.model_version.c.version == number)
+            )
+            project = conn.execute(query).scalar()
+            found[urn] = None if project is None else int(project)
+        else:
+            found[urn] = SITE if p.type in CATALOG else None
+    return found
+
+
+def may_see(owner: int | None, readable: frozenset[int] | None) -> bool:
+    """Whether a caller who may read ``readable`` (None: everything) may see an entity of
+    ``owner`` (as :func:`projects_of_urns` answers)."""
+    if readable is None:
+        return True
+    return owner is not None and (owner == SITE or owner in readable)

@@ -11,6 +11,7 @@ from modelyard.api.deps import CurrentUser, SettingsDep
 from modelyard.authz import SESSION_COOKIE, Level, allow, sign, team_mode
 from modelyard.errors import TooManyAttempts, Unauthenticated
 from modelyard.services.access.principals import Access
+from modelyard.settings import Settings
 from modelyard.web.templating import render
 
 router = APIRouter()
@@ -52,7 +53,12 @@ def sign_in(
     except (Unauthenticated, TooManyAttempts) as exc:
         context = {"next": local_target(next), "error": exc.message, "username": username}
         return render(request, "sign_in.html", context, status=exc.status)
-    response = RedirectResponse(local_target(next), status_code=303)
+    return with_session(RedirectResponse(local_target(next), 303), request, settings, secret)
+
+
+def with_session(response: Response, request: Request, settings: Settings, secret: str) -> Response:
+    """The session cookie: signed, out of reach of scripts, not sent by other sites' links
+    that write, and only over HTTPS when the request came that way."""
     response.set_cookie(
         SESSION_COOKIE,
         sign(settings, secret),

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse
 
-from modelyard.api.deps import StoreDep
+from modelyard.api.deps import Readable, StoreDep
 from modelyard.authz import (
     Level,
     allow,
@@ -76,7 +76,9 @@ def page_link(filters: dict[str, str], before: int | None = None) -> str:
     return "/activity" + ("?" + urlencode(pairs) if pairs else "")
 
 
-def pick_entity(store: Store, filters: dict[str, str]) -> str | None:
+def pick_entity(
+    store: Store, filters: dict[str, str], readable: frozenset[int] | None
+) -> str | None:
     """The URN the entity box names (a URN typed in, or a name picked from its suggestions),
     set into ``filters``; what is wrong when it names none or several."""
     text = filters["entity"]
@@ -85,17 +87,19 @@ def pick_entity(store: Store, filters: dict[str, str]) -> str | None:
     if text.startswith("urn:"):
         filters["urn"] = text
         return None
-    found = suggestions.resolve_entity(store, text=text)
+    found = suggestions.resolve_entity(store, text=text, readable=readable)
     if found is None:
         return f"Entity: pick one from the suggestions; {text!r} names no one entity."
     filters["urn"] = found.urn
     return None
 
 
-def activity_context(store: Store, filters: dict[str, str], before: int | None) -> dict[str, Any]:
+def activity_context(
+    store: Store, filters: dict[str, str], before: int | None, readable: frozenset[int] | None
+) -> dict[str, Any]:
     """A page of the change log as the filters ask, with links to the older and newest pages;
     filters that cannot be read are reported and show nothing."""
-    picked = pick_entity(store, filters)
+    picked = pick_entity(store, filters, readable)
     window, errors = read_filters(filters["urn"], filters["since"], filters["until"])
     errors += [picked] if picked else []
     found = changes.LabelledChanges([], {})
@@ -109,6 +113,7 @@ def activity_context(store: Store, filters: dict[str, str], before: int | None) 
             before_id=before,
             limit=PAGE_SIZE + 1,
             values=True,
+            readable=readable,
         )
     more = len(found.changes) > PAGE_SIZE
     if filters["urn"] and not errors and not filters["entity"]:
@@ -130,6 +135,7 @@ def activity_context(store: Store, filters: dict[str, str], before: int | None) 
 def activity(
     request: Request,
     store: StoreDep,
+    readable: Readable,
     urn: Annotated[str, Query(max_length=4096)] = "",
     entity: Annotated[str, Query(max_length=4096)] = "",
     actor: Annotated[str, Query(max_length=250)] = "",
@@ -146,17 +152,20 @@ def activity(
         "since": since,
         "until": until,
     }
-    context = activity_context(store, filters, before)
+    context = activity_context(store, filters, before, readable)
     return render(request, "activity.html", context, status=400 if context["errors"] else 200)
 
 
 @router.get("/activity/entities", response_class=HTMLResponse)
 @allow(Level.SIGNED_IN)
 def entity_suggestions(
-    request: Request, store: StoreDep, entity: Annotated[str, Query(max_length=250)] = ""
+    request: Request,
+    store: StoreDep,
+    readable: Readable,
+    entity: Annotated[str, Query(max_length=250)] = "",
 ) -> HTMLResponse:
     """The entity box's suggestions for what has been typed: <option>s for its <datalist>."""
-    found = suggestions.suggest_entities(store, text=entity)
+    found = suggestions.suggest_entities(store, text=entity, readable=readable)
     return render(request, "_entity_options.html", {"suggestions": found})
 
 

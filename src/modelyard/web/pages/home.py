@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse
 
-from modelyard.api.deps import Actor, StoreDep
+from modelyard.api.deps import Actor, Readable, StoreDep
 from modelyard.authz import (
     Level,
     allow,
@@ -27,15 +27,15 @@ MY_RUNS = 10
 RECENT_CHANGES = 15
 
 
-def home_context(store: Store, actor: str) -> dict[str, Any]:
+def home_context(store: Store, actor: str, readable: frozenset[int] | None) -> dict[str, Any]:
     mine = RunSearch(filter=f"attributes.created_by = {quote_string(actor)}", page_size=MY_RUNS)
-    recent = changes.labelled_changes(store, limit=RECENT_CHANGES, values=True)
+    recent = changes.labelled_changes(store, limit=RECENT_CHANGES, values=True, readable=readable)
     return {
         "nav": "home",
         "actor": actor,
-        "my_runs": search.search_runs(store, req=mine).runs,
-        **running_context(store),
-        "projects": projects.list_projects(store, headlines=False),
+        "my_runs": search.search_runs(store, req=mine, readable=readable).runs,
+        **running_context(store, readable),
+        "projects": projects.list_projects(store, readable=readable, headlines=False),
         "rows": change_rows(recent.changes, recent.values),
         "labels": recent.labels,
     }
@@ -43,24 +43,24 @@ def home_context(store: Store, actor: str) -> dict[str, Any]:
 
 @router.get("/", response_class=HTMLResponse)
 @allow(Level.SIGNED_IN)
-def home(request: Request, store: StoreDep, actor: Actor) -> HTMLResponse:
-    return render(request, "home.html", home_context(store, actor))
+def home(request: Request, store: StoreDep, actor: Actor, readable: Readable) -> HTMLResponse:
+    return render(request, "home.html", home_context(store, actor, readable))
 
 
 @router.get("/fragments/running", response_class=HTMLResponse)
 @allow(Level.SIGNED_IN)
-def running_fragment(request: Request, store: StoreDep) -> HTMLResponse:
+def running_fragment(request: Request, store: StoreDep, readable: Readable) -> HTMLResponse:
     """The running-pipelines panel, polled by the home page while anything runs."""
-    return render(request, "_running.html", running_context(store))
+    return render(request, "_running.html", running_context(store, readable))
 
 
-def running_context(store: Store) -> dict[str, Any]:
+def running_context(store: Store, readable: frozenset[int] | None) -> dict[str, Any]:
     """The runs running now with their steps, and apart from them the runs whose client has
     gone silent (lost), which are not running as far as anyone knows."""
     lost = RunSearch(filter=LOST_FILTER, order_by=["last_heartbeat desc"], page_size=LOST)
-    found = search.search_runs(store, req=lost)
+    found = search.search_runs(store, req=lost, readable=readable)
     return {
-        "running": steps.running_pipelines(store, limit=RUNNING),
+        "running": steps.running_pipelines(store, limit=RUNNING, readable=readable),
         "lost": found.runs,
         "more_lost": found.next_page_token is not None,
         "lost_filter": LOST_FILTER,

@@ -232,7 +232,13 @@ def lineage_context(store: Store, urn: str, up: int, down: int) -> dict[str, Any
 
 def entity_context(store: Store, urn: str) -> dict[str, Any]:
     aspects = entities.list_aspects(store, urn=urn)
-    recent = changes.labelled_changes(store, urn=urn, limit=RECENT_CHANGES, values=True)
+    recent = changes.labelled_changes(
+        store,
+        urn=urn,
+        limit=RECENT_CHANGES,
+        values=True,
+        readable=None,  # its urn is checked
+    )
     shown = [(name, aspect_fields(value), pretty(value)) for name, value in sorted(aspects.items())]
     linked = [u for _, fields, _ in shown for u in urns_in(fields)]
     labels = {**recent.labels, **entities.entity_labels(store, urns=[urn, *linked])}

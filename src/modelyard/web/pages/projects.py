@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse
 
-from modelyard.api.deps import StoreDep
+from modelyard.api.deps import Readable, StoreDep
 from modelyard.authz import (
     Level,
     allow,
@@ -34,10 +34,10 @@ PAGE_SIZES = (25, 50, 100, 200)
 
 @router.get("/projects", response_class=HTMLResponse)
 @allow(Level.SIGNED_IN)
-def project_list(request: Request, store: StoreDep) -> HTMLResponse:
+def project_list(request: Request, store: StoreDep, readable: Readable) -> HTMLResponse:
     context = {
         "nav": "projects",
-        "projects": projects.list_projects(store),
+        "projects": projects.list_projects(store, readable=readable),
         "headline_how": f"Over each project's latest {headlines.RECENT_RUNS:,} finished runs. "
         + headlines.EXPLANATION,
     }
@@ -66,7 +66,7 @@ def _search(store: Store, project: str, q: TableQuery, size: int) -> tuple[RunPa
             page_size=size,
             page_token=q.page or None,
         )
-        return search.search_runs(store, req=req), None
+        return search.search_runs(store, req=req, readable=None), None  # one project, checked
     except InvalidInput as exc:
         return RunPage(runs=[], next_page_token=None), exc.message
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from modelyard.api.deps import StoreDep
+from modelyard.api.deps import Readable, StoreDep
 from modelyard.authz import (
     Level,
     allow,
@@ -144,18 +144,20 @@ def compare(
     return render(request, "compare.html", compare_context(store, run or [], only_diff))
 
 
-def _runs_matching(store: Store, q: str, page: str | None) -> tuple[Any, str | None, str]:
+def _runs_matching(
+    store: Store, q: str, page: str | None, readable: frozenset[int] | None
+) -> tuple[Any, str | None, str]:
     """Runs for the search box: the text as a filter if it is one, else a name search."""
     as_filter = bool(FILTER_WORDS.search(q))
     if not as_filter and page is None and PARTIAL_RUN_ID.fullmatch(q):
         by_id = RunSearch(filter=f"attributes.run_id like {quote_string(q + '%')}", page_size=50)
-        found = search.search_runs(store, req=by_id)
+        found = search.search_runs(store, req=by_id, readable=readable)
         if found.runs:
             return found.runs, None, "run id"
     how = "filter" if as_filter else "name"
     text = q if as_filter else f"name ilike {quote_string('%' + _like_escape(q) + '%')}"
     req = RunSearch(filter=text, order_by=["start_time desc"], page_size=50, page_token=page)
-    found = search.search_runs(store, req=req)
+    found = search.search_runs(store, req=req, readable=readable)
     return found.runs, found.next_page_token, how
 
 
@@ -163,7 +165,9 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search_context(store: Store, q: str, page: str | None) -> dict[str, Any]:
+def search_context(
+    store: Store, q: str, page: str | None, readable: frozenset[int] | None
+) -> dict[str, Any]:
     """Projects, datasets and models whose name holds the text, and matching runs."""
     context: dict[str, Any] = {"search_q": q, "error": None, "runs": [], "next": None}
     context.update(projects=[], entities=[], how="")
@@ -171,13 +175,15 @@ def search_context(store: Store, q: str, page: str | None) -> dict[str, Any]:
         return context
     needle = q.lower()
     context["projects"] = [
-        p for p in projects.list_projects(store, headlines=False) if needle in p.name.lower()
+        p
+        for p in projects.list_projects(store, readable=readable, headlines=False)
+        if needle in p.name.lower()
     ]
     urns = entities.find_entities(store, text=q)
     labels = entities.entity_labels(store, urns=urns)
     context["entities"] = [(u, labels[u]) for u in urns]
     try:
-        context["runs"], context["next"], context["how"] = _runs_matching(store, q, page)
+        context["runs"], context["next"], context["how"] = _runs_matching(store, q, page, readable)
     except InvalidInput as exc:
         context["error"] = exc.message
     return context
@@ -188,6 +194,7 @@ def search_context(store: Store, q: str, page: str | None) -> dict[str, Any]:
 def global_search(
     request: Request,
     store: StoreDep,
+    readable: Readable,
     q: Annotated[str, Query(max_length=10_000)] = "",
     page: Annotated[str | None, Query(max_length=10_000)] = None,
 ) -> Response:
@@ -197,7 +204,7 @@ def global_search(
         return RedirectResponse(entity_page(q), status_code=303)
     if RUN_ID.fullmatch(q):
         return RedirectResponse(f"/runs/{q}", status_code=303)
-    context = search_context(store, q, page)
+    context = search_context(store, q, page, readable)
     if context["how"] == "run id" and len(context["runs"]) == 1 and not context["projects"]:
         return RedirectResponse(f"/runs/{context['runs'][0].run_id}", status_code=303)
     return render(request, "search.html", context)
