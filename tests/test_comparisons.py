@@ -164,6 +164,19 @@ def counting(app: FastAPI) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", count)
 
 
+def page_statements(statements: list[str]) -> list[str]:
+    """The statements of the page itself: not the access check's look, at most once a second,
+    at whether any user exists yet (and the transaction it opens)."""
+    kept: list[str] = []
+    for statement in statements:
+        if "FROM account" in statement:
+            if kept and kept[-1].strip().upper() == "BEGIN":
+                kept.pop()
+            continue
+        kept.append(statement)
+    return kept
+
+
 def test_the_pages_read_a_fixed_number_of_queries(api: httpx.Client, app: FastAPI) -> None:
     """Two versions or six, two runs or six: the same number of queries per page."""
     pages: dict[str, list[int]] = {}
@@ -183,12 +196,9 @@ def test_the_pages_read_a_fixed_number_of_queries(api: httpx.Client, app: FastAP
             ("run", f"/runs/{runs[0]}"),
             ("compare", "/compare?" + "&".join(f"run={r}" for r in runs)),
         ):
-            # Whether users exist is read at most once a second, by the access check, not the
-            # page: read it now, so it is not counted.
-            app.state.access.users_exist()
             with counting(app) as statements:
                 get_page(api, path)
-            pages.setdefault(name, []).append(len(statements))
+            pages.setdefault(name, []).append(len(page_statements(statements)))
     assert all(small == large for small, large in pages.values()), pages
 
 

@@ -32,7 +32,8 @@ from starlette.concurrency import run_in_threadpool
 from modelyard.errors import Forbidden, NotFound, Unauthenticated
 from modelyard.metadata.store import Store
 from modelyard.services.access import scopes
-from modelyard.services.access.principals import LOCAL_USER, Access, Principal
+from modelyard.services.access.accounts import split_token
+from modelyard.services.access.principals import LOCAL_USER, Access, Principal, session_digest
 from modelyard.settings import Settings, web_origin
 
 SESSION_COOKIE = "modelyard_session"
@@ -42,6 +43,7 @@ CSRF_FIELD = "csrf_token"
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class Level(IntEnum):
@@ -68,7 +70,7 @@ SITE_LEVEL = {Level.READ: Level.SIGNED_IN, Level.WRITE: Level.CREATE}
 
 # --- where a request names its project -----------------------------------------------------
 
-Resolve = Callable[[Request, Store], Awaitable[list[int | None]]]
+Resolve = Callable[[Request, Store, Access], Awaitable[list[int | None]]]
 
 
 @dataclass(frozen=True)
@@ -84,54 +86,76 @@ def _path(request: Request, name: str) -> str:
     return str(request.path_params.get(name, ""))
 
 
-def _in_thread(find: Callable[..., int | None]) -> Callable[..., Awaitable[int | None]]:
-    async def call(*args: Any) -> int | None:
-        return await run_in_threadpool(find, *args)
+def _cached(
+    find: Callable[..., int | None], kind: str, *, lasting: bool = True
+) -> Callable[..., Awaitable[int | None]]:
+    """``find`` answered from the access cache when it can, in a worker thread when it must
+    read the database; only what is found is kept (a run may yet be created)."""
+
+    async def call(store: Store, access: Access, *args: Any) -> int | None:
+        key = (kind, args)
+        if access.warm(key):
+            return access.lookup(key, lambda: None, lasting=lasting)
+
+        def load() -> int | None:
+            found = find(store, *args)
+            if found is not None:
+                access.lookup(key, lambda: found, lasting=lasting)
+            return found
+
+        return await run_in_threadpool(load)
 
     return call
 
 
-_project = _in_thread(scopes.project_by_ref)
-_run = _in_thread(scopes.project_of_run)
-_evaluation = _in_thread(scopes.project_of_evaluation)
-_urn = _in_thread(scopes.project_of_urn)
-_version = _in_thread(scopes.project_of_version)
+_project = _cached(scopes.project_by_ref, "project-ref", lasting=False)
+_run = _cached(scopes.project_of_run, "run")
+_evaluation = _cached(scopes.project_of_evaluation, "evaluation")
+_urn = _cached(scopes.project_of_urn, "urn")
+_version = _cached(scopes.project_of_version, "version")
+
+
+async def _hop(access: Access, key: tuple[str, object], fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` right here when the access cache answers it, else in a worker thread."""
+    if access.warm(key):
+        return fn(*args)
+    return await run_in_threadpool(fn, *args)
 
 
 def project_path(param: str = "ref") -> Scope:
-    async def resolve(request: Request, store: Store) -> list[int | None]:
-        return [await _project(store, _path(request, param))]
+    async def resolve(request: Request, store: Store, access: Access) -> list[int | None]:
+        return [await _project(store, access, _path(request, param))]
 
     return Scope(f"project {{{param}}}", resolve)
 
 
 def run_path(param: str = "run_id") -> Scope:
-    async def resolve(request: Request, store: Store) -> list[int | None]:
-        return [await _run(store, _path(request, param))]
+    async def resolve(request: Request, store: Store, access: Access) -> list[int | None]:
+        return [await _run(store, access, _path(request, param))]
 
     return Scope(f"run {{{param}}}", resolve)
 
 
 def evaluation_path(param: str = "evaluation_id") -> Scope:
-    async def resolve(request: Request, store: Store) -> list[int | None]:
-        return [await _evaluation(store, _path(request, param))]
+    async def resolve(request: Request, store: Store, access: Access) -> list[int | None]:
+        return [await _evaluation(store, access, _path(request, param))]
 
     return Scope(f"evaluation {{{param}}}", resolve)
 
 
 def urn_path(param: str = "urn") -> Scope:
-    async def resolve(request: Request, store: Store) -> list[int | None]:
-        return [await _urn(store, _path(request, param))]
+    async def resolve(request: Request, store: Store, access: Access) -> list[int | None]:
+        return [await _urn(store, access, _path(request, param))]
 
     return Scope(f"entity {{{param}}}", resolve)
 
 
 def version_path(model: str = "model", version: str = "version") -> Scope:
-    async def resolve(request: Request, store: Store) -> list[int | None]:
+    async def resolve(request: Request, store: Store, access: Access) -> list[int | None]:
         number = _path(request, version)
         if not number.isdigit() or len(number) > 10:
             return [None]
-        return [await _version(store, _path(request, model), int(number))]
+        return [await _version(store, access, _path(request, model), int(number))]
 
     return Scope(f"model version {{{model}}}/{{{version}}}", resolve)
 
@@ -141,8 +165,8 @@ def _query_values(request: Request, name: str) -> list[str]:
 
 
 def urn_query(param: str = "urn") -> Scope:
-    async def resolve(request: Request, store: Store) -> list[int | None]:
-        return [await _urn(store, value) for value in _query_values(request, param)[:1]]
+    async def resolve(request: Request, store: Store, access: Access) -> list[int | None]:
+        return [await _urn(store, access, value) for value in _query_values(request, param)[:1]]
 
     return Scope(f"entity ?{param}=", resolve)
 
@@ -150,15 +174,15 @@ def urn_query(param: str = "urn") -> Scope:
 def runs_query(param: str) -> Scope:
     """Every run named by a repeated query parameter (a comparison)."""
 
-    async def resolve(request: Request, store: Store) -> list[int | None]:
-        return [await _run(store, value) for value in _query_values(request, param)[:1000]]
+    async def resolve(request: Request, store: Store, access: Access) -> list[int | None]:
+        return [await _run(store, access, value) for value in _query_values(request, param)[:1000]]
 
     return Scope(f"runs ?{param}=", resolve)
 
 
 def evaluations_query(param: str) -> Scope:
-    async def resolve(request: Request, store: Store) -> list[int | None]:
-        return [await _evaluation(store, v) for v in _query_values(request, param)[:1000]]
+    async def resolve(request: Request, store: Store, access: Access) -> list[int | None]:
+        return [await _evaluation(store, access, v) for v in _query_values(request, param)[:1000]]
 
     return Scope(f"evaluations ?{param}=", resolve)
 
@@ -175,12 +199,12 @@ def project_body(field: str = "project", many: str | None = None) -> Scope:
     """The project(s) a JSON body names; a body naming none is site-wide (a search over what
     the caller may read). A project that does not exist yet is created by the write: CREATE."""
 
-    async def resolve(request: Request, store: Store) -> list[int | None]:
+    async def resolve(request: Request, store: Store, access: Access) -> list[int | None]:
         names = [await _json_field(request, field)]
         if many is not None:
             more = await _json_field(request, many)
             names += more if isinstance(more, list) else []
-        found = [await _project(store, n) for n in names if isinstance(n, str)]
+        found = [await _project(store, access, n) for n in names if isinstance(n, str)]
         return found or [scopes.SITE]
 
     return Scope(f"project in the body's {field!r}", resolve)
@@ -244,7 +268,7 @@ async def identify(request: Request) -> Principal | None:
     app = request.app
     settings: Settings = app.state.settings
     access: Access = app.state.access
-    if not await run_in_threadpool(team_mode, settings, access):
+    if not await _hop(access, ("users", None), team_mode, settings, access):
         return LOCAL_USER
     header = settings.proxy_user_header
     if header and header in request.headers:
@@ -264,13 +288,15 @@ async def identify(request: Request) -> Principal | None:
         kind, _, credential = auth.partition(" ")
         if kind.lower() != "bearer" or not credential.strip():
             raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'")
-        return await run_in_threadpool(access.token, credential.strip())
+        parts = split_token(credential.strip())
+        key = ("token", parts[0] if parts else None)
+        return await _hop(access, key, access.token, credential.strip())
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         secret = unsign(settings, cookie)
         if secret is None:
             raise Unauthenticated("your session cookie is not valid here; sign in again")
-        return await run_in_threadpool(access.session, secret)
+        return await _hop(access, ("session", session_digest(secret)), access.session, secret)
     return None
 
 
@@ -381,8 +407,8 @@ async def authorize(request: Request) -> None:
     if level in (Level.SIGNED_IN, Level.CREATE):
         return
     assert need.scope is not None
-    roles = await run_in_threadpool(access.roles, principal)
-    for project_id in await need.scope.resolve(request, app.state.store):
+    roles = await _hop(access, ("roles", principal.account_id), access.roles, principal)
+    for project_id in await need.scope.resolve(request, app.state.store, access):
         if project_id is None:
             continue  # not there: the route answers 404 itself
         if project_id == scopes.SITE:

@@ -34,6 +34,8 @@ from modelyard.services.access.accounts import (
 from modelyard.services.access.passwords import verify_password
 
 TTL_MS = 1000
+LASTING_MS = 24 * 3_600_000
+TOUCHED = frozenset({"token", "session"})  # looked-up keys whose last use is recorded
 TOUCH_EVERY_MS = 60_000  # last-used and last-seen times are written at most this often
 LOCAL_NAME = "local"
 RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES, start=1)}
@@ -102,7 +104,7 @@ class Access:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _users_exist: bool = False
 
-    def _cached(self, key: tuple[str, object], load: Callable[[], T]) -> T:
+    def _cached(self, key: tuple[str, object], load: Callable[[], T], ttl_ms: int = TTL_MS) -> T:
         now = now_ms()
         hit = self._cache.get(key)
         if hit is not None and hit.until > now:
@@ -111,8 +113,23 @@ class Access:
         with self._lock:
             if len(self._cache) > 100_000:
                 self._cache.clear()
-            self._cache[key] = _Cached(value, now + TTL_MS)
+            self._cache[key] = _Cached(value, now + ttl_ms)
         return value
+
+    def warm(self, key: tuple[str, object]) -> bool:
+        """Whether answering for ``key`` needs no database now (so a request can be checked
+        without a hop to a worker thread): its value is cached and no last-used time is due."""
+        if key == ("users", None) and self._users_exist:
+            return True
+        hit = self._cache.get(key)
+        if hit is None or hit.until <= now_ms():
+            return False
+        return key[0] not in TOUCHED or now_ms() - self._touched.get(key, 0) < TOUCH_EVERY_MS
+
+    def lookup(self, key: tuple[str, object], load: Callable[[], T], *, lasting: bool) -> T:
+        """A lookup of which project something belongs to, cached: for good when ``lasting``
+        (a run never moves to another project), else for a second (a project's name)."""
+        return self._cached(key, load, ttl_ms=LASTING_MS if lasting else TTL_MS)
 
     def forget(self) -> None:
         """Drop what this process cached (after a change it made itself)."""
