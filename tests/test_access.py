@@ -112,3 +112,17 @@ def test_a_search_naming_a_project_the_caller_may_not_read_is_refused(team: Team
     assert_error(resp, 404, "NOT_FOUND")
     resp = team.api("viewer").post(f"{API}/runs/search", json={"projects": [PROJECT, OTHER]})
     assert_error(resp, 404, "NOT_FOUND")
+
+
+def test_lineage_leaves_out_what_the_caller_may_not_see(team: Team) -> None:
+    admin = team.api("admin")
+    dataset = {"datasets": [{"name": "shared-data"}]}
+    for run in (team.run_id, team.other_run_id):
+        assert admin.post(f"{API}/runs/{run}/inputs", json=dataset).status_code == 200
+    params = {"urn": "urn:modelyard:dataset:shared-data", "upstream": 0, "downstream": 2}
+    everyone = {n["urn"] for n in admin.get(f"{API}/lineage", params=params).json()["nodes"]}
+    assert f"urn:modelyard:run:{team.other_run_id}" in everyone
+    graph = team.api("viewer").get(f"{API}/lineage", params=params).json()
+    seen = {n["urn"] for n in graph["nodes"]}
+    assert seen == {"urn:modelyard:dataset:shared-data", f"urn:modelyard:run:{team.run_id}"}
+    assert all(e["downstream"] in seen and e["upstream"] in seen for e in graph["edges"])

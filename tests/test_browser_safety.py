@@ -423,3 +423,22 @@ def test_serve_hands_its_address_to_the_app_it_starts(
     assert result.exit_code == 0, result.output
     assert started[0].answered_hosts == ["10.0.0.5", "ml.example.com"]
     assert started[0].port == 6001
+
+
+def test_cors_is_closed_unless_origins_are_listed(app_with: Callable[..., FastAPI]) -> None:
+    notebook = {"origin": "http://localhost:8888", "access-control-request-method": "GET"}
+    with in_process_client(app_with()) as api:
+        resp = api.options(f"{API}/projects", headers=notebook)
+        assert "access-control-allow-origin" not in resp.headers
+        assert (
+            "access-control-allow-origin"
+            not in api.get(f"{API}/projects", headers=notebook).headers
+        )
+    with in_process_client(app_with(cors_origins="http://localhost:8888")) as api:
+        preflight = api.options(f"{API}/projects", headers=notebook)
+        assert preflight.headers["access-control-allow-origin"] == "http://localhost:8888"
+        assert "access-control-allow-credentials" not in preflight.headers
+        answer = api.get(f"{API}/projects", headers={"origin": "http://localhost:8888"})
+        assert answer.headers["access-control-allow-origin"] == "http://localhost:8888"
+        other = api.get(f"{API}/projects", headers={"origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in other.headers

@@ -22,6 +22,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -124,7 +125,7 @@ async def refuse_cross_site(request: Request) -> None:
             theirs = origin
         settings: Settings = request.app.state.settings
         own = own_origin(request)
-        if theirs == own or theirs in settings.allowed_origins:
+        if theirs == own or theirs in settings.allowed_origins or theirs in settings.cors_origins:
             return
         raise Forbidden(
             f"{where} came from a page of {origin}, not of this server ({own}); pages of "
@@ -259,6 +260,15 @@ def install_guards(app: FastAPI, settings: Settings) -> None:
     security headers (outermost), and the API document's refusals."""
     checks = [Depends(refuse_cross_site), Depends(refuse_undeclared_media_type)]
     app.router.dependencies[:0] = checks
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=list(WRITES | {"GET", "HEAD"}),
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            allow_credentials=False,
+            max_age=600,
+        )
     app.add_middleware(HostGuard, hosts=settings.answered_hosts)
     app.add_middleware(SecurityHeaders)
     document_refusals(app)

@@ -181,6 +181,12 @@ class Settings(BaseSettings):
         "may send POST, PUT, PATCH or DELETE requests from a browser; comma-separated in the "
         "environment. A browser request from any other page gets 403.",
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Web origins (scheme://host[:port]) whose pages may call the API with an API "
+        "token and read its answers (CORS); none by default. Cookies are never shared with "
+        "them. Comma-separated in the environment.",
+    )
     session_idle_minutes: float = Field(
         default=8 * 60,
         gt=0,
@@ -232,7 +238,7 @@ class Settings(BaseSettings):
     def _split_plugins(cls, value: object) -> object:
         return plugin_modules(value) if isinstance(value, str) else value
 
-    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @field_validator("allowed_hosts", "allowed_origins", "cors_origins", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:
         return plugin_modules(value) if isinstance(value, str) else value
@@ -275,7 +281,7 @@ class Settings(BaseSettings):
     def _check_hosts(cls, value: list[str]) -> list[str]:
         return [host_name(name) for name in value]
 
-    @field_validator("allowed_origins")
+    @field_validator("allowed_origins", "cors_origins")
     @classmethod
     def _check_origins(cls, value: list[str]) -> list[str]:
         return [web_origin(origin) for origin in value]

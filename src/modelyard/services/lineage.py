@@ -8,6 +8,7 @@ from modelyard.metadata.aspects import RunLineage
 from modelyard.metadata.store import Store, Tx, entity_exists, get_aspect, lineage
 from modelyard.metadata.urn import parse_urn, run_urn
 from modelyard.schemas import LineageEdge, LineageNode, LineagePublic, RunInputs, RunOutputs
+from modelyard.services.access.scopes import may_see, projects_of_urns
 from modelyard.services.entities import put_dataset, put_model
 from modelyard.services.runs import active_run
 
@@ -59,7 +60,11 @@ def log_outputs(store: Store, *, run_id: str, body: RunOutputs, actor: str) -> l
     return store.transact(work, actor=actor)
 
 
-def get_lineage(store: Store, *, urn: str, upstream: int, downstream: int) -> LineagePublic:
+def get_lineage(
+    store: Store, *, urn: str, upstream: int, downstream: int, readable: frozenset[int] | None
+) -> LineagePublic:
+    """The lineage around ``urn``, up to the hops asked each way, showing only entities in
+    ``readable`` projects (None: all) and the catalog."""
     parse_urn(urn)
     for hops in (upstream, downstream):
         if not 0 <= hops <= MAX_HOPS:
@@ -68,11 +73,15 @@ def get_lineage(store: Store, *, urn: str, upstream: int, downstream: int) -> Li
         if not entity_exists(conn, [urn]):
             raise NotFound(f"{urn} does not exist")
         graph = lineage(conn, urn, upstream=upstream, downstream=downstream)
+        owners = projects_of_urns(conn, list(graph.nodes))
+    hidden = {u for u in graph.nodes if u != urn and not may_see(owners.get(u), readable)}
+    nodes = {u: h for u, h in graph.nodes.items() if u not in hidden}
+    edges = [e for e in graph.edges if e[0] not in hidden and e[2] not in hidden]
     return LineagePublic(
         root=urn,
         nodes=[
             LineageNode(urn=u, type=parse_urn(u).type, hops=h)
-            for u, h in sorted(graph.nodes.items(), key=lambda kv: (kv[1], kv[0]))
+            for u, h in sorted(nodes.items(), key=lambda kv: (kv[1], kv[0]))
         ],
-        edges=[LineageEdge(upstream=a, type=k, downstream=b) for a, k, b in graph.edges],
+        edges=[LineageEdge(upstream=a, type=k, downstream=b) for a, k, b in edges],
     )

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from modelyard.api.deps import Actor, StoreDep
+from modelyard.api.deps import Actor, Readable, StoreDep
 from modelyard.api.openapi import UrnQuery
 from modelyard.authz import (
     Level,
@@ -37,8 +37,11 @@ def log_outputs(run_id: str, body: RunOutputs, store: StoreDep, actor: Actor) ->
 def get_lineage(
     urn: UrnQuery,
     store: StoreDep,
+    readable: Readable,
     upstream: Annotated[int, Query(ge=0, le=20)] = 3,
     downstream: Annotated[int, Query(ge=0, le=20)] = 3,
 ) -> LineagePublic:
     """The lineage graph around an entity, N hops upstream and downstream."""
-    return lineage.get_lineage(store, urn=urn, upstream=upstream, downstream=downstream)
+    return lineage.get_lineage(
+        store, urn=urn, upstream=upstream, downstream=downstream, readable=readable
+    )

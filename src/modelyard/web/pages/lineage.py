@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse
 
-from modelyard.api.deps import StoreDep
+from modelyard.api.deps import Readable, StoreDep
 from modelyard.authz import (
     Level,
     allow,
@@ -214,8 +214,10 @@ def graph_view(
     }
 
 
-def lineage_context(store: Store, urn: str, up: int, down: int) -> dict[str, Any]:
-    graph = lineage.get_lineage(store, urn=urn, upstream=up, downstream=down)
+def lineage_context(
+    store: Store, urn: str, up: int, down: int, readable: frozenset[int] | None
+) -> dict[str, Any]:
+    graph = lineage.get_lineage(store, urn=urn, upstream=up, downstream=down, readable=readable)
     names = entities.entity_names(store, urns=[n.urn for n in graph.nodes])
     labels = {urn: n.label for urn, n in names.items()}
     return {
@@ -261,12 +263,13 @@ def entity_context(store: Store, urn: str) -> dict[str, Any]:
 def lineage_page(
     request: Request,
     store: StoreDep,
+    readable: Readable,
     urn: Annotated[str, Query(max_length=4096)],
     up: int = DEFAULT_HOPS,
     down: int = DEFAULT_HOPS,
 ) -> HTMLResponse:
     """The lineage graph around ``urn``, ``up`` hops upstream and ``down`` downstream."""
-    return render(request, "lineage.html", lineage_context(store, urn, up, down))
+    return render(request, "lineage.html", lineage_context(store, urn, up, down, readable))
 
 
 @router.get("/entities/{urn:path}", response_class=HTMLResponse)
