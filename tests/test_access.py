@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from modelyard.metadata import tables as t
 from tests.helpers import assert_error
-from tests.team import OTHER, PROJECT, Team
+from tests.team import OTHER, PROJECT, Team, csrf_of
 
 API = "/api/v1"
 
@@ -126,3 +126,25 @@ def test_lineage_leaves_out_what_the_caller_may_not_see(team: Team) -> None:
     seen = {n["urn"] for n in graph["nodes"]}
     assert seen == {"urn:modelyard:dataset:shared-data", f"urn:modelyard:run:{team.run_id}"}
     assert all(e["downstream"] in seen and e["upstream"] in seen for e in graph["edges"])
+
+
+def test_people_and_their_tokens_are_for_site_admins(team: Team) -> None:
+    user = "urn:modelyard:user:editor"
+    for path in (f"{API}/entities/{user}/aspects", f"/entities/{user}"):
+        assert team.api("admin").get(path).status_code == 200, path
+        assert team.api("owner").get(path).status_code == 404, path
+    history = {"urn": user, "aspect": "user_sign_in"}
+    assert team.api("viewer").get("/history", params=history).status_code == 404
+
+
+def test_signing_out_ends_the_session_in_every_tab(team: Team) -> None:
+    tab = team.browser("viewer")
+    other_tab = team.api(None)
+    other_tab.cookies = tab.cookies
+    assert other_tab.get(f"/runs/{team.run_id}").status_code == 200
+    page = tab.get("/").text
+    assert "Sign out" in page
+    resp = tab.post("/sign-out", data={"csrf_token": csrf_of(page)})
+    assert resp.status_code == 303
+    assert resp.headers["location"] == "/sign-in"
+    assert other_tab.get(f"/runs/{team.run_id}").status_code == 303

@@ -40,6 +40,7 @@ SESSION_COOKIE = "modelyard_session"
 CSRF_COOKIE = "modelyard_csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
+MAX_IDENTITY = 200  # an identity header's value, as the change log records it
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -278,8 +279,11 @@ async def identify(request: Request) -> Principal | None:
                 "MODELYARD_TRUSTED_PROXIES; this request came from elsewhere"
             )
         identity = request.headers[header].strip()
-        if not identity or len(identity) > 320 or not identity.isprintable():
-            raise Unauthenticated(f"the proxy's {header} header names no user")
+        if not identity or len(identity) > MAX_IDENTITY or not identity.isprintable():
+            raise Unauthenticated(
+                f"the proxy's {header} header must name a user in 1 to {MAX_IDENTITY} "
+                "printable characters"
+            )
         return await run_in_threadpool(
             access.proxy_user, identity, default_group=settings.proxy_default_group
         )
@@ -411,6 +415,8 @@ async def authorize(request: Request) -> None:
     for project_id in await need.scope.resolve(request, app.state.store, access):
         if project_id is None:
             continue  # not there: the route answers 404 itself
+        if project_id == scopes.PEOPLE:
+            raise NotFound(f"there is nothing at {request.url.path} that you may see")
         if project_id == scopes.SITE:
             if SITE_LEVEL.get(level) is None:
                 raise Forbidden(f"{request.method} {request.url.path} is for site admins")

@@ -52,7 +52,7 @@ class Principal:
     admin: bool
     display_name: str = ""
     read_only: bool = False  # a read-only token
-    via: str | None = None  # "token <name> (#id)" or "proxy"
+    via: str | None = None  # "token <name> (#id)", or "proxy <identity it sent>"
     session: str | None = None  # the session's digest, when signed in through the browser
     token_id: int | None = None
 
@@ -326,7 +326,7 @@ class Access:
             raise Forbidden(f"the user {found.name!r} is disabled")
         return Principal(
             name=found.name, account_id=found.id, admin=found.is_admin,
-            display_name=found.display_name, via="proxy",
+            display_name=found.display_name, via=f"proxy {identity}",
         )  # fmt: skip
 
     def _proxy_row(self, identity: str) -> Any:
@@ -361,7 +361,7 @@ class Access:
                     )
             return account_row(tx.conn, name)
 
-        row = self.store.transact(work, actor=Acting(base, "proxy"))
+        row = self.store.transact(work, actor=Acting(base, f"proxy {identity}"))
         with self._lock:
             self._cache.pop(("proxy", identity), None)
         self._users_exist = True

@@ -14,6 +14,8 @@ from modelyard.metadata.store import Store
 from modelyard.metadata.urn import Urn, parse_urn
 
 SITE = -1
+PEOPLE = -2  # users, groups and tokens: for site admins
+PEOPLE_TYPES = frozenset({"user", "group", "token"})
 RUN_OWNED = frozenset({"run", "step", "artifact"})
 
 
@@ -58,8 +60,8 @@ def project_of_version(store: Store, model: str, version: int) -> int | None:
 
 
 def project_of_urn(store: Store, urn: str) -> int | None:
-    """The project an entity belongs to, ``SITE`` for site-wide ones (models, datasets,
-    users...), ``None`` for a URN that is not well formed."""
+    """The project an entity belongs to, ``SITE`` for the catalog (models, datasets),
+    ``PEOPLE`` for users, groups and tokens, ``None`` for a URN that is not well formed."""
     try:
         parsed = parse_urn(urn)
     except InvalidInput:
@@ -73,7 +75,7 @@ def project_of_urn(store: Store, urn: str) -> int | None:
         return project_of_evaluation(store, parts[0])
     if parsed.type == "model_version" and len(parts) == 2 and parts[1].isdigit():
         return project_of_version(store, parts[0], int(parts[1][:10]))
-    return SITE
+    return PEOPLE if parsed.type in PEOPLE_TYPES else SITE
 
 
 # Entities of no project that every signed-in user may see; users, groups and tokens are for

@@ -73,7 +73,11 @@ def with_session(response: Response, request: Request, settings: Settings, secre
 
 @router.post("/sign-out")
 @allow(Level.SIGNED_IN)
-def sign_out(request: Request, user: CurrentUser) -> Response:
+def sign_out(
+    request: Request,
+    user: CurrentUser,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",  # checked by the access check
+) -> Response:
     """End this session (on the server, so every tab of it is signed out)."""
     access: Access = request.app.state.access
     access.sign_out(user)
