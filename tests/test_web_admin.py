@@ -29,7 +29,7 @@ def signs_in(team: Team, name: str, password: str) -> bool:
 
 
 def new_secret(page: str) -> str:
-    found = re.search(r'class="token-secret"[^>]*value="(myd_[^"]+)"', page)
+    found = re.search(r'class="token-secret"[^>]*>(myd_[^<]+)</code>', page)
     assert found, "the answer shows no new token"
     return found.group(1)
 

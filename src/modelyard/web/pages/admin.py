@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from modelyard.api.deps import Actor, CurrentUser, StoreDep
 from modelyard.authz import Level, allow, may, project_path
 from modelyard.errors import InvalidInput, ModelyardError
-from modelyard.metadata.store import Store
+from modelyard.metadata.store import Store, now_ms
 from modelyard.services.access import accounts, scopes
 from modelyard.services.access.accounts import NewToken
 from modelyard.services.access.principals import Principal
@@ -210,6 +210,7 @@ def tokens_page(
         "tokens": accounts.list_tokens(store),
         "users": [u for u in accounts.list_users(store) if not u.disabled],
         "new_token": new_token,
+        "now": now_ms(),
         "error": error,
         "form": form,
     }
@@ -273,7 +274,7 @@ def me_page(
     new_token: NewToken | None = None,
 ) -> HTMLResponse:
     """Your profile and tokens; the implicit user of local mode has no account to show."""
-    context: dict[str, Any] = {"nav": "", "error": error, "new_token": new_token}
+    context: dict[str, Any] = {"error": error, "new_token": new_token, "now": now_ms()}
     if not me.implicit:
         context["user"] = accounts.get_user(store, name=me.name)
         context["tokens"] = accounts.list_tokens(store, user=me.name)
