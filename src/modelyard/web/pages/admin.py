@@ -103,20 +103,14 @@ def add_user(
 ) -> Response:
     """A new user who signs in with a password, or a service account that acts through
     tokens only."""
-    form: dict[str, Any] = {"name": name, "display_name": display_name, "email": email}
-    form |= {"admin": admin, "service": service}
+    fields: dict[str, Any] = {"name": name.strip(), "display_name": display_name.strip()}
+    fields |= {"email": email.strip() or None, "admin": admin, "service": service}
     return done_or(
-        lambda error, status: users_page(request, store, error, status, **form),
+        # The form comes back filled in (but for the password) when the user was refused.
+        lambda error, status: users_page(request, store, error, status, **fields),
         "/admin/users",
         lambda: accounts.add_user(
-            store,
-            actor=actor,
-            name=name.strip(),
-            display_name=display_name.strip(),
-            email=email.strip() or None,
-            password=None if service else password,
-            admin=admin,
-            service=service,
+            store, actor=actor, password=None if service else password, **fields
         ),
     )
 
