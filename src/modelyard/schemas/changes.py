@@ -23,3 +23,5 @@ class ChangePublic(BaseModel):
     previous_version: int | None
     actor: str
     created_at: int
+    # How the actor acted when not in person: "token ci (#3)", "proxy"; None in person.
+    via: str | None = None

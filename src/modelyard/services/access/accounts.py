@@ -25,7 +25,7 @@ from modelyard.metadata.aspects import (
 from modelyard.metadata.store import Store, Tx
 from modelyard.metadata.urn import make_urn, user_urn
 from modelyard.services.access.membership import is_internal, members, record_access
-from modelyard.services.access.passwords import hash_password
+from modelyard.services.access.passwords import hash_password, verify_password
 from modelyard.services.projects import project_row
 
 Role = Literal["viewer", "editor", "reviewer", "owner"]
@@ -518,3 +518,38 @@ def list_tokens(store: Store, *, user: str | None = None) -> list[TokenInfo]:
         query = query.where(t.account.c.name == user)
     with store.read() as conn:
         return [_token_info(r, r.user) for r in conn.execute(query).all()]
+
+
+# --- a user's own account (the /me page) ----------------------------------------------------
+
+
+def change_own_password(
+    store: Store, *, name: str, current: str, new: str, keep_session: str | None, actor: str
+) -> None:
+    """A user's new password, given their current one: every other session of theirs ends
+    (a stolen cookie stops working), the one they changed it from goes on."""
+    digest = hash_password(check_password(new))
+
+    def work(tx: Tx) -> None:
+        row = account_row(tx.conn, name)
+        if row.is_service:
+            raise InvalidInput("a service account acts through tokens only; it has no password")
+        if not verify_password(row.password_hash, current):
+            raise InvalidInput("that is not your current password; nothing was changed")
+        tx.conn.execute(
+            update(t.account).where(t.account.c.id == row.id).values(password_hash=digest)
+        )
+        ending = [t.web_session.c.account_id == row.id, t.web_session.c.revoked_at.is_(None)]
+        if keep_session:
+            ending.append(t.web_session.c.digest != keep_session)
+        tx.conn.execute(update(t.web_session).where(*ending).values(revoked_at=tx.now))
+        tx.put_aspect(user_urn(name), UserPassword(changed_at=tx.now))
+
+    store.transact(work, actor=actor)
+
+
+def revoke_own_token(store: Store, *, user: str, token_id: int, actor: str) -> TokenInfo:
+    """Revoke one of ``user``'s own tokens; someone else's token is not there for them."""
+    if token_owner(store, token_id=token_id) != user:
+        raise NotFound(f"you have no token #{token_id}")
+    return revoke_token(store, token_id=token_id, actor=actor)

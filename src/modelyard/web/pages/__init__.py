@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from modelyard.web.pages import (
     access,
     activity,
+    admin,
     charts,
     docs,
     evaluation_upload,
@@ -20,7 +21,7 @@ from modelyard.web.pages import (
 router = APIRouter(include_in_schema=False)
 for module in (
     access, home, projects, runs, evaluations, evaluation_upload, models, lineage, activity,
-    search, docs,
+    search, docs, admin,
 ):  # fmt: skip
     router.include_router(module.router)
 

@@ -127,6 +127,7 @@ def activity_context(
         "older": page_link(filters, found.changes[PAGE_SIZE - 1].id) if more else None,
         "newest": page_link(filters) if before is not None else None,
         "filtered": any(filters.values()),
+        "without_actor": page_link({**filters, "actor": ""}),
     }
 
 

@@ -25,6 +25,7 @@ from modelyard.authz import (
     allow,
     evaluation_path,
     evaluations_query,
+    may,
     run_path,
 )
 from modelyard.errors import InvalidInput
@@ -347,6 +348,7 @@ def run_evaluations(request: Request, run_id: str, store: StoreDep) -> HTMLRespo
         "run": run,
         "evaluations": evaluations.list_evaluations(store, run_id=run_id),
         "key_metrics": KEY_METRICS,
+        "can_upload": may(request, Level.WRITE, run.project_id),
     }
     fragment = bool(request.headers.get("hx-request"))
     return render(
