@@ -360,7 +360,7 @@ def set_internal(store: Store, *, project: str, internal: bool, actor: str) -> P
     return store.transact(work, actor=actor)
 
 
-def projectmembers(store: Store, *, project: str) -> ProjectMembers:
+def project_members(store: Store, *, project: str) -> ProjectMembers:
     with store.read() as conn:
         row = project_row(conn, project)
         return ProjectMembers(row.name, is_internal(conn, row.id), members(conn, row.id))

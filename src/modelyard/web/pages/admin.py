@@ -359,7 +359,7 @@ def members_url(ref: str) -> str:
 def members_page(
     request: Request, store: Store, ref: str, error: str | None = None, status: int = 200
 ) -> HTMLResponse:
-    found = accounts.projectmembers(store, project=ref)
+    found = accounts.project_members(store, project=ref)
     project_id = scopes.project_by_ref(store, found.project)
     context = {
         "nav": "projects",
