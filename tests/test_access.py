@@ -148,3 +148,20 @@ def test_signing_out_ends_the_session_in_every_tab(team: Team) -> None:
     assert resp.status_code == 303
     assert resp.headers["location"] == "/sign-in"
     assert other_tab.get(f"/runs/{team.run_id}").status_code == 303
+
+
+def test_an_ended_session_leads_to_the_sign_in_page_and_no_further(team: Team) -> None:
+    browser = team.browser("viewer")
+    page = browser.get("/").text
+    browser.post("/sign-out", data={"csrf_token": csrf_of(page)})
+    browser.cookies.set("modelyard_session", team.browser("editor").cookies["modelyard_session"])
+    team.browser("editor")  # (another session of the editor; this tab's cookie is the old one)
+    stale = team.api(None)
+    stale.cookies.set("modelyard_session", "not-a-session.0000")
+    resp = stale.get(f"/runs/{team.run_id}")
+    assert resp.status_code == 303
+    assert resp.headers["location"].startswith("/sign-in?next=")
+    assert 'modelyard_session=""' in resp.headers["set-cookie"]
+    sign_in = stale.get(resp.headers["location"])
+    assert sign_in.status_code == 200
+    assert "Sign in to modelyard" in sign_in.text

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import partial
@@ -389,10 +390,15 @@ async def authorize(request: Request) -> None:
         request.state.principal = None
         return
     need = _needed(permission_of(route))
+    request.state.principal = None
+    if need.level == Level.PUBLIC:
+        # Open to anyone: credentials that no longer hold (an ended session's cookie) must not
+        # keep anyone from the sign-in page.
+        with suppress(Unauthenticated):
+            request.state.principal = await identify(request)
+        return
     principal = await identify(request)
     request.state.principal = principal
-    if need.level == Level.PUBLIC:
-        return
     if principal is None:
         raise Unauthenticated(
             "sign in, or send an API token as 'Authorization: Bearer <token>'",

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlencode
 from fastapi import FastAPI, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from modelyard.authz import Level, allow, readable_projects
+from modelyard.authz import SESSION_COOKIE, Level, allow, readable_projects
 from modelyard.routing import ErrorInfo
 from modelyard.schemas import RunSearch
 from modelyard.services import search
@@ -74,9 +74,14 @@ def to_sign_in(request: Request) -> Response:
     if request.method not in ("GET", "HEAD"):
         here = "/"
     target = "/sign-in?" + urlencode({"next": here})
+    response: Response
     if request.headers.get("hx-request"):  # htmx follows HX-Redirect with a full page load
-        return Response(status_code=200, headers={"HX-Redirect": target})
-    return RedirectResponse(target, status_code=303)
+        response = Response(status_code=200, headers={"HX-Redirect": target})
+    else:
+        response = RedirectResponse(target, status_code=303)
+    if SESSION_COOKIE in request.cookies:  # it has ended: the browser may forget it
+        response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
 
 
 def install_web(app: FastAPI) -> None:
