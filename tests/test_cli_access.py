@@ -183,3 +183,32 @@ def test_serve_beyond_loopback_refuses_without_a_site_admin(
     assert NO_ADMIN.format(host="0.0.0.0") in refused.stderr
     ok(cli, "users", "add", "ada", "--password-stdin", input=PASSWORD)  # no admin yet
     assert invoke(cli, "serve", "--host", "0.0.0.0").exit_code == 1
+
+
+def test_the_demo_users_sign_in_and_each_has_their_role(app: FastAPI) -> None:
+    from modelyard.demo import CANCER, CHURN, DEMO_USERS, add_demo_users
+
+    with in_process_client(app) as local:
+        for name in (CANCER, CHURN):
+            assert local.post("/api/v1/projects", json={"name": name}).status_code == 201
+    store = app.state.store
+    assert add_demo_users(store) is True
+    assert add_demo_users(store) is False
+    for user in DEMO_USERS:
+        assert sign_in(app, user.name, user.password).status_code == 303, user.name
+    may_change = {}
+    with fresh(app) as client:
+        for name in ("ada", "grace", "alan", "edsger"):
+            token = accounts.create_token(store, user=name, name="t", actor="test").secret
+            client.headers["Authorization"] = f"Bearer {token}"
+            for project in (CHURN, CANCER):
+                members = f"/api/v1/projects/{project}/members"
+                may_change[name, project] = client.put(
+                    members, json={"name": name, "role": "owner"}
+                ).status_code
+    assert may_change == {
+        ("ada", CHURN): 200, ("ada", CANCER): 200,  # site admin
+        ("grace", CHURN): 200, ("grace", CANCER): 403,  # owner; a reviewer through her group
+        ("alan", CHURN): 403, ("alan", CANCER): 404,  # editor; no role
+        ("edsger", CHURN): 403, ("edsger", CANCER): 403,  # viewer; reviewer through his group
+    }  # fmt: skip

@@ -199,12 +199,16 @@ def _refuse_unguarded(store: Any, settings: Settings) -> None:
 
 
 @main.command()
+@click.option(
+    "--no-users", is_flag=True, help="Add no demo users: the portal stays open without sign-in."
+)
 @data_dir_option
 @database_option
-def demo(data_dir: Path | None, database_url: str | None) -> None:
-    """Build the demo workspace (real scikit-learn runs; nothing is downloaded). Idempotent."""
+def demo(no_users: bool, data_dir: Path | None, database_url: str | None) -> None:
+    """Build the demo workspace (real scikit-learn runs; nothing is downloaded) and its users,
+    whose passwords it prints. Idempotent."""
     _require_server("modelyard demo", "modelyard.demo", extras="server,demo")
-    from modelyard.demo import build_demo
+    from modelyard.demo import DEMO_GROUP, DEMO_USERS, add_demo_users, build_demo
     from modelyard.sdk.client import Client
 
     settings = _settings(data_dir, database_url)
@@ -213,6 +217,16 @@ def demo(data_dir: Path | None, database_url: str | None) -> None:
     with Client(str(settings.data_dir)) as client:
         built = build_demo(client)
     click.echo("demo workspace built" if built else "demo workspace already present")
+    if no_users:
+        return
+    with _store(data_dir, database_url, "modelyard demo") as store:
+        add_demo_users(store, actor=_cli_actor())
+    click.echo("sign in to the portal as (user, password: role):")
+    for user in DEMO_USERS:
+        click.echo(f"  {user.name:<7} {user.password:<12} {user.describe()}")
+    group, names, role, project = DEMO_GROUP
+    click.echo(f"  and the group {group} ({', '.join(names)}): {role} of {project}")
+    click.echo("(demo passwords: serve this workspace on this machine only)")
 
 
 @main.group()
