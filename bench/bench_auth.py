@@ -2,13 +2,15 @@
 
     .venv/bin/python -m bench.bench_auth [--rounds 30] [--batch 100] [--revocations 10]
 
-Get run p50/p90 over HTTP from `modelyard serve` (uvicorn, one process, SQLite) three ways,
+Get run p50/p90 over HTTP from `modelyard serve` (uvicorn, one process, SQLite) four ways,
 interleaved in batches of --batch requests, round after round, so a busy moment of the machine
-falls on all three alike: a server in local mode (no credentials), and a server in team mode
-(a user exists) with an API token as 'Authorization: Bearer' and with the session cookie of a
-signed-in browser. Then revocation: a second server process on the team server's database;
-a token is revoked through the services (as `modelyard tokens revoke` does) and that second
-process is asked every 5 ms until it answers 401. Prints one JSON line per figure.
+falls on all ways alike: a server in local mode (no credentials), and a server in team mode
+(users exist) with a viewer's API token as 'Authorization: Bearer', with the session cookie of
+the same viewer signed in, and with a site admin's token (who skips the role check).
+
+Then revocation: a second server process on the team server's database; a token it has just
+accepted (and cached) is revoked through the services, as `modelyard tokens revoke` does, and
+that process is asked every 5 ms until it answers 401. Prints one JSON line per figure.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 
 
 def team_database(data_dir: Path) -> Any:
-    """A migrated store in ``data_dir`` with one user (so its server is in team mode)."""
+    """A migrated store in ``data_dir`` with a site admin and a user who will be a viewer of
+    the project read (so its server is in team mode)."""
     from modelyard.metadata.engine import ensure_schema, make_engine
     from modelyard.metadata.store import Store
     from modelyard.services.access import accounts
@@ -49,6 +52,7 @@ def team_database(data_dir: Path) -> Any:
     ensure_schema(engine)
     store = Store(engine)
     accounts.add_user(store, actor="bench", name="ada", password=PASSWORD, admin=True)
+    accounts.add_user(store, actor="bench", name="grace", password=PASSWORD)
     return store
 
 
@@ -61,28 +65,45 @@ def batch(http: httpx.Client, path: str, n: int, into: list[float]) -> None:
             raise RuntimeError(f"{path}: {resp.status_code} {resp.text[:200]}")
 
 
-def latency(local_url: str, team_url: str, token: str, rounds: int, size: int) -> None:
+def signed_in(url: str, name: str) -> httpx.Client:
+    """A client sending ``name``'s session cookie as a plain header: httpx's cookie jar costs
+    the client about 0.2 ms a request, which is no cost of the server's."""
+    with httpx.Client(base_url=url) as browser:
+        signed = browser.post("/sign-in", data={"username": name, "password": PASSWORD})
+        if signed.status_code != 303:
+            raise RuntimeError(f"sign-in: {signed.status_code}")
+        cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    return httpx.Client(base_url=url, headers={"Cookie": cookie})
+
+
+def latency(
+    local_url: str, team_url: str, store: Any, tokens: dict[str, str], rounds: int, size: int
+) -> None:
+    from modelyard.services.access import accounts
+
+    def bearer(name: str) -> httpx.Client:
+        return httpx.Client(base_url=team_url, headers={"Authorization": f"Bearer {tokens[name]}"})
+
     local = httpx.Client(base_url=local_url)
-    bearer = httpx.Client(base_url=team_url, headers={"Authorization": f"Bearer {token}"})
-    cookie = httpx.Client(base_url=team_url)
-    signed = cookie.post("/sign-in", data={"username": "ada", "password": PASSWORD})
-    if signed.status_code != 303:
-        raise RuntimeError(f"sign-in: {signed.status_code}")
     runs = {
         "local": local.post("/api/v1/runs", json={"project": "bench"}).json()["run_id"],
-        "team": bearer.post("/api/v1/runs", json={"project": "bench"}).json()["run_id"],
+        "team": bearer("ada").post("/api/v1/runs", json={"project": "bench"}).json()["run_id"],
     }
+    accounts.set_member(
+        store, project="bench", kind="user", name="grace", role="viewer", actor="bench"
+    )
     clients = {
         "local, no credentials": (local, runs["local"]),
-        "team, Bearer token": (bearer, runs["team"]),
-        "team, session cookie": (cookie, runs["team"]),
+        "team, Bearer token of a viewer": (bearer("grace"), runs["team"]),
+        "team, session cookie of a viewer": (signed_in(team_url, "grace"), runs["team"]),
+        "team, Bearer token of a site admin": (bearer("ada"), runs["team"]),
     }
     times: dict[str, list[float]] = {name: [] for name in clients}
     for http, run_id in clients.values():  # warm up: connections, caches, code paths
         batch(http, f"/api/v1/runs/{run_id}", 300, [])
     for n in range(rounds):
         order = list(clients.items())
-        order = order[n % 3 :] + order[: n % 3]  # each goes first as often as the others
+        order = order[n % len(order) :] + order[: n % len(order)]  # each goes first in turn
         for name, (http, run_id) in order:
             batch(http, f"/api/v1/runs/{run_id}", size, times[name])
     base = percentiles(times["local, no credentials"])
@@ -90,7 +111,7 @@ def latency(local_url: str, team_url: str, token: str, rounds: int, size: int) -
         got = percentiles(seconds)
         added = round(got["p50_ms"] - base["p50_ms"], 3)
         emit("get run", way=name, **got, added_p50_ms=added)
-    for http in (local, bearer, cookie):
+    for http, _ in clients.values():
         http.close()
 
 
@@ -132,9 +153,12 @@ def main() -> None:
         store = team_database(team_dir)
         from modelyard.services.access import accounts
 
-        token = accounts.create_token(store, user="ada", name="bench", actor="bench").secret
+        tokens = {
+            name: accounts.create_token(store, user=name, name="bench", actor="bench").secret
+            for name in ("ada", "grace")
+        }
         with server(local_dir) as local_url, server(team_dir) as team_url:
-            latency(local_url, team_url, token, args.rounds, args.batch)
+            latency(local_url, team_url, store, tokens, args.rounds, args.batch)
             revocation(store, team_dir, args.revocations)
         store.engine.dispose()
 
