@@ -419,6 +419,9 @@ def test_serve_hands_its_address_to_the_app_it_starts(
     started: list[Settings] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.append(Settings()))
     args = ["serve", "--host", "10.0.0.5", "--port", "6001", "--data-dir", str(tmp_path)]
+    # Beyond loopback it serves only once a site admin exists.
+    admin = ["users", "add", "ada", "--admin", "--password-stdin", "--data-dir", str(tmp_path)]
+    assert CliRunner().invoke(main, admin, input="a long password\n").exit_code == 0
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert started[0].answered_hosts == ["10.0.0.5", "ml.example.com"]

@@ -9,6 +9,7 @@ import pickle
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from modelyard.metadata.store import Store
 from modelyard.sdk.client import ActiveRun, Client
 from modelyard.sdk.models import ModelVersion
 from modelyard.sdk.transport import ModelyardAPIError
+from modelyard.services.access import accounts
 
 PIPELINE = {
     "ingest": [],
@@ -94,6 +97,62 @@ def build_demo(client: Client) -> bool:
             )
     _failed_run(client, x, y)
     _running_run(client, x, y)
+    return True
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    name: str
+    display_name: str
+    admin: bool = False
+    role: str | None = None  # in ``project``
+    project: str | None = None
+
+    @property
+    def password(self) -> str:
+        """Demo passwords, for a workspace on this machine only: the name and "-demo"."""
+        return f"{self.name}-demo"
+
+    def describe(self) -> str:
+        if self.admin:
+            return "site admin: manages users and every project"
+        return f"{self.role} of {self.project}" if self.role else "no role of their own"
+
+
+# One user per kind of access, and a group: what each sees in the portal differs.
+DEMO_USERS = (
+    DemoUser("ada", "Ada Lovelace", admin=True),
+    DemoUser("grace", "Grace Hopper", role="owner", project=CHURN),
+    DemoUser("alan", "Alan Turing", role="editor", project=CHURN),
+    DemoUser("edsger", "Edsger Dijkstra", role="viewer", project=CHURN),
+)
+# A group, and its role in the other project.
+DEMO_GROUP = ("cancer-reviewers", ["grace", "edsger"], "reviewer", CANCER)
+
+
+def add_demo_users(store: Store, *, actor: str = "demo") -> bool:
+    """Add the demo's users, their roles and group (the portal then asks to sign in); False
+    (and nothing written) when they are there already."""
+    if any(u.name == DEMO_USERS[0].name for u in accounts.list_users(store)):
+        return False
+    for user in DEMO_USERS:
+        accounts.add_user(
+            store,
+            actor=actor,
+            name=user.name,
+            display_name=user.display_name,
+            email=f"{user.name}@example.com",
+            password=user.password,
+            admin=user.admin,
+        )
+        if user.role and user.project:
+            accounts.set_member(
+                store, project=user.project, kind="user", name=user.name, role=user.role,
+                actor=actor,
+            )  # fmt: skip
+    group, names, role, project = DEMO_GROUP
+    accounts.set_group(store, name=group, users=names, actor=actor)
+    accounts.set_member(store, project=project, kind="group", name=group, role=role, actor=actor)
     return True
 
 

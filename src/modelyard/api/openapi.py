@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from modelyard.authz import Level, permission_of
 from modelyard.schemas import ErrorBody
 from modelyard.schemas._common import URN_TYPES, urn_pattern
 from modelyard.services.series_store import ARROW
@@ -124,13 +126,46 @@ def state_no_nul(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _public_operations(app: FastAPI) -> set[tuple[str, str]]:
+    """(path, method) of the routes anyone may call, signed in or not."""
+    found: set[tuple[str, str]] = set()
+    for route in app.routes:
+        permission = permission_of(route)
+        if isinstance(route, APIRoute) and permission and permission.level == Level.PUBLIC:
+            found |= {(route.path_format, m.lower()) for m in route.methods or ()}
+    return found
+
+
+def state_sign_in(doc: dict[str, Any], public: set[tuple[str, str]]) -> dict[str, Any]:
+    """Name the 401 of every operation but the public ones: a server in team mode answers it
+    to a caller who sent no credentials, or ones that are not valid (expired, revoked)."""
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    has_error = "ErrorBody" in doc.get("components", {}).get("schemas", {})
+    content = {"application/json": {"schema": error}} if has_error else {}
+    for path, operations in doc.get("paths", {}).items():
+        for method, op in operations.items():
+            if (path, method) in public or not isinstance(op, dict) or "responses" not in op:
+                continue
+            op["responses"].setdefault(
+                "401",
+                {
+                    "description": "No one is signed in (team mode): send an API token as "
+                    "'Authorization: Bearer <token>', or sign in; or the credentials sent "
+                    "are not valid (expired, revoked, of a disabled user)",
+                    "content": content,
+                },
+            )
+    return doc
+
+
 def install_openapi(app: FastAPI) -> None:
     """Serve FastAPI's document with the rules above stated in it."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = state_no_nul(generate())
+            doc = state_sign_in(generate(), _public_operations(app))
+            app.openapi_schema = state_no_nul(doc)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

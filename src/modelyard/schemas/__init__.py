@@ -26,6 +26,20 @@ from modelyard.schemas._common import (
     Urn,
     Version,
 )
+from modelyard.schemas.access import (
+    InternalSet,
+    MemberPublic,
+    MemberSet,
+    MePublic,
+    ProjectMembersPublic,
+    TokenCreate,
+    TokenCreated,
+    TokenPublic,
+    UserCreate,
+    UserName,
+    UserPublic,
+    UserUpdate,
+)
 from modelyard.schemas.artifacts import ArtifactPublic
 from modelyard.schemas.changes import AspectVersion, ChangePublic
 from modelyard.schemas.evaluations import EvaluationCreate, EvaluationPublic, ThresholdPoint
@@ -72,11 +86,15 @@ __all__ = [
     "HeadlineMetric",
     "Heartbeat",
     "Int64",
+    "InternalSet",
     "Key",
     "LatestMetric",
     "LineageEdge",
     "LineageNode",
     "LineagePublic",
+    "MePublic",
+    "MemberPublic",
+    "MemberSet",
     "Message",
     "MetricHistory",
     "MetricPointIn",
@@ -91,6 +109,7 @@ __all__ = [
     "ParamsLog",
     "PointsBatch",
     "ProjectCreate",
+    "ProjectMembersPublic",
     "ProjectPublic",
     "ProjectUpdate",
     "RunCreate",
@@ -112,6 +131,13 @@ __all__ = [
     "TagValue",
     "TagsSet",
     "ThresholdPoint",
+    "TokenCreate",
+    "TokenCreated",
+    "TokenPublic",
     "Urn",
+    "UserCreate",
+    "UserName",
+    "UserPublic",
+    "UserUpdate",
     "Version",
 ]

@@ -133,6 +133,7 @@ class Client:
         retry_for: float | None = None,
         exit_timeout: float = 30.0,
         heartbeat_interval: float | None = 30.0,
+        token: str | None = None,
     ) -> None:
         """When the server cannot be reached, runs keep what they log (metric batches,
         params, tags, step updates, artifacts): up to ``memory_batches`` batches in memory,
@@ -141,10 +142,16 @@ class Client:
         ``retry_for`` seconds (None: until the process ends). At the end of a run (or of the
         process) they spend at most ``exit_timeout`` seconds sending what is left; the rest
         stays in the spool folder for ``modelyard sync``. Runs tell the server they are alive
-        every ``heartbeat_interval`` seconds (None: never)."""
+        every ``heartbeat_interval`` seconds (None: never).
+
+        A server in team mode wants an API token: ``token``, else ``MODELYARD_TOKEN``, is sent
+        with every request to a server (never to a data folder, which needs none)."""
         uri = uri or os.environ.get("MODELYARD_URI")
         if uri and uri.startswith(("http://", "https://")):
-            self.transport = remote_transport(uri, timeout=timeout, retries=retries)
+            token = token or os.environ.get("MODELYARD_TOKEN") or None
+            self.transport = remote_transport(
+                uri, timeout=timeout, retries=retries, token=token and token.strip()
+            )
             self.uri = uri
         else:
             data_dir = uri or os.environ.get("MODELYARD_DATA_DIR") or "modelyard-data"

@@ -48,7 +48,16 @@ def raise_for_error(resp: httpx.Response, *, retried: bool = False) -> None:
         code, message, details = err["code"], err["message"], err.get("details")
     except (ValueError, KeyError, TypeError):
         code, message, details = "HTTP_ERROR", resp.text[:500], None
+    if resp.status_code == 401:
+        message = f"{message} ({SIGN_IN_HINT})"
     raise ModelyardAPIError(resp.status_code, code, message, details, retried=retried)
+
+
+# What a 401 from a server in team mode asks of an SDK user (never the token itself).
+SIGN_IN_HINT = (
+    "this server asks who you are: set MODELYARD_TOKEN to an API token, or pass "
+    "Client(uri, token=...); `modelyard tokens create --user NAME` or the portal makes one"
+)
 
 
 class Transport:
@@ -109,9 +118,20 @@ class Transport:
         self.http.close()
 
 
-def remote_transport(uri: str, *, timeout: float, retries: int) -> Transport:
+def remote_transport(
+    uri: str, *, timeout: float, retries: int, token: str | None = None
+) -> Transport:
+    """HTTP to a server; ``token`` goes with every request as ``Authorization: Bearer``
+    (httpx shows it as ``[secure]`` in reprs, and no error message carries it)."""
+    if token and not (token.isascii() and token.isprintable() and " " not in token):
+        # Said without the value: a message must never carry a credential.
+        raise ValueError("the API token holds spaces or characters no token has; copy it again")
+    headers = {"Authorization": f"Bearer {token}"} if token else None
     http = httpx.Client(
-        base_url=uri.rstrip("/"), timeout=timeout, limits=httpx.Limits(max_keepalive_connections=8)
+        base_url=uri.rstrip("/"),
+        timeout=timeout,
+        limits=httpx.Limits(max_keepalive_connections=8),
+        headers=headers,
     )
     return Transport(http, retries=retries)
 
@@ -191,6 +211,20 @@ def local_transport(data_dir: str, *, retries: int) -> Transport:
     # client uses, besides those the settings list.
     hosts = [*settings.allowed_hosts, IN_PROCESS_HOST]
     app = create_app(settings.model_copy(update={"allowed_hosts": hosts}))
+    app.state.access = _folder_access(app.state.access)
     transport = InProcessTransport(app, on_close=app.state.store.engine.dispose)
     http = httpx.Client(transport=transport, base_url=f"http://{IN_PROCESS_HOST}")
     return Transport(http, retries=retries)
+
+
+def _folder_access(access: Any) -> Any:
+    """The in-process app acts for the implicit local user even once users exist: whoever
+    opens the data folder (or holds the database URL) can read and change the database
+    anyway, and no browser or other host reaches this app (it has no socket)."""
+    from modelyard.services.access.principals import Access
+
+    class FolderAccess(Access):
+        def users_exist(self) -> bool:
+            return False
+
+    return FolderAccess(access.store, idle_ms=access.idle_ms, absolute_ms=access.absolute_ms)

@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from modelyard.api.openapi import ERROR_RESPONSES
 from modelyard.api.v1 import (
+    access,
     artifacts,
     changes,
     entities,
@@ -19,5 +20,6 @@ from modelyard.api.v1 import (
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 for module in (
     projects, runs, steps, artifacts, lineage, entities, changes, evaluations, models, timeseries,
+    access,
 ):  # fmt: skip
     router.include_router(module.router)
