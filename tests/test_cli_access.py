@@ -176,8 +176,9 @@ def test_serve_beyond_loopback_refuses_without_a_site_admin(
     monkeypatch.setattr(uvicorn, "run", never)
     monkeypatch.setenv("MODELYARD_SECRET_KEY", "a secret for this test only")
     monkeypatch.setenv("MODELYARD_ALLOWED_HOSTS", "modelyard.example.com")
-    for name in ("HOST", "PORT"):  # serve hands these on to its workers: restored after
-        monkeypatch.setenv(f"MODELYARD_{name}", "5170" if name == "PORT" else "127.0.0.1")
+    for name in ("HOST", "PORT", "DATABASE_URL"):  # serve hands these on to its workers
+        monkeypatch.setenv(f"MODELYARD_{name}", "")  # so they are restored after the test
+        monkeypatch.delenv(f"MODELYARD_{name}")
     refused = invoke(cli, "serve", "--host", "0.0.0.0")
     assert refused.exit_code == 1
     assert NO_ADMIN.format(host="0.0.0.0") in refused.stderr

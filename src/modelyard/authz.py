@@ -250,6 +250,12 @@ def team_mode(settings: Settings, access: Access) -> bool:
     return not settings.local_mode or access.users_exist()
 
 
+def acts_locally(request: Request) -> bool:
+    """An app an SDK client runs in-process on a data folder: no socket reaches it, and
+    whoever opens the folder holds the whole database, so it acts for the local user."""
+    return bool(getattr(request.app.state, "folder", False))
+
+
 def _address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -270,7 +276,9 @@ async def identify(request: Request) -> Principal | None:
     app = request.app
     settings: Settings = app.state.settings
     access: Access = app.state.access
-    if not await _hop(access, ("users", None), team_mode, settings, access):
+    if acts_locally(request) or not await _hop(
+        access, ("users", None), team_mode, settings, access
+    ):
         return LOCAL_USER
     header = settings.proxy_user_header
     if header and header in request.headers:

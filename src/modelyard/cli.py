@@ -741,7 +741,7 @@ def members_list(project: str, data_dir: Path | None, database_url: str | None) 
     with _store(data_dir, database_url, "modelyard members list") as store:
         from modelyard.services.access import accounts
 
-        found = accounts.projectmembers(store, project=project)
+        found = accounts.project_members(store, project=project)
     click.echo(_table(["kind", "name", "role"], [(m.kind, m.name, m.role) for m in found.members]))
     if found.internal:
         click.echo("(internal: every signed-in user may read it)")

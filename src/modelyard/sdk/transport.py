@@ -211,20 +211,10 @@ def local_transport(data_dir: str, *, retries: int) -> Transport:
     # client uses, besides those the settings list.
     hosts = [*settings.allowed_hosts, IN_PROCESS_HOST]
     app = create_app(settings.model_copy(update={"allowed_hosts": hosts}))
-    app.state.access = _folder_access(app.state.access)
+    # Whoever opens the data folder can read and change the database anyway, and nothing but
+    # this client reaches the app (it has no socket): it acts for the implicit local user even
+    # once users exist.
+    app.state.folder = True
     transport = InProcessTransport(app, on_close=app.state.store.engine.dispose)
     http = httpx.Client(transport=transport, base_url=f"http://{IN_PROCESS_HOST}")
     return Transport(http, retries=retries)
-
-
-def _folder_access(access: Any) -> Any:
-    """The in-process app acts for the implicit local user even once users exist: whoever
-    opens the data folder (or holds the database URL) can read and change the database
-    anyway, and no browser or other host reaches this app (it has no socket)."""
-    from modelyard.services.access.principals import Access
-
-    class FolderAccess(Access):
-        def users_exist(self) -> bool:
-            return False
-
-    return FolderAccess(access.store, idle_ms=access.idle_ms, absolute_ms=access.absolute_ms)

@@ -186,7 +186,7 @@ def revoke_token(
 @router.get("/projects/{ref}/members")
 @allow(Level.READ, on=project_path())
 def list_members(ref: str, store: StoreDep) -> ProjectMembersPublic:
-    return _members(accounts.projectmembers(store, project=ref))
+    return _members(accounts.project_members(store, project=ref))
 
 
 @router.put("/projects/{ref}/members")
