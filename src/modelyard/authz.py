@@ -167,8 +167,11 @@ def _query_values(request: Request, name: str) -> list[str]:
 
 
 def urn_query(param: str = "urn") -> Scope:
+    """Every value of the parameter, not the first only: a route reading one value reads the
+    last of them, so checking the first let ``?urn=<mine>&urn=<theirs>`` through."""
+
     async def resolve(request: Request, store: Store, access: Access) -> list[int | None]:
-        return [await _urn(store, access, value) for value in _query_values(request, param)[:1]]
+        return [await _urn(store, access, value) for value in _query_values(request, param)[:1000]]
 
     return Scope(f"entity ?{param}=", resolve)
 
