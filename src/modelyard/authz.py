@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from modelyard.errors import Forbidden, NotFound, Unauthenticated
+from modelyard.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from modelyard.metadata.store import Store
 from modelyard.services.access import scopes
 from modelyard.services.access.accounts import split_token
@@ -162,8 +162,16 @@ def version_path(model: str = "model", version: str = "version") -> Scope:
     return Scope(f"model version {{{model}}}/{{{version}}}", resolve)
 
 
+MAX_NAMED = 1000  # things one request may name in a repeated query parameter
+
+
 def _query_values(request: Request, name: str) -> list[str]:
-    return request.query_params.getlist(name)
+    """Every value of a repeated query parameter. More than ``MAX_NAMED`` is refused, not
+    cut short: the routes read them all, so one left unchecked would be read unchecked."""
+    values = request.query_params.getlist(name)
+    if len(values) > MAX_NAMED:
+        raise InvalidInput(f"a request may name at most {MAX_NAMED} things with ?{name}=")
+    return values
 
 
 def urn_query(param: str = "urn") -> Scope:
@@ -171,7 +179,7 @@ def urn_query(param: str = "urn") -> Scope:
     last of them, so checking the first let ``?urn=<mine>&urn=<theirs>`` through."""
 
     async def resolve(request: Request, store: Store, access: Access) -> list[int | None]:
-        return [await _urn(store, access, value) for value in _query_values(request, param)[:1000]]
+        return [await _urn(store, access, value) for value in _query_values(request, param)]
 
     return Scope(f"entity ?{param}=", resolve)
 
@@ -180,14 +188,14 @@ def runs_query(param: str) -> Scope:
     """Every run named by a repeated query parameter (a comparison)."""
 
     async def resolve(request: Request, store: Store, access: Access) -> list[int | None]:
-        return [await _run(store, access, value) for value in _query_values(request, param)[:1000]]
+        return [await _run(store, access, value) for value in _query_values(request, param)]
 
     return Scope(f"runs ?{param}=", resolve)
 
 
 def evaluations_query(param: str) -> Scope:
     async def resolve(request: Request, store: Store, access: Access) -> list[int | None]:
-        return [await _evaluation(store, access, v) for v in _query_values(request, param)[:1000]]
+        return [await _evaluation(store, access, v) for v in _query_values(request, param)]
 
     return Scope(f"evaluations ?{param}=", resolve)
 
