@@ -82,6 +82,8 @@ class Scope:
 
     describe: str
     resolve: Resolve
+    # A subject that is not there is one a write makes (a project named in a body).
+    creates: bool = False
 
 
 def _path(request: Request, name: str) -> str:
@@ -220,7 +222,7 @@ def project_body(field: str = "project", many: str | None = None) -> Scope:
         found = [await _project(store, access, n) for n in names if isinstance(n, str)]
         return found or [scopes.SITE]
 
-    return Scope(f"project in the body's {field!r}", resolve)
+    return Scope(f"project in the body's {field!r}", resolve, creates=True)
 
 
 # --- declarations -----------------------------------------------------------------------
@@ -439,7 +441,11 @@ async def authorize(request: Request) -> None:
     roles = await _hop(access, ("roles", principal.account_id), access.roles, principal)
     for project_id in await need.scope.resolve(request, app.state.store, access):
         if project_id is None:
-            continue  # not there: the route answers 404 itself
+            if need.scope.creates and level >= Level.WRITE:
+                continue  # a new project, which the write makes
+            # Not there: answered like a thing the caller may not see, so that a 404 does not
+            # tell them which of the two it is.
+            raise NotFound(f"there is nothing at {request.url.path} that you may see")
         if project_id == scopes.PEOPLE:
             raise NotFound(f"there is nothing at {request.url.path} that you may see")
         if project_id == scopes.SITE:
