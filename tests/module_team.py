@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelyard.app import create_app
+from modelyard.services.access import accounts
 from modelyard.settings import Settings
 from tests.conftest import scratch_postgres
 from tests.team import Team, build_team
@@ -32,6 +33,7 @@ class Workspace:
     evaluation_id: str
     model: str
     version: int
+    spare_token_id: int  # a token of the viewer's, for routes that name one (and may revoke it)
 
     @property
     def run_urn(self) -> str:
@@ -54,8 +56,12 @@ def module_workspace(folder: Path, pg_template: str | None) -> Iterator[Workspac
         assert evaluation.status_code == 201, evaluation.text
         version = admin.post(f"{API}/runs/{team.run_id}/model-versions", json={"model": MODEL})
         assert version.status_code == 201, version.text
+        spare = accounts.create_token(team.store, user="viewer", name="spare", actor="t")
+        made = Workspace(
+            team, evaluation.json()["id"], MODEL, int(version.json()["version"]), spare.info.id
+        )
         try:
-            yield Workspace(team, evaluation.json()["id"], MODEL, int(version.json()["version"]))
+            yield made
         finally:
             for client in team.clients:
                 client.close()
