@@ -152,6 +152,7 @@ def path_values(ws: Workspace) -> dict[str, str]:
         "aspect": "run_properties",
         "query": "thresholds",
         "token_id": str(ws.spare_token_id),
+        "kind": "user",
     }
 
 
