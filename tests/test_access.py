@@ -165,3 +165,15 @@ def test_an_ended_session_leads_to_the_sign_in_page_and_no_further(team: Team) -
     sign_in = stale.get(resp.headers["location"])
     assert sign_in.status_code == 200
     assert "Sign in to modelyard" in sign_in.text
+
+
+def test_the_last_site_admin_stays_one(team: Team) -> None:
+    from modelyard.services.access import accounts
+
+    for change in ({"admin": False}, {"disabled": True}):
+        resp = team.api("admin").patch(f"{API}/users/admin", json=change)
+        assert "last site admin" in assert_error(resp, 409), change
+    assert accounts.get_user(team.store, name="admin").admin
+    accounts.update_user(team.store, name="owner", admin=True, actor="admin")
+    accounts.update_user(team.store, name="admin", admin=False, actor="owner")
+    assert not accounts.get_user(team.store, name="admin").admin

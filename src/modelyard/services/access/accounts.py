@@ -192,11 +192,28 @@ def update_user(
             changes["disabled"] = disabled
             if disabled:
                 changes["sessions_valid_after"] = tx.now
+        if row.is_admin and not row.disabled and (admin is False or disabled is True):
+            _refuse_last_admin(tx, row)
         if changes:
             _put_user(tx, row, **changes)
         return _user_info(account_row(tx.conn, name))
 
     return store.transact(work, actor=actor)
+
+
+def _refuse_last_admin(tx: Tx, row: Any) -> None:
+    """Someone must stay able to manage the site: the last enabled site admin is neither
+    demoted nor disabled (admins are locked first, so two doing it at once cannot both)."""
+    acting = (t.account.c.is_admin.is_(True), t.account.c.disabled.is_(False))
+    tx.lock(t.account, *acting)
+    others = tx.conn.execute(
+        select(func.count()).select_from(t.account).where(*acting, t.account.c.id != row.id)
+    ).scalar_one()
+    if not others:
+        raise Conflict(
+            f"{row.name!r} is the last site admin; make another user a site admin first, "
+            "so that someone can still manage users"
+        )
 
 
 def set_password(store: Store, *, name: str, password: str, actor: str) -> None:
