@@ -177,3 +177,14 @@ def test_the_last_site_admin_stays_one(team: Team) -> None:
     accounts.update_user(team.store, name="owner", admin=True, actor="admin")
     accounts.update_user(team.store, name="admin", admin=False, actor="owner")
     assert not accounts.get_user(team.store, name="admin").admin
+
+
+def test_the_activity_page_tells_a_role_change_member_by_member(team: Team) -> None:
+    from modelyard.services.access import accounts
+
+    accounts.set_member(
+        team.store, project=PROJECT, kind="user", name="viewer", role="editor", actor="owner"
+    )
+    page = team.browser("admin").get("/activity", params={"actor": "owner"}).text
+    assert "members.user viewer" in page
+    assert '"kind": "user"' not in page  # not the whole list again

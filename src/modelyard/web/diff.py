@@ -42,14 +42,35 @@ def pretty(value: Any) -> str:
 
 def readable(value: Any, key: str = "") -> Any:
     """A value with its time fields (start_time, created_at, …) as UTC text to the second, for
-    people to read; everything else as it is."""
+    people to read, and a list of named objects as a mapping by name (see ``by_name``);
+    everything else as it is."""
     if isinstance(value, dict):
         return {k: readable(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
+        named = by_name(value)
+        if named is not None:
+            return readable(named, key)
         return [readable(v) for v in value]
     if is_time_field(key, value):
         return utc_text(value, "%Y-%m-%d %H:%M:%S UTC")
     return value
+
+
+def by_name(items: list[Any]) -> dict[str, Any] | None:
+    """A list of objects that each carry a distinct ``name`` (and maybe a ``kind``) read as a
+    mapping from "kind name" to the rest (one field: its value), so a change to one of them
+    reads as that one changing ("members.user alan: editor → reviewer"), not as a new list.
+    None for any other list."""
+    if not items or not all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in items):
+        return None
+    found: dict[str, Any] = {}
+    for item in items:
+        label = (
+            f"{item['kind']} {item['name']}" if isinstance(item.get("kind"), str) else item["name"]
+        )
+        rest = {k: v for k, v in item.items() if k not in ("kind", "name")}
+        found[label] = next(iter(rest.values())) if len(rest) == 1 else rest
+    return found if len(found) == len(items) else None
 
 
 def line_diff(old: Any, new: Any, *, context: int = 3) -> list[DiffLine]:
