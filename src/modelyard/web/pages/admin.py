@@ -68,17 +68,26 @@ def member_names(text: str) -> list[str]:
 # --- /admin/users -------------------------------------------------------------------------
 
 
+def admin_page(
+    request: Request,
+    tab: str,
+    listed: dict[str, Any],
+    error: str | None,
+    status: int,
+    headers: dict[str, str] | None = None,
+    **form: Any,
+) -> HTMLResponse:
+    """One of the site admin's tabs (its template is admin_<tab>.html): what it lists, and
+    what went wrong with the form sent, filled in again."""
+    context = {"nav": "admin", "tab": tab, **listed, "error": error, "form": form}
+    return render(request, f"admin_{tab}.html", context, status=status, headers=headers)
+
+
 def users_page(
     request: Request, store: Store, error: str | None = None, status: int = 200, **form: Any
 ) -> HTMLResponse:
-    context = {
-        "nav": "admin",
-        "tab": "users",
-        "users": accounts.list_users(store),
-        "error": error,
-        "form": form,
-    }
-    return render(request, "admin_users.html", context, status=status)
+    listed = {"users": accounts.list_users(store)}
+    return admin_page(request, "users", listed, error, status, **form)
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
@@ -153,14 +162,8 @@ def reset_password(
 def groups_page(
     request: Request, store: Store, error: str | None = None, status: int = 200, **form: Any
 ) -> HTMLResponse:
-    context = {
-        "nav": "admin",
-        "tab": "groups",
-        "groups": accounts.list_groups(store),
-        "error": error,
-        "form": form,
-    }
-    return render(request, "admin_groups.html", context, status=status)
+    listed = {"groups": accounts.list_groups(store)}
+    return admin_page(request, "groups", listed, error, status, **form)
 
 
 @router.get("/admin/groups", response_class=HTMLResponse)
@@ -198,17 +201,13 @@ def tokens_page(
     new_token: NewToken | None = None,
     **form: Any,
 ) -> HTMLResponse:
-    context = {
-        "nav": "admin",
-        "tab": "tokens",
+    listed = {
         "tokens": accounts.list_tokens(store),
         "users": [u for u in accounts.list_users(store) if not u.disabled],
         "new_token": new_token,
         "now": now_ms(),
-        "error": error,
-        "form": form,
     }
-    return render(request, "admin_tokens.html", context, status=status, headers=NO_STORE)
+    return admin_page(request, "tokens", listed, error, status, headers=NO_STORE, **form)
 
 
 @router.get("/admin/tokens", response_class=HTMLResponse)
