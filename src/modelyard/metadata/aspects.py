@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -95,6 +96,27 @@ class ModelVersionProperties(Aspect):
     source: str | None = None  # path of the run's artifact that is this version, if named
 
 
+# A model version's life (see ``services.registry.lifecycle``): its states and the moves.
+LifecycleState = Literal[
+    "draft", "in_review", "rejected", "publishable", "deployed", "deprecated", "retired"
+]
+LifecycleAction = Literal[
+    "request_review", "withdraw", "reject", "revise", "publish", "deploy", "undeploy",
+    "deprecate", "retire",
+]  # fmt: skip
+
+
+class ModelVersionLifecycle(Aspect):
+    """Where a version is in its life, and the move that put it there; each move is a
+    version of this aspect."""
+
+    state: LifecycleState
+    action: LifecycleAction | None = None
+    comment: str = ""
+    successor: int | None = None  # the version that replaces a deprecated one
+    at: int
+
+
 class EvaluationProperties(Aspect):
     run_id: str
     model_version: str | None = None  # URN, when the evaluation is of a model version
@@ -177,6 +199,7 @@ ASPECTS: dict[str, type[Aspect]] = {
     "model_properties": ModelProperties,
     "run_lineage": RunLineage,
     "model_version_properties": ModelVersionProperties,
+    "model_version_lifecycle": ModelVersionLifecycle,
     "evaluation_properties": EvaluationProperties,
     "evaluation_metrics": EvaluationMetrics,
     "user_properties": UserProperties,
@@ -200,7 +223,9 @@ ENTITY_ASPECTS: dict[str, frozenset[str]] = {
     "artifact": frozenset({"artifact_properties", "tags", "status"}),
     "dataset": frozenset({"dataset_properties", "tags", "status"}),
     "model": frozenset({"model_properties", "tags", "status"}),
-    "model_version": frozenset({"model_version_properties", "tags", "status"}),
+    "model_version": frozenset(
+        {"model_version_properties", "model_version_lifecycle", "tags", "status"}
+    ),
     "evaluation": frozenset({"evaluation_properties", "evaluation_metrics", "tags", "status"}),
 }
 
