@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, tuple_
 
 from modelyard.errors import InvalidInput
 from modelyard.metadata import tables as t
@@ -33,10 +33,6 @@ def project_by_ref(store: Store, ref: str) -> int | None:
     return found
 
 
-def projects_by_name(store: Store, names: Iterable[str]) -> list[int | None]:
-    return [project_by_ref(store, name) for name in names]
-
-
 def project_of_run(store: Store, run_id: str) -> int | None:
     return _one(store, select(t.run.c.project_id).where(t.run.c.id == run_id))
 
@@ -60,22 +56,9 @@ def project_of_version(store: Store, model: str, version: int) -> int | None:
 
 
 def project_of_urn(store: Store, urn: str) -> int | None:
-    """The project an entity belongs to, ``SITE`` for the catalog (models, datasets),
-    ``PEOPLE`` for users, groups and tokens, ``None`` for a URN that is not well formed."""
-    try:
-        parsed = parse_urn(urn)
-    except InvalidInput:
-        return None
-    parts = parsed.parts
-    if parsed.type == "project":
-        return int(parts[0]) if parts[0].isdigit() and len(parts[0]) < 10 else None
-    if parsed.type in RUN_OWNED:
-        return project_of_run(store, parts[0])
-    if parsed.type == "evaluation":
-        return project_of_evaluation(store, parts[0])
-    if parsed.type == "model_version" and len(parts) == 2 and parts[1].isdigit():
-        return project_of_version(store, parts[0], int(parts[1][:10]))
-    return PEOPLE if parsed.type in PEOPLE_TYPES else SITE
+    """The project an entity belongs to, as :func:`projects_of_urns` answers for one."""
+    with store.read() as conn:
+        return projects_of_urns(conn, [urn]).get(urn)
 
 
 # Entities of no project that every signed-in user may see; users, groups and tokens are for
@@ -84,8 +67,9 @@ CATALOG = frozenset({"model", "dataset", "feature", "deployment"})
 
 
 def projects_of_urns(conn: Connection, urns: Iterable[str]) -> dict[str, int | None]:
-    """The project of each entity (``SITE`` for catalog entities, None for those only site
-    admins may see or that are not there), in a few queries however many there are."""
+    """The project of each entity: ``SITE`` for the catalog, ``PEOPLE`` for users, groups
+    and tokens, None for one that is not there or not well formed; in a few queries however
+    many there are."""
     parsed: dict[str, Urn] = {}
     for urn in set(urns):
         try:
@@ -115,6 +99,17 @@ def projects_of_urns(conn: Connection, urns: Iterable[str]) -> dict[str, int | N
             .where(t.evaluation.c.id.in_(wanted[start : start + 500]))
         )
         of_evaluation.update({e: int(p) for e, p in conn.execute(query)})
+    of_version: dict[tuple[str, int], int] = {}
+    pairs = sorted(set(versions.values()))
+    for start in range(0, len(pairs), 500):
+        mv = t.model_version
+        query = (
+            select(mv.c.model, mv.c.version, t.run.c.project_id)
+            .join(t.run, t.run.c.pk == mv.c.run_pk)
+            .where(tuple_(mv.c.model, mv.c.version).in_(pairs[start : start + 500]))
+        )
+        for row in conn.execute(query):
+            of_version[str(row[0]), int(row[1])] = int(row[2])
     found: dict[str, int | None] = {}
     for urn, p in parsed.items():
         if p.type == "project":
@@ -124,16 +119,9 @@ def projects_of_urns(conn: Connection, urns: Iterable[str]) -> dict[str, int | N
         elif urn in evaluations:
             found[urn] = of_evaluation.get(evaluations[urn])
         elif urn in versions:
-            model, number = versions[urn]
-            query = (
-                select(t.run.c.project_id)
-                .join(t.model_version, t.model_version.c.run_pk == t.run.c.pk)
-                .where(t.model_version.c.model == model, t.model_version.c.version == number)
-            )
-            project = conn.execute(query).scalar()
-            found[urn] = None if project is None else int(project)
+            found[urn] = of_version.get(versions[urn])
         else:
-            found[urn] = SITE if p.type in CATALOG else None
+            found[urn] = SITE if p.type in CATALOG else PEOPLE if p.type in PEOPLE_TYPES else None
     return found
 
 
@@ -142,4 +130,4 @@ def may_see(owner: int | None, readable: frozenset[int] | None) -> bool:
     ``owner`` (as :func:`projects_of_urns` answers)."""
     if readable is None:
         return True
-    return owner is not None and (owner == SITE or owner in readable)
+    return owner is not None and (owner == SITE or owner in readable)  # PEOPLE: admins only
